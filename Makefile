@@ -1,0 +1,90 @@
+# synfin — the only build entry point.
+#   make            build ./synfin (BPF objects embedded through skeletons)
+#   make run        install missing build deps, build, trace (as root)
+#   make check      install missing deps, build, run the whole test suite
+#   make vmlinux    regenerate vmlinux/<arch>/vmlinux.h from this kernel's BTF
+#   V=1             show full commands
+OUTPUT := .output
+CLANG ?= clang
+CC ?= cc
+BPFTOOL ?= bpftool
+LLVM_STRIP ?= $(shell command -v llvm-strip || command -v llvm-strip-14 || echo true)
+ARCH := $(shell uname -m | sed -e 's/x86_64/x86/' -e 's/aarch64/arm64/' -e 's/ppc64le/powerpc/' -e 's/riscv64/riscv/' -e 's/s390x/s390/')
+VMLINUX := vmlinux/$(ARCH)/vmlinux.h
+VERSION := 0.1.0
+
+CFLAGS ?= -O2 -g
+USER_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ibpf -Iuser -I$(OUTPUT) \
+	-DSYNFIN_VERSION='"$(VERSION)"' $(CFLAGS)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(dir $(VMLINUX)) -Ibpf
+LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
+
+BPF_APPS := state
+BPF_OBJS := $(patsubst %,$(OUTPUT)/%.bpf.o,$(BPF_APPS))
+SKELS := $(patsubst %,$(OUTPUT)/%.skel.h,$(BPF_APPS))
+# Pure user-space parts (no libbpf): unit-tested on their own.
+CORE_SRCS := user/tracker.c user/outbuf.c user/output_json.c user/output_text.c user/output.c user/names.c user/options.c
+CORE_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(CORE_SRCS))
+APP_SRCS := user/main.c user/loader.c
+APP_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(APP_SRCS))
+HEADERS := $(wildcard user/*.h) bpf/synfin.h
+UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(wildcard tests/unit/test_*.c))
+
+ifeq ($(V),1)
+Q =
+msg =
+else
+Q = @
+msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
+endif
+
+.DELETE_ON_ERROR:
+.PHONY: all run check deps unit integration vmlinux clean
+
+all: synfin
+
+$(OUTPUT) $(OUTPUT)/tests:
+	$(Q)mkdir -p $@
+
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/synfin.h $(VMLINUX) | $(OUTPUT)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(LLVM_STRIP) -g $@
+
+$(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
+
+$(OUTPUT)/%.o: user/%.c $(HEADERS) | $(OUTPUT)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
+
+$(APP_OBJS): $(SKELS)
+
+synfin: $(APP_OBJS) $(CORE_OBJS)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $^ $(LIBS) -o $@
+
+$(OUTPUT)/tests/%: tests/unit/%.c tests/unit/check.h $(CORE_OBJS) $(HEADERS) | $(OUTPUT)/tests
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@
+
+deps:
+	$(Q)bash tools/install-deps.sh
+
+run: deps
+	$(Q)$(MAKE) --no-print-directory all
+	./synfin $(ARGS)
+
+unit: $(UNIT_TESTS)
+
+check: deps
+	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)bash tests/run.sh
+
+vmlinux:
+	$(Q)mkdir -p $(dir $(VMLINUX))
+	$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $(VMLINUX)
+
+clean:
+	rm -rf $(OUTPUT) synfin

@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The contract between the BPF programs and user space: every record that
+ * crosses the ring buffer is declared here, and nowhere else.
+ *
+ * Layout rules: largest fields first, fixed widths, no padding holes
+ * (checked by _Static_assert in user space), so the same bytes mean the same
+ * thing to clang -target bpf and to gcc on the host.
+ */
+#ifndef SYNFIN_H
+#define SYNFIN_H
+
+#ifndef __VMLINUX_H__ /* user space: the BPF side gets these from vmlinux.h */
+#include <linux/types.h>
+#endif
+
+#define SYNFIN_COMM_LEN 16
+
+/* Kernel TCP states (include/net/tcp_states.h); the values are ABI. */
+enum synfin_tcp_state {
+	SF_TCP_ESTABLISHED = 1,
+	SF_TCP_SYN_SENT,
+	SF_TCP_SYN_RECV,
+	SF_TCP_FIN_WAIT1,
+	SF_TCP_FIN_WAIT2,
+	SF_TCP_TIME_WAIT,
+	SF_TCP_CLOSE,
+	SF_TCP_CLOSE_WAIT,
+	SF_TCP_LAST_ACK,
+	SF_TCP_LISTEN,
+	SF_TCP_CLOSING,
+	SF_TCP_NEW_SYN_RECV,
+	SF_TCP_MAX_STATES,
+};
+
+enum synfin_event_type {
+	SF_EV_STATE = 1, /* one tcp_set_state() transition */
+};
+
+/* Indexes of the per-CPU counter array. */
+enum synfin_counter {
+	SF_CNT_EMITTED = 0, /* records committed to the ring buffer */
+	SF_CNT_LOST,        /* ring buffer full: record dropped */
+	SF_CNT_MAX,
+};
+
+/*
+ * One state transition of one TCP socket.
+ *
+ * saddr/daddr: network byte order; IPv4 uses the first 4 bytes.
+ * sport/dport: host byte order. saddr/sport are always the local side.
+ * pid/comm: the socket's owner (the process that connected, listened or
+ * closed it, or the listener's owner for an accepted child), not the task
+ * that happened to run the softirq. pid 0 = owner not known.
+ */
+struct synfin_event {
+	__u64 ts_ns;     /* bpf_ktime_get_ns() at the transition */
+	__u64 skaddr;    /* struct sock address: the lifecycle key */
+	__u64 cgroup_id; /* cgroup v2 id of the socket (its creator's cgroup) */
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 pid;   /* owner tgid */
+	__u32 netns; /* network namespace inode */
+	__u16 sport;
+	__u16 dport;
+	__u8 type;   /* enum synfin_event_type */
+	__u8 family; /* AF_INET or AF_INET6 */
+	__u8 oldstate;
+	__u8 newstate;
+	char comm[SYNFIN_COMM_LEN];
+};
+
+#endif /* SYNFIN_H */

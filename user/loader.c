@@ -1,0 +1,213 @@
+#include "loader.h"
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <errno.h>
+#include <linux/bpf.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+#include "state.skel.h"
+#include "synfin.h"
+
+#define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
+#define CAP_SYS_ADMIN_BIT 21
+#define CAP_PERFMON_BIT 38
+#define CAP_BPF_BIT 39
+
+static bool verbose;
+
+/* Quiet by default: our own one-line errors say what failed; -v shows libbpf's view. */
+static int libbpf_print(enum libbpf_print_level level, const char *fmt, va_list args)
+{
+	(void)level;
+	if (!verbose)
+		return 0;
+	return vfprintf(stderr, fmt, args);
+}
+
+static uint64_t effective_caps(void)
+{
+	char line[256];
+	unsigned long long caps = 0;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		if (sscanf(line, "CapEff: %llx", &caps) == 1)
+			break;
+	fclose(f);
+	return caps;
+}
+
+static bool has_bpf_privileges(void)
+{
+	uint64_t caps = effective_caps();
+
+	if (caps & (1ull << CAP_SYS_ADMIN_BIT))
+		return true;
+	return (caps & (1ull << CAP_BPF_BIT)) && (caps & (1ull << CAP_PERFMON_BIT));
+}
+
+static int check_machine(void)
+{
+	if (!has_bpf_privileges()) {
+		fprintf(stderr, "synfin: not enough privileges: run as root (sudo synfin) "
+				"or grant CAP_BPF and CAP_PERFMON\n");
+		return 1;
+	}
+	if (access(VMLINUX_BTF, R_OK)) {
+		fprintf(stderr, "synfin: this kernel has no BTF (%s: %s): synfin needs a kernel "
+				"built with CONFIG_DEBUG_INFO_BTF=y\n", VMLINUX_BTF, strerror(errno));
+		return 1;
+	}
+	return 0;
+}
+
+/*
+ * Does the kernel accept a tp_btf program on inet_sock_set_state? Load a
+ * two-instruction program against the tracepoint's BTF type to find out,
+ * rather than guessing from a kernel version.
+ */
+static bool kernel_takes_tp_btf(void)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+	int id, fd;
+
+	if (!vmlinux)
+		return false;
+	id = btf__find_by_name_kind(vmlinux, "btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF);
+	btf__free(vmlinux);
+	if (id < 0)
+		return false;
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_RAW_TP,
+		    .attach_btf_id = (__u32)id);
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &opts);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static int choose_hook(struct tracer *t, enum hook_choice choice)
+{
+	bool btf = choice == HOOK_TP_BTF || (choice == HOOK_AUTO && kernel_takes_tp_btf());
+
+	t->hook = btf ? "tp_btf" : "tracepoint";
+	return bpf_program__set_autoload(btf ? t->skel->progs.set_state_tp : t->skel->progs.set_state_btf,
+					 false);
+}
+
+static void set_filters(struct state_bpf *skel, const struct options *o)
+{
+	skel->rodata->filter_port = o->port;
+	skel->rodata->filter_sport = o->sport;
+	skel->rodata->filter_dport = o->dport;
+	skel->rodata->filter_pid = o->pid;
+	skel->rodata->filter_family = o->family;
+	skel->rodata->filter_netns = o->netns;
+	skel->rodata->filter_cgroup = o->cgroup_id;
+	skel->rodata->wakeup_bytes = o->ringbuf_bytes / 4;
+}
+
+static int configure(struct tracer *t, const struct options *o)
+{
+	int err;
+
+	set_filters(t->skel, o);
+	err = bpf_map__set_max_entries(t->skel->maps.events, (__u32)o->ringbuf_bytes);
+	if (!err)
+		err = bpf_map__set_max_entries(t->skel->maps.owners, o->max_conns);
+	if (!err)
+		err = choose_hook(t, o->hook);
+	return err;
+}
+
+static void explain_load_error(int err)
+{
+	struct rlimit rl;
+
+	if (err == -EPERM && !getrlimit(RLIMIT_MEMLOCK, &rl) && rl.rlim_cur != RLIM_INFINITY) {
+		fprintf(stderr, "synfin: failed to load BPF programs: %s: the locked-memory limit "
+				"is too low for this kernel; raise it (ulimit -l unlimited)\n",
+			strerror(-err));
+		return;
+	}
+	fprintf(stderr, "synfin: failed to load BPF programs: %s (run with -v for the "
+			"verifier's log)\n", strerror(-err));
+}
+
+int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_fn on_event,
+		 void *ctx)
+{
+	int err = check_machine();
+
+	if (err)
+		return err;
+	verbose = o->verbose;
+	libbpf_set_print(libbpf_print);
+	t->skel = state_bpf__open();
+	if (!t->skel) {
+		fprintf(stderr, "synfin: failed to open BPF object: %s\n", strerror(errno));
+		return 1;
+	}
+	err = configure(t, o);
+	if (err) {
+		fprintf(stderr, "synfin: failed to configure BPF object: %s\n", strerror(-err));
+		goto fail;
+	}
+	err = state_bpf__load(t->skel);
+	if (err) {
+		explain_load_error(err);
+		goto fail;
+	}
+	err = state_bpf__attach(t->skel);
+	if (err) {
+		fprintf(stderr, "synfin: failed to attach to sock:inet_sock_set_state (%s): %s\n",
+			t->hook, strerror(-err));
+		goto fail;
+	}
+	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_event, ctx, NULL);
+	if (!t->rb) {
+		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));
+		goto fail;
+	}
+	return 0;
+fail:
+	tracer_stop(t);
+	return 1;
+}
+
+void tracer_stop(struct tracer *t)
+{
+	ring_buffer__free(t->rb);
+	t->rb = NULL;
+	state_bpf__destroy(t->skel);
+	t->skel = NULL;
+}
+
+int tracer_counters(struct tracer *t, uint64_t *emitted, uint64_t *lost)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	int fd = bpf_map__fd(t->skel->maps.counters);
+	uint64_t totals[SF_CNT_MAX] = {};
+
+	if (ncpus <= 0)
+		return -EINVAL;
+	uint64_t vals[ncpus];
+	for (uint32_t key = 0; key < SF_CNT_MAX; key++) {
+		if (bpf_map_lookup_elem(fd, &key, vals))
+			return -errno;
+		for (int cpu = 0; cpu < ncpus; cpu++)
+			totals[key] += vals[cpu];
+	}
+	*emitted = totals[SF_CNT_EMITTED];
+	*lost = totals[SF_CNT_LOST];
+	return 0;
+}

@@ -1,0 +1,21 @@
+/* open -> configure (rodata, map sizes, autoload) -> load -> attach, with errors people can act on. */
+#ifndef SYNFIN_LOADER_H
+#define SYNFIN_LOADER_H
+#include <bpf/libbpf.h>
+#include "options.h"
+
+struct tracer {
+	struct state_bpf *skel;
+	struct ring_buffer *rb;
+	const char *hook; /* "tp_btf" or "tracepoint" */
+};
+
+/* Checks the machine, loads and attaches everything. Returns 0, or an exit
+ * status after printing one line that says what to do; nothing stays attached. */
+int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_fn on_event,
+		 void *ctx);
+void tracer_stop(struct tracer *t);
+/* Sums the per-CPU counters. */
+int tracer_counters(struct tracer *t, uint64_t *emitted, uint64_t *lost);
+
+#endif

@@ -1,0 +1,154 @@
+/*
+ * synfin: watch TCP connections open and close.
+ * The life of the program: parse options -> load and attach -> drain the
+ * ring buffer on a short timer -> flush and report on exit.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include "loader.h"
+#include "options.h"
+#include "output.h"
+#include "tracker.h"
+
+/* Records are submitted without wake-ups (see state.bpf.c), so drain this often. */
+#define POLL_MS 10
+#define COUNTER_CHECK_NS 500000000ull
+#define PIPE_FLUSH_NS 1000000000ull
+
+struct app {
+	struct output out;
+	struct tracker *tracker;
+	struct tracer tracer;
+	uint64_t lost_seen;
+	bool tty;
+};
+
+static volatile sig_atomic_t exiting;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	exiting = 1;
+}
+
+static void install_signals(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+
+	/* No SA_RESTART: the poll must return so the loop sees `exiting`. */
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGTERM, &sa, NULL);
+	/* A closed stdout (| head) shows up as EPIPE from write() and ends us cleanly. */
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static uint64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct app *app = ctx;
+	const struct synfin_event *e = data;
+	struct transition tr;
+
+	if (size < sizeof(*e) || e->type != SF_EV_STATE)
+		return 0;
+	tracker_feed(app->tracker, e, &tr);
+	/* A negative return stops ring_buffer__consume(): the reader is gone. */
+	return output_transition(&app->out, e, &tr) ? -1 : 0;
+}
+
+static void report_lost(struct app *app)
+{
+	uint64_t emitted, lost;
+
+	if (tracer_counters(&app->tracer, &emitted, &lost) || lost == app->lost_seen)
+		return;
+	app->out.fmt->lost(&app->out, now_ns(), lost - app->lost_seen, lost);
+	ob_record_done(&app->out.ob);
+	app->lost_seen = lost;
+}
+
+static bool output_broken(struct app *app)
+{
+	return app->out.ob.err != 0;
+}
+
+static void trace_loop(struct app *app, uint64_t deadline_ns)
+{
+	uint64_t next_check = now_ns() + COUNTER_CHECK_NS, last_flush = now_ns();
+
+	while (!exiting && !output_broken(app)) {
+		uint64_t now;
+
+		ring_buffer__poll(app->tracer.rb, POLL_MS);
+		ring_buffer__consume(app->tracer.rb);
+		now = now_ns();
+		if (now >= next_check) {
+			report_lost(app);
+			next_check = now + COUNTER_CHECK_NS;
+		}
+		/* Line-ish to a terminal; to a pipe in blocks, but never older than a second. */
+		if (app->tty || now - last_flush >= PIPE_FLUSH_NS) {
+			ob_flush(&app->out.ob);
+			last_flush = now;
+		}
+		if (deadline_ns && now >= deadline_ns)
+			break;
+	}
+}
+
+static void print_exit_summary(struct app *app)
+{
+	uint64_t evicted = tracker_evicted(app->tracker);
+
+	if (app->lost_seen)
+		fprintf(stderr, "synfin: %llu events lost (ring buffer full): try a larger "
+				"--ringbuf-size\n", (unsigned long long)app->lost_seen);
+	if (evicted)
+		fprintf(stderr, "synfin: %llu connections evicted (more than --max-conns at once)\n",
+			(unsigned long long)evicted);
+}
+
+int main(int argc, char **argv)
+{
+	static struct app app;
+	struct options opts;
+	int err;
+
+	options_parse(argc, argv, &opts);
+	app.tty = isatty(STDOUT_FILENO);
+	output_init(&app.out, STDOUT_FILENO, opts.json, opts.life);
+	app.tracker = tracker_new(opts.max_conns);
+	if (!app.tracker) {
+		fprintf(stderr, "synfin: out of memory for %u tracked connections\n", opts.max_conns);
+		return 1;
+	}
+	install_signals();
+	err = tracer_start(&app.tracer, &opts, on_event, &app);
+	if (err)
+		goto out;
+	app.out.fmt->header(&app.out);
+	ob_flush(&app.out.ob);
+	fprintf(stderr, "Tracing TCP connections... Hit Ctrl-C to end.\n");
+	trace_loop(&app, opts.duration_s ? now_ns() + opts.duration_s * 1000000000ull : 0);
+	if (!output_broken(&app)) {
+		ring_buffer__consume(app.tracer.rb);
+		report_lost(&app);
+		ob_flush(&app.out.ob);
+	}
+	print_exit_summary(&app);
+	tracer_stop(&app.tracer);
+out:
+	tracker_free(app.tracker);
+	return err;
+}

@@ -1,0 +1,30 @@
+/* Command line: argp options into one struct, numbers range-checked. */
+#ifndef SYNFIN_OPTIONS_H
+#define SYNFIN_OPTIONS_H
+#include <stdbool.h>
+#include <stdint.h>
+
+enum hook_choice {
+	HOOK_AUTO = 0,   /* probe: tp_btf when the kernel takes it, else tracepoint */
+	HOOK_TP_BTF,
+	HOOK_TRACEPOINT,
+};
+
+struct options {
+	uint32_t pid;
+	uint16_t port, sport, dport;
+	uint8_t family; /* AF_INET, AF_INET6 or 0 */
+	uint32_t netns;
+	uint64_t cgroup_id;
+	const char *cgroup_path;
+	uint32_t duration_s; /* 0 = until interrupted */
+	bool json, life, verbose;
+	uint64_t ringbuf_bytes;
+	uint32_t max_conns;
+	enum hook_choice hook;
+};
+
+/* Parses argv; on bad input prints one line to stderr and exits with status 2. */
+void options_parse(int argc, char **argv, struct options *opts);
+
+#endif

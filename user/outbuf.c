@@ -1,0 +1,253 @@
+#include "outbuf.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void ob_init(struct outbuf *ob, int fd)
+{
+	ob->fd = fd;
+	ob->err = 0;
+	ob->len = 0;
+}
+
+static int write_all(int fd, const char *p, size_t n)
+{
+	while (n) {
+		ssize_t w = write(fd, p, n);
+
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			return -errno;
+		}
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int ob_flush(struct outbuf *ob)
+{
+	if (ob->err)
+		return -ob->err;
+	if (ob->len) {
+		int err = write_all(ob->fd, ob->buf, ob->len);
+
+		ob->len = 0;
+		if (err) {
+			ob->err = -err;
+			return err;
+		}
+	}
+	return 0;
+}
+
+int ob_record_done(struct outbuf *ob)
+{
+	if (ob->len > OUTBUF_SIZE - OUTBUF_MAX_RECORD)
+		return ob_flush(ob);
+	return ob->err ? -ob->err : 0;
+}
+
+void ob_write(struct outbuf *ob, const void *data, size_t n)
+{
+	if (ob->len + n > OUTBUF_SIZE) {
+		ob_flush(ob);
+		if (n > OUTBUF_SIZE) {
+			if (!ob->err) {
+				int err = write_all(ob->fd, data, n);
+
+				ob->err = err ? -err : 0;
+			}
+			return;
+		}
+	}
+	memcpy(ob->buf + ob->len, data, n);
+	ob->len += n;
+}
+
+void ob_puts(struct outbuf *ob, const char *s)
+{
+	ob_write(ob, s, strlen(s));
+}
+
+void ob_putc(struct outbuf *ob, char c)
+{
+	if (ob->len + 1 > OUTBUF_SIZE)
+		ob_flush(ob);
+	ob->buf[ob->len++] = c;
+}
+
+void ob_u64(struct outbuf *ob, uint64_t v)
+{
+	char tmp[20];
+	int i = sizeof(tmp);
+
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	ob_write(ob, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+void ob_i64(struct outbuf *ob, int64_t v)
+{
+	if (v < 0) {
+		ob_putc(ob, '-');
+		ob_u64(ob, (uint64_t)0 - (uint64_t)v);
+		return;
+	}
+	ob_u64(ob, (uint64_t)v);
+}
+
+void ob_fixed(struct outbuf *ob, uint64_t v, int decimals)
+{
+	uint64_t scale = 1;
+	char frac[20];
+
+	for (int i = 0; i < decimals; i++)
+		scale *= 10;
+	ob_u64(ob, v / scale);
+	if (decimals <= 0)
+		return;
+	v %= scale;
+	for (int i = decimals - 1; i >= 0; i--) {
+		frac[i] = (char)('0' + v % 10);
+		v /= 10;
+	}
+	ob_putc(ob, '.');
+	ob_write(ob, frac, (size_t)decimals);
+}
+
+void ob_hex(struct outbuf *ob, uint64_t v)
+{
+	static const char digits[] = "0123456789abcdef";
+	char tmp[16];
+	int i = sizeof(tmp);
+
+	do {
+		tmp[--i] = digits[v & 0xf];
+		v >>= 4;
+	} while (v);
+	ob_write(ob, "0x", 2);
+	ob_write(ob, tmp + i, sizeof(tmp) - (size_t)i);
+}
+
+void ob_pad_from(struct outbuf *ob, size_t mark, size_t width)
+{
+	/* A flush in between resets len; then there is nothing to align to. */
+	while (ob->len >= mark && ob->len - mark < width)
+		ob_putc(ob, ' ');
+}
+
+/* Length of the valid UTF-8 sequence at s (at most n bytes), or 0 if invalid. */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	size_t len;
+	uint32_t cp;
+
+	if (s[0] < 0xc2 || s[0] > 0xf4)
+		return 0;
+	len = s[0] < 0xe0 ? 2 : s[0] < 0xf0 ? 3 : 4;
+	if (len > n)
+		return 0;
+	cp = s[0] & (0x7f >> len);
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3f);
+	}
+	/* Reject overlong forms, surrogates and values past U+10FFFF. */
+	if ((len == 3 && cp < 0x800) || (len == 4 && cp < 0x10000) ||
+	    (cp >= 0xd800 && cp <= 0xdfff) || cp > 0x10ffff)
+		return 0;
+	return len;
+}
+
+static void json_escape_byte(struct outbuf *ob, unsigned char c)
+{
+	static const char digits[] = "0123456789abcdef";
+	char esc[6] = { '\\', 'u', '0', '0', digits[c >> 4], digits[c & 0xf] };
+
+	switch (c) {
+	case '"':
+		ob_write(ob, "\\\"", 2);
+		return;
+	case '\\':
+		ob_write(ob, "\\\\", 2);
+		return;
+	case '\n':
+		ob_write(ob, "\\n", 2);
+		return;
+	case '\t':
+		ob_write(ob, "\\t", 2);
+		return;
+	default:
+		ob_write(ob, esc, sizeof(esc));
+	}
+}
+
+void ob_json_str(struct outbuf *ob, const char *s, size_t maxlen)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t n = strnlen(s, maxlen);
+
+	ob_putc(ob, '"');
+	for (size_t i = 0; i < n;) {
+		unsigned char c = p[i];
+
+		if (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') {
+			ob_putc(ob, (char)c);
+			i++;
+		} else if (c < 0x80) {
+			json_escape_byte(ob, c);
+			i++;
+		} else {
+			size_t len = utf8_seq_len(p + i, n - i);
+
+			if (len) {
+				ob_write(ob, p + i, len);
+				i += len;
+			} else {
+				ob_write(ob, "\\ufffd", 6);
+				i++;
+			}
+		}
+	}
+	ob_putc(ob, '"');
+}
+
+void ob_text_str(struct outbuf *ob, const char *s, size_t maxlen)
+{
+	size_t n = strnlen(s, maxlen);
+
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		ob_putc(ob, c > 0x20 && c < 0x7f ? (char)c : '?');
+	}
+}
+
+static void ipv4_str(struct outbuf *ob, const uint8_t a[4])
+{
+	for (int i = 0; i < 4; i++) {
+		if (i)
+			ob_putc(ob, '.');
+		ob_u64(ob, a[i]);
+	}
+}
+
+void ob_addr(struct outbuf *ob, uint8_t family, const uint8_t addr[16])
+{
+	char tmp[INET6_ADDRSTRLEN];
+
+	if (family == AF_INET) {
+		ipv4_str(ob, addr);
+		return;
+	}
+	if (!inet_ntop(AF_INET6, addr, tmp, sizeof(tmp)))
+		strcpy(tmp, "?");
+	ob_puts(ob, tmp);
+}

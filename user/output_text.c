@@ -1,0 +1,181 @@
+/* Readable columns for people, in the spirit of tcpstates/tcplife. */
+#include "output.h"
+#include <string.h>
+#include <time.h>
+#include "names.h"
+
+#define W_PID 8
+#define W_COMM 16
+#define W_ENDPOINT 23
+#define W_ROLE 8
+
+/* HH:MM:SS.uuuuuu local time; localtime_r only when the second changes. */
+static void text_time(struct output *o, uint64_t ts_ns)
+{
+	static time_t cached_sec = -1;
+	static char hms[9];
+	int64_t real = (int64_t)ts_ns + o->mono_to_real_ns;
+	time_t sec = (time_t)(real / 1000000000);
+	char frac[8];
+	uint64_t us = (uint64_t)(real % 1000000000) / 1000;
+
+	if (sec != cached_sec) {
+		struct tm tm;
+
+		localtime_r(&sec, &tm);
+		strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
+		cached_sec = sec;
+	}
+	ob_write(&o->ob, hms, 8);
+	frac[0] = '.';
+	for (int i = 6; i >= 1; i--, us /= 10)
+		frac[i] = (char)('0' + us % 10);
+	frac[7] = ' ';
+	ob_write(&o->ob, frac, 8);
+}
+
+static void text_endpoint(struct output *o, uint8_t family, const uint8_t *addr, uint16_t port)
+{
+	size_t mark = o->ob.len;
+
+	if (family != 2)
+		ob_putc(&o->ob, '[');
+	ob_addr(&o->ob, family, addr);
+	if (family != 2)
+		ob_putc(&o->ob, ']');
+	ob_putc(&o->ob, ':');
+	ob_u64(&o->ob, port);
+	ob_pad_from(&o->ob, mark, W_ENDPOINT);
+	ob_putc(&o->ob, ' ');
+}
+
+static void text_owner(struct output *o, uint32_t pid, const char *comm)
+{
+	size_t mark = o->ob.len;
+
+	if (pid)
+		ob_u64(&o->ob, pid);
+	else
+		ob_putc(&o->ob, '-');
+	ob_pad_from(&o->ob, mark, W_PID);
+	mark = o->ob.len;
+	if (pid && comm[0])
+		ob_text_str(&o->ob, comm, SYNFIN_COMM_LEN);
+	else
+		ob_putc(&o->ob, '-');
+	ob_pad_from(&o->ob, mark, W_COMM);
+	ob_putc(&o->ob, ' ');
+}
+
+static void text_ms(struct output *o, int64_t us)
+{
+	if (us < 0)
+		ob_putc(&o->ob, '-');
+	else
+		ob_fixed(&o->ob, (uint64_t)us, 3);
+}
+
+static void text_ms_unit(struct output *o, int64_t us)
+{
+	text_ms(o, us);
+	if (us >= 0)
+		ob_puts(&o->ob, "ms");
+}
+
+static void text_header(struct output *o)
+{
+	if (o->life_only)
+		ob_puts(&o->ob, "TIME            PID     COMM             ROLE     LOCAL                   "
+				"REMOTE                  HS_MS     LIFE_MS   STATES\n");
+	else
+		ob_puts(&o->ob, "TIME            PID     COMM             LOCAL                   "
+				"REMOTE                  TRANSITION                 MS\n");
+	ob_record_done(&o->ob);
+}
+
+static void text_state(struct output *o, const struct synfin_event *e, const struct transition *tr)
+{
+	size_t mark;
+
+	text_time(o, e->ts_ns);
+	text_owner(o, tr->pid, tr->comm);
+	text_endpoint(o, e->family, e->saddr, e->sport);
+	text_endpoint(o, e->family, e->daddr, e->dport);
+	mark = o->ob.len;
+	ob_puts(&o->ob, state_name(e->oldstate));
+	ob_puts(&o->ob, " -> ");
+	ob_puts(&o->ob, state_name(e->newstate));
+	ob_pad_from(&o->ob, mark, 26);
+	ob_putc(&o->ob, ' ');
+	text_ms(o, tr->delta_us);
+	ob_putc(&o->ob, '\n');
+}
+
+static void text_states(struct output *o, const struct conn *c)
+{
+	for (int i = 0; i < c->nstates; i++) {
+		if (i)
+			ob_putc(&o->ob, '>');
+		ob_puts(&o->ob, state_name(c->states[i]));
+	}
+	if (c->partial)
+		ob_puts(&o->ob, " (partial)");
+}
+
+static void text_padded_ms(struct output *o, int64_t us, size_t width)
+{
+	size_t mark = o->ob.len;
+
+	text_ms(o, us);
+	ob_pad_from(&o->ob, mark, width);
+	ob_putc(&o->ob, ' ');
+}
+
+static void text_conn(struct output *o, const struct conn *c)
+{
+	size_t mark;
+
+	text_time(o, c->state_ns);
+	text_owner(o, c->pid, c->comm);
+	if (o->life_only) {
+		mark = o->ob.len;
+		ob_puts(&o->ob, role_name(c->role));
+		ob_pad_from(&o->ob, mark, W_ROLE);
+		ob_putc(&o->ob, ' ');
+	}
+	text_endpoint(o, c->family, c->saddr, c->sport);
+	text_endpoint(o, c->family, c->daddr, c->dport);
+	if (o->life_only) {
+		text_padded_ms(o, conn_handshake_us(c), 9);
+		text_padded_ms(o, conn_duration_us(c), 9);
+		text_states(o, c);
+		ob_putc(&o->ob, '\n');
+		return;
+	}
+	ob_puts(&o->ob, "= ");
+	ob_puts(&o->ob, role_name(c->role));
+	ob_puts(&o->ob, " closed: ");
+	text_states(o, c);
+	ob_puts(&o->ob, " handshake=");
+	text_ms_unit(o, conn_handshake_us(c));
+	ob_puts(&o->ob, " life=");
+	text_ms_unit(o, conn_duration_us(c));
+	ob_putc(&o->ob, '\n');
+}
+
+static void text_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total)
+{
+	text_time(o, ts_ns);
+	ob_puts(&o->ob, "LOST ");
+	ob_u64(&o->ob, lost);
+	ob_puts(&o->ob, " events (ring buffer full; ");
+	ob_u64(&o->ob, total);
+	ob_puts(&o->ob, " so far; try a larger --ringbuf-size)\n");
+}
+
+const struct formatter text_formatter = {
+	.header = text_header,
+	.state = text_state,
+	.conn = text_conn,
+	.lost = text_lost,
+};

@@ -1,0 +1,272 @@
+#include "tracker.h"
+#include <stdlib.h>
+#include <string.h>
+
+#define NIL UINT32_MAX
+
+/*
+ * Open addressing with linear probing: slots[] holds pool index + 1 (0 is
+ * empty) and is kept at most half full, so a lookup touches one or two cache
+ * lines. Deletion shifts entries back instead of leaving tombstones, so the
+ * table never degrades however many sockets come and go.
+ */
+struct tracker {
+	uint32_t cap, count, mask;
+	uint32_t oldest, newest, free_head;
+	uint64_t evicted;
+	uint32_t *slots;
+	struct conn *pool;
+	struct conn ended; /* the last finished lifecycle, handed out by tracker_feed */
+};
+
+static uint32_t home_slot(const struct tracker *t, uint64_t key)
+{
+	/* Socket addresses are aligned: multiply to spread the low zero bits. */
+	return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mask;
+}
+
+struct tracker *tracker_new(uint32_t cap)
+{
+	struct tracker *t = calloc(1, sizeof(*t));
+	uint32_t nslots = 2;
+
+	if (!t || !cap)
+		goto fail;
+	while (nslots < 2 * (uint64_t)cap)
+		nslots <<= 1;
+	t->cap = cap;
+	t->mask = nslots - 1;
+	t->oldest = t->newest = NIL;
+	t->slots = calloc(nslots, sizeof(*t->slots));
+	t->pool = calloc(cap, sizeof(*t->pool));
+	if (!t->slots || !t->pool)
+		goto fail;
+	for (uint32_t i = 0; i < cap; i++)
+		t->pool[i].newer = i + 1 < cap ? i + 1 : NIL;
+	t->free_head = 0;
+	return t;
+fail:
+	tracker_free(t);
+	return NULL;
+}
+
+void tracker_free(struct tracker *t)
+{
+	if (!t)
+		return;
+	free(t->slots);
+	free(t->pool);
+	free(t);
+}
+
+uint32_t tracker_count(const struct tracker *t)
+{
+	return t->count;
+}
+
+uint64_t tracker_evicted(const struct tracker *t)
+{
+	return t->evicted;
+}
+
+/* Slot holding key, or the empty slot where it would go. */
+static uint32_t find_slot(const struct tracker *t, uint64_t key)
+{
+	uint32_t i = home_slot(t, key);
+
+	while (t->slots[i] && t->pool[t->slots[i] - 1].key != key)
+		i = (i + 1) & t->mask;
+	return i;
+}
+
+static void clear_slot(struct tracker *t, uint32_t i)
+{
+	for (;;) {
+		uint32_t j = i;
+
+		t->slots[i] = 0;
+		for (;;) {
+			uint32_t k;
+
+			j = (j + 1) & t->mask;
+			if (!t->slots[j])
+				return;
+			k = home_slot(t, t->pool[t->slots[j] - 1].key);
+			/* Entry at j may stay only if its home lies cyclically in (i, j]. */
+			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+				continue;
+			t->slots[i] = t->slots[j];
+			i = j;
+			break;
+		}
+	}
+}
+
+static void unlink_age(struct tracker *t, uint32_t idx)
+{
+	struct conn *c = &t->pool[idx];
+
+	if (c->older != NIL)
+		t->pool[c->older].newer = c->newer;
+	else
+		t->oldest = c->newer;
+	if (c->newer != NIL)
+		t->pool[c->newer].older = c->older;
+	else
+		t->newest = c->older;
+}
+
+static void remove_conn(struct tracker *t, uint32_t slot)
+{
+	uint32_t idx = t->slots[slot] - 1;
+
+	unlink_age(t, idx);
+	clear_slot(t, slot);
+	t->pool[idx].newer = t->free_head;
+	t->free_head = idx;
+	t->count--;
+}
+
+static void evict_oldest(struct tracker *t)
+{
+	remove_conn(t, find_slot(t, t->pool[t->oldest].key));
+	t->evicted++;
+}
+
+static struct conn *insert_conn(struct tracker *t, uint64_t key)
+{
+	uint32_t idx, slot;
+	struct conn *c;
+
+	if (t->count == t->cap)
+		evict_oldest(t);
+	idx = t->free_head;
+	c = &t->pool[idx];
+	t->free_head = c->newer;
+	memset(c, 0, sizeof(*c));
+	c->key = key;
+	c->older = t->newest;
+	c->newer = NIL;
+	if (t->newest != NIL)
+		t->pool[t->newest].newer = idx;
+	else
+		t->oldest = idx;
+	t->newest = idx;
+	slot = find_slot(t, key);
+	t->slots[slot] = idx + 1;
+	t->count++;
+	return c;
+}
+
+static void push_state(struct conn *c, uint8_t state)
+{
+	/* Past the (unreachable in TCP) limit, keep the newest state in the last cell. */
+	if (c->nstates == TRACKER_MAX_STATES)
+		c->nstates--;
+	c->states[c->nstates] = state;
+	c->state_us[c->nstates] = TRACKER_UNKNOWN_US;
+	c->nstates++;
+}
+
+static uint8_t role_from_start(uint8_t oldstate, uint8_t newstate)
+{
+	if (newstate == SF_TCP_LISTEN)
+		return ROLE_LISTENER;
+	if (newstate == SF_TCP_SYN_SENT || oldstate == SF_TCP_SYN_SENT)
+		return ROLE_CLIENT;
+	if (newstate == SF_TCP_SYN_RECV || oldstate == SF_TCP_SYN_RECV)
+		return ROLE_SERVER;
+	return ROLE_UNKNOWN;
+}
+
+/* An accepted child is a clone of its listener: its first change reads LISTEN -> SYN_RECV. */
+static bool is_fresh_start(uint8_t oldstate, uint8_t newstate)
+{
+	return oldstate == SF_TCP_CLOSE || (oldstate == SF_TCP_LISTEN && newstate == SF_TCP_SYN_RECV);
+}
+
+/* First sight of a socket: a fresh start from CLOSE, or one already alive (partial). */
+static struct conn *start_conn(struct tracker *t, const struct synfin_event *e)
+{
+	struct conn *c = insert_conn(t, e->skaddr);
+
+	c->first_ns = c->state_ns = e->ts_ns;
+	c->cgroup_id = e->cgroup_id;
+	memcpy(c->saddr, e->saddr, sizeof(c->saddr));
+	memcpy(c->daddr, e->daddr, sizeof(c->daddr));
+	c->netns = e->netns;
+	c->sport = e->sport;
+	c->dport = e->dport;
+	c->family = e->family;
+	c->role = role_from_start(e->oldstate, e->newstate);
+	c->partial = !is_fresh_start(e->oldstate, e->newstate);
+	if (c->partial)
+		push_state(c, e->oldstate);
+	return c;
+}
+
+/* connect() enters SYN_SENT before it picks the local port: learn it later. */
+static void complete_tuple(struct conn *c, const struct synfin_event *e)
+{
+	if (c->sport || !e->sport)
+		return;
+	memcpy(c->saddr, e->saddr, sizeof(c->saddr));
+	memcpy(c->daddr, e->daddr, sizeof(c->daddr));
+	c->sport = e->sport;
+	c->dport = e->dport;
+}
+
+static void take_owner(struct conn *c, const struct synfin_event *e)
+{
+	if (c->pid || !e->pid)
+		return;
+	c->pid = e->pid;
+	memcpy(c->comm, e->comm, sizeof(c->comm));
+}
+
+void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transition *out)
+{
+	uint32_t slot = find_slot(t, e->skaddr);
+	struct conn *c;
+
+	out->delta_us = -1;
+	out->ended = NULL;
+	if (t->slots[slot]) {
+		c = &t->pool[t->slots[slot] - 1];
+		out->delta_us = (int64_t)((e->ts_ns - c->state_ns) / 1000);
+		if (c->nstates)
+			c->state_us[c->nstates - 1] = (uint32_t)(out->delta_us < UINT32_MAX - 1 ?
+								      out->delta_us : UINT32_MAX - 1);
+		complete_tuple(c, e);
+	} else {
+		c = start_conn(t, e);
+	}
+	take_owner(c, e);
+	/* The owner in the event is authoritative; the tracker fills in when BPF did not know. */
+	out->pid = e->pid ? e->pid : c->pid;
+	out->comm = e->pid ? e->comm : c->comm;
+	c->state_ns = e->ts_ns;
+	if (e->newstate != SF_TCP_CLOSE) {
+		push_state(c, e->newstate);
+		return;
+	}
+	t->ended = *c;
+	remove_conn(t, find_slot(t, e->skaddr)); /* eviction may have moved it */
+	if (!e->pid)
+		out->comm = t->ended.comm;
+	if (t->ended.role != ROLE_LISTENER)
+		out->ended = &t->ended;
+}
+
+int64_t conn_handshake_us(const struct conn *c)
+{
+	if (c->role != ROLE_CLIENT || c->nstates < 2 || c->states[0] != SF_TCP_SYN_SENT ||
+	    c->states[1] != SF_TCP_ESTABLISHED || c->state_us[0] == TRACKER_UNKNOWN_US)
+		return -1;
+	return c->state_us[0];
+}
+
+int64_t conn_duration_us(const struct conn *c)
+{
+	return (int64_t)((c->state_ns - c->first_ns) / 1000);
+}
