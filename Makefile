@@ -39,7 +39,7 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
-.PHONY: all run check deps unit integration vmlinux clean
+.PHONY: all run check deps test-deps unit vmlinux clean
 
 all: synfin
 
@@ -70,7 +70,7 @@ $(OUTPUT)/tests/%: tests/unit/%.c tests/unit/check.h $(CORE_OBJS) $(HEADERS) | $
 	$(Q)$(CC) $(USER_CFLAGS) -Itests/unit $< $(CORE_OBJS) -o $@
 
 deps:
-	$(Q)bash tools/install-deps.sh
+	$(Q)bash tools/install-deps.sh build
 
 run: deps
 	$(Q)$(MAKE) --no-print-directory all
@@ -78,7 +78,10 @@ run: deps
 
 unit: $(UNIT_TESTS)
 
-check: deps
+test-deps:
+	$(Q)bash tools/install-deps.sh test
+
+check: test-deps
 	$(Q)$(MAKE) --no-print-directory all unit
 	$(Q)bash tests/run.sh
 

@@ -1,6 +1,7 @@
 #include "options.h"
 #include <argp.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,7 +12,24 @@
 #define CGROUP2_SUPER_MAGIC 0x63677270
 #define NSFS_MAGIC 0x6e736673
 
-const char *argp_program_version = "synfin " SYNFIN_VERSION;
+/* Set once a message has been printed, so ARGP_KEY_ERROR does not add a second. */
+static bool error_reported;
+
+/* Our own one-line errors: argp's would add a second "Try --help" line. */
+__attribute__((format(printf, 1, 2))) static error_t fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (error_reported)
+		return EINVAL;
+	fputs("synfin: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputs(" (see synfin --help)\n", stderr);
+	error_reported = true;
+	return EINVAL;
+}
 
 enum {
 	OPT_SPORT = 256,
@@ -22,14 +40,13 @@ enum {
 	OPT_RINGBUF,
 	OPT_MAX_CONNS,
 	OPT_HOOK,
+	OPT_USAGE,
 };
 
 static const char doc[] =
 	"Trace the life of TCP connections: every state transition and, when a\n"
 	"connection ends, one lifecycle record (role, owner, states, handshake\n"
 	"latency, lifetime).\n"
-	"\n"
-	"USAGE: synfin [OPTIONS...]\n"
 	"\n"
 	"EXAMPLES:\n"
 	"  synfin                     # every transition and every finished connection\n"
@@ -42,7 +59,12 @@ static const char doc[] =
 	"  synfin --cgroup /sys/fs/cgroup/system.slice  # a cgroup v2 subtree\n"
 	"  synfin -d 10 --life -j     # ten seconds of lifecycle records\n"
 	"\n"
-	"OPTIONS:";
+	"OPTIONS:"
+	"\v"
+	"Run as root (or with CAP_BPF and CAP_PERFMON); the kernel needs BTF.\n"
+	"Exit status: 0 when tracing ended normally (Ctrl-C, SIGTERM, --duration,\n"
+	"or the reader of stdout went away), 1 when tracing could not start,\n"
+	"2 for a bad command line.";
 
 static const struct argp_option option_table[] = {
 	{ "pid", 'p', "PID", 0, "Only sockets owned by this process", 0 },
@@ -63,11 +85,14 @@ static const struct argp_option option_table[] = {
 	{ "hook", OPT_HOOK, "auto|tp_btf|tracepoint", 0,
 	  "Tracepoint flavour to attach (default auto: probe for tp_btf)", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's debug output", 0 },
+	{ "help", 'h', NULL, 0, "Show this help", -1 },
+	{ "usage", OPT_USAGE, NULL, 0, "Show a short usage message", -1 },
+	{ "version", 'V', NULL, 0, "Print the version", -1 },
 	{},
 };
 
-static uint64_t parse_number(struct argp_state *state, const char *what, const char *arg,
-			     uint64_t min, uint64_t max)
+static error_t parse_number(const char *what, const char *arg, uint64_t min, uint64_t max,
+			    uint64_t *out)
 {
 	char *end;
 	unsigned long long v;
@@ -75,58 +100,102 @@ static uint64_t parse_number(struct argp_state *state, const char *what, const c
 	errno = 0;
 	v = strtoull(arg, &end, 10);
 	if (errno || end == arg || *end || arg[0] == '-' || v < min || v > max)
-		argp_error(state, "invalid %s '%s': expected a number from %llu to %llu", what, arg,
-			   (unsigned long long)min, (unsigned long long)max);
-	return v;
+		return fail("invalid %s '%s': expected a number from %llu to %llu", what, arg,
+			    (unsigned long long)min, (unsigned long long)max);
+	*out = v;
+	return 0;
 }
 
+/* parse_number into a narrower field. */
+#define PARSE_INTO(field, what, arg, min, max)                                  \
+	({                                                                      \
+		uint64_t v_ = 0;                                                \
+		error_t e_ = parse_number(what, arg, min, max, &v_);            \
+		if (!e_)                                                        \
+			field = (__typeof__(field))v_;                          \
+		e_;                                                             \
+	})
+
 /* An inode number, or a namespace file such as /proc/PID/ns/net or /run/netns/NAME. */
-static uint32_t parse_netns(struct argp_state *state, const char *arg)
+static error_t parse_netns(const char *arg, uint32_t *netns)
 {
 	struct statfs sfs;
 	struct stat st;
 
 	if (arg[0] >= '0' && arg[0] <= '9')
-		return (uint32_t)parse_number(state, "netns inode", arg, 1, UINT32_MAX);
+		return PARSE_INTO(*netns, "netns inode", arg, 1, UINT32_MAX);
 	if (stat(arg, &st) || statfs(arg, &sfs))
-		argp_error(state, "cannot open netns '%s': %s", arg, strerror(errno));
+		return fail("cannot open netns '%s': %s", arg, strerror(errno));
 	if ((unsigned long)sfs.f_type != NSFS_MAGIC)
-		argp_error(state, "'%s' is not a namespace file (try /proc/PID/ns/net)", arg);
-	return (uint32_t)st.st_ino;
+		return fail("'%s' is not a namespace file (try /proc/PID/ns/net)", arg);
+	*netns = (uint32_t)st.st_ino;
+	return 0;
 }
 
 /* A cgroup v2 directory's inode number is its cgroup id. */
-static uint64_t parse_cgroup(struct argp_state *state, const char *arg)
+static error_t parse_cgroup(const char *arg, uint64_t *cgroup_id)
 {
 	struct statfs sfs;
 	struct stat st;
 
 	if (stat(arg, &st) || statfs(arg, &sfs))
-		argp_error(state, "cannot open cgroup '%s': %s", arg, strerror(errno));
+		return fail("cannot open cgroup '%s': %s", arg, strerror(errno));
 	if (sfs.f_type != CGROUP2_SUPER_MAGIC || !S_ISDIR(st.st_mode))
-		argp_error(state, "'%s' is not a cgroup v2 directory (e.g. /sys/fs/cgroup/...)", arg);
-	return st.st_ino;
+		return fail("'%s' is not a cgroup v2 directory (e.g. /sys/fs/cgroup/...)", arg);
+	*cgroup_id = st.st_ino;
+	return 0;
 }
 
-static enum hook_choice parse_hook(struct argp_state *state, const char *arg)
+static error_t parse_hook(const char *arg, enum hook_choice *hook)
 {
 	if (!strcmp(arg, "auto"))
-		return HOOK_AUTO;
-	if (!strcmp(arg, "tp_btf"))
-		return HOOK_TP_BTF;
-	if (!strcmp(arg, "tracepoint"))
-		return HOOK_TRACEPOINT;
-	argp_error(state, "invalid --hook '%s': expected auto, tp_btf or tracepoint", arg);
-	return HOOK_AUTO;
+		*hook = HOOK_AUTO;
+	else if (!strcmp(arg, "tp_btf"))
+		*hook = HOOK_TP_BTF;
+	else if (!strcmp(arg, "tracepoint"))
+		*hook = HOOK_TRACEPOINT;
+	else
+		return fail("invalid --hook '%s': expected auto, tp_btf or tracepoint", arg);
+	return 0;
 }
 
-static uint64_t parse_ringbuf_kib(struct argp_state *state, const char *arg)
+static error_t parse_ringbuf_kib(const char *arg, uint64_t *bytes)
 {
-	uint64_t kib = parse_number(state, "ring buffer size (KiB)", arg, 4, 1 << 20);
+	uint64_t kib;
+	error_t err = parse_number("ring buffer size (KiB)", arg, 4, 1 << 20, &kib);
 
+	if (err)
+		return err;
 	if (kib & (kib - 1))
-		argp_error(state, "invalid ring buffer size '%s': must be a power of two", arg);
-	return kib << 10;
+		return fail("invalid ring buffer size '%s': must be a power of two", arg);
+	*bytes = kib << 10;
+	return 0;
+}
+
+static error_t set_family(struct options *o, int key)
+{
+	if (o->family)
+		return fail("-4 and -6 exclude each other");
+	o->family = key == '4' ? AF_INET : AF_INET6;
+	return 0;
+}
+
+/* What getopt refused: argp has already moved past it. */
+static error_t report_unknown_option(const struct argp_state *state)
+{
+	int idx = state->next > 0 ? state->next - 1 : 0;
+
+	return fail("unrecognized option '%s'", idx < state->argc ? state->argv[idx] : "?");
+}
+
+static error_t parse_option(int key, char *arg, struct argp_state *state);
+static const struct argp argp = { option_table, parse_option, NULL, doc, NULL, NULL, NULL };
+
+/* argp_state_help() stays silent under ARGP_NO_ERRS, so print through argp_help(). */
+static _Noreturn void print_help_and_exit(unsigned flags)
+{
+	argp_help(&argp, stdout, flags, (char *)"synfin");
+	exit(0);
 }
 
 static error_t parse_option(int key, char *arg, struct argp_state *state)
@@ -135,67 +204,63 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 
 	switch (key) {
 	case 'p':
-		o->pid = (uint32_t)parse_number(state, "pid", arg, 1, INT32_MAX);
-		break;
+		return PARSE_INTO(o->pid, "pid", arg, 1, INT32_MAX);
 	case 'P':
-		o->port = (uint16_t)parse_number(state, "port", arg, 1, 65535);
-		break;
+		return PARSE_INTO(o->port, "port", arg, 1, 65535);
 	case OPT_SPORT:
-		o->sport = (uint16_t)parse_number(state, "local port", arg, 1, 65535);
-		break;
+		return PARSE_INTO(o->sport, "local port", arg, 1, 65535);
 	case OPT_DPORT:
-		o->dport = (uint16_t)parse_number(state, "remote port", arg, 1, 65535);
-		break;
+		return PARSE_INTO(o->dport, "remote port", arg, 1, 65535);
 	case '4':
 	case '6':
-		if (o->family)
-			argp_error(state, "-4 and -6 exclude each other");
-		o->family = key == '4' ? AF_INET : AF_INET6;
-		break;
+		return set_family(o, key);
 	case OPT_NETNS:
-		o->netns = parse_netns(state, arg);
-		break;
+		return parse_netns(arg, &o->netns);
 	case OPT_CGROUP:
 		o->cgroup_path = arg;
-		o->cgroup_id = parse_cgroup(state, arg);
-		break;
+		return parse_cgroup(arg, &o->cgroup_id);
 	case 'd':
-		o->duration_s = (uint32_t)parse_number(state, "duration", arg, 1, 100000000);
-		break;
+		return PARSE_INTO(o->duration_s, "duration", arg, 1, 100000000);
 	case 'j':
 		o->json = true;
-		break;
+		return 0;
 	case OPT_LIFE:
 		o->life = true;
-		break;
+		return 0;
 	case OPT_RINGBUF:
-		o->ringbuf_bytes = parse_ringbuf_kib(state, arg);
-		break;
+		return parse_ringbuf_kib(arg, &o->ringbuf_bytes);
 	case OPT_MAX_CONNS:
-		o->max_conns = (uint32_t)parse_number(state, "max-conns", arg, 16, 1 << 24);
-		break;
+		return PARSE_INTO(o->max_conns, "max-conns", arg, 16, 1 << 24);
 	case OPT_HOOK:
-		o->hook = parse_hook(state, arg);
-		break;
+		return parse_hook(arg, &o->hook);
 	case 'v':
 		o->verbose = true;
-		break;
+		return 0;
+	case 'h':
+		print_help_and_exit(ARGP_HELP_STD_HELP);
+	case OPT_USAGE:
+		print_help_and_exit(ARGP_HELP_USAGE);
+	case 'V':
+		printf("synfin %s\n", SYNFIN_VERSION);
+		exit(0);
 	case ARGP_KEY_ARG:
-		argp_error(state, "unexpected argument '%s'", arg);
-		break;
+		return fail("unexpected argument '%s'", arg);
+	case ARGP_KEY_ERROR:
+		return report_unknown_option(state);
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}
-	return 0;
 }
 
 void options_parse(int argc, char **argv, struct options *opts)
 {
-	static const struct argp argp = { option_table, parse_option, NULL, doc, NULL, NULL, NULL };
-
 	memset(opts, 0, sizeof(*opts));
 	opts->ringbuf_bytes = 8u << 20;
 	opts->max_conns = 65536;
-	argp_err_exit_status = 2;
-	argp_parse(&argp, argc, argv, 0, NULL, opts);
+	/* ARGP_NO_ERRS: every error is ours, on one line; help and version are ours too. */
+	if (argp_parse(&argp, argc, argv, ARGP_NO_ERRS | ARGP_NO_EXIT | ARGP_NO_HELP, NULL, opts)) {
+		if (!error_reported)
+			fail("invalid command line");
+		exit(2);
+	}
 }

@@ -154,7 +154,7 @@ static void text_conn(struct output *o, const struct conn *c)
 	}
 	ob_puts(&o->ob, "= ");
 	ob_puts(&o->ob, role_name(c->role));
-	ob_puts(&o->ob, " closed: ");
+	ob_puts(&o->ob, " ended: ");
 	text_states(o, c);
 	ob_puts(&o->ob, " handshake=");
 	text_ms_unit(o, conn_handshake_us(c));

@@ -1,0 +1,161 @@
+"""Helpers for synfin's integration tests: run the real binary against the
+real kernel, make real connections (peer.py), and read what synfin printed."""
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+SYNFIN = os.path.join(ROOT, "synfin")
+PEER = os.path.join(HERE, "peer.py")
+READY = "Tracing TCP connections... Hit Ctrl-C to end."
+
+
+class Skip(Exception):
+    """The kernel or machine lacks what the test needs; the message says what."""
+
+
+def require_root():
+    if os.geteuid() != 0:
+        raise Skip("needs root")
+
+
+_running = set()
+
+
+def kill_leftovers():
+    """Called by the runner after every test: a failed test must not leave a tracer behind."""
+    for tracer in list(_running):
+        tracer.kill()
+
+
+class Synfin:
+    """./synfin running in the background; stop() ends it with SIGINT and
+    returns (exit status, stdout, stderr)."""
+
+    def __init__(self, *args, json_output=True, stdout=None):
+        _running.add(self)
+        self.args = [SYNFIN] + (["--json"] if json_output else []) + list(args)
+        self.out = tempfile.TemporaryFile(mode="w+b")
+        self.err = tempfile.TemporaryFile(mode="w+b")
+        self.proc = subprocess.Popen(self.args, stdout=stdout or self.out, stderr=self.err,
+                                     stdin=subprocess.DEVNULL)
+        self._wait_ready()
+
+    def _stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def _wait_ready(self, timeout=20):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if READY in self._stderr():
+                return
+            if self.proc.poll() is not None:
+                _running.discard(self)
+                raise AssertionError(f"synfin exited early ({self.proc.returncode}): "
+                                     f"{self._stderr().strip()}")
+            time.sleep(0.02)
+        self.kill()
+        raise AssertionError("synfin never said it was tracing")
+
+    def stop(self, sig=signal.SIGINT, settle=0.2):
+        time.sleep(settle)  # records reach user space within one 10 ms poll; be generous
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            status = self.proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            raise AssertionError("synfin did not exit within 15 s of the signal")
+        _running.discard(self)
+        self.out.seek(0)
+        return status, self.out.read().decode(errors="replace"), self._stderr()
+
+    def records(self, **stop_args):
+        status, out, err = self.stop(**stop_args)
+        assert status == 0, f"synfin exited {status}: {err.strip()}"
+        return [json.loads(line) for line in out.splitlines() if line.strip()]
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        _running.discard(self)
+
+
+def run_peer(*args, netns=None, timeout=60):
+    """Runs peer.py (in netns if given) and returns its JSON report."""
+    cmd = ([sys.executable, PEER] if not netns else
+           ["ip", "netns", "exec", netns, sys.executable, PEER]) + list(args)
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    assert done.returncode == 0, f"peer failed: {done.stderr.strip()}"
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+class Netns:
+    """A private network namespace with lo up, removed on exit."""
+
+    def __init__(self):
+        self.name = "synfin-t-" + uuid.uuid4().hex[:8]
+
+    def __enter__(self):
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+        self.inode = os.stat(f"/run/netns/{self.name}").st_ino
+        return self
+
+    def __exit__(self, *exc):
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+def by_socket(records):
+    """State records grouped by socket address, in order."""
+    socks = {}
+    for r in records:
+        if r["type"] == "state":
+            socks.setdefault(r["sk"], []).append(r)
+    return socks
+
+
+def transitions(events):
+    return [(e["old"], e["new"]) for e in events]
+
+
+def find_socket(records, sport=None, dport=None):
+    """The transitions of the one socket whose events show this local/remote port."""
+    found = [evs for evs in by_socket(records).values()
+             if any((sport is None or e["sport"] == sport) and
+                    (dport is None or e["dport"] == dport) for e in evs)]
+    assert len(found) == 1, f"expected one socket with sport={sport} dport={dport}, got {len(found)}"
+    return found[0]
+
+
+def conn_records(records, sport=None, dport=None):
+    return [r for r in records if r["type"] == "conn" and
+            (sport is None or r["sport"] == sport) and (dport is None or r["dport"] == dport)]
+
+
+def synfin_programs_loaded():
+    """Names of synfin's BPF programs still in the kernel (bpftool's view)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    names = {p.get("name", "") for p in json.loads(out.stdout or "[]")}
+    return names & {"set_state_btf", "set_state_tp"}
+
+
+def start_waiting_peer(netns, *args):
+    """peer.py --wait: it reports its pid and acts only when finish_waiting_peer() says go."""
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, PEER, "--wait", *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    return proc, json.loads(proc.stdout.readline())["pid"]
+
+
+def finish_waiting_peer(proc):
+    out, _ = proc.communicate("go\n", timeout=60)
+    assert proc.returncode == 0, "peer failed"
+    return json.loads(out.strip().splitlines()[-1])

@@ -1,0 +1,134 @@
+#!/usr/bin/env python3
+"""A TCP client and server in one process, making real connections on loopback.
+
+Run by the integration tests, directly or inside a network namespace
+(`ip netns exec NS python3 peer.py ...`). It prints one JSON line describing
+what it did, so the tests can match synfin's records against it.
+
+Scenarios (who does what, at the socket API):
+  client-first  client close(); server reads EOF, then close()  -> client FIN_WAIT*, server CLOSE_WAIT/LAST_ACK
+  server-first  the mirror image
+  reset         client sets SO_LINGER {1, 0} and close()s: an RST instead of a FIN
+  refused       connect() to a port nobody listens on
+"""
+import argparse
+import json
+import os
+import socket
+import struct
+import sys
+import time
+
+LOOPBACK = {4: (socket.AF_INET, "127.0.0.1"), 6: (socket.AF_INET6, "::1")}
+
+
+def parse_args():
+    p = argparse.ArgumentParser()
+    p.add_argument("--family", type=int, choices=(4, 6), default=4)
+    p.add_argument("--scenario", default="client-first",
+                   choices=("client-first", "server-first", "reset", "refused", "hold"))
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--port", type=int, default=0, help="listener port (0: any)")
+    p.add_argument("--wait", action="store_true",
+                   help="print the pid, then wait for a line on stdin before acting")
+    p.add_argument("--hold-seconds", type=float, default=0.0)
+    return p.parse_args()
+
+
+def read_eof(sock):
+    sock.settimeout(5)
+    while sock.recv(4096):
+        pass
+
+
+def exchange(client, server):
+    client.sendall(b"ping")
+    assert server.recv(4) == b"ping"
+    server.sendall(b"pong")
+    assert client.recv(4) == b"pong"
+
+
+def one_connection(listener, family, host, port, scenario):
+    client = socket.socket(family, socket.SOCK_STREAM)
+    client.connect((host, port))
+    server, _ = listener.accept()
+    client_port = client.getsockname()[1]
+    exchange(client, server)
+    if scenario == "client-first":
+        client.close()
+        read_eof(server)
+        server.close()
+    elif scenario == "server-first":
+        server.close()
+        read_eof(client)
+        client.close()
+    elif scenario == "reset":
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        client.close()
+        time.sleep(0.05)
+        server.close()
+    return {"client_port": client_port}
+
+
+def refused_connection(family, host):
+    probe = socket.socket(family, socket.SOCK_STREAM)
+    probe.bind((host, 0))
+    closed_port = probe.getsockname()[1]
+    probe.close()
+    client = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        client.connect((host, closed_port))
+        raise SystemExit("connect to a closed port succeeded")
+    except ConnectionRefusedError:
+        pass
+    client.close()
+    return {"refused_port": closed_port}
+
+
+def held_connections(listener, family, host, port, count, seconds):
+    pairs = []
+    for _ in range(count):
+        c = socket.socket(family, socket.SOCK_STREAM)
+        c.connect((host, port))
+        s, _ = listener.accept()
+        pairs.append((c, s))
+    time.sleep(seconds)
+    ports = [c.getsockname()[1] for c, _ in pairs]
+    for c, s in pairs:
+        c.close()
+        s.close()
+    return ports
+
+
+def main():
+    args = parse_args()
+    family, host = LOOPBACK[args.family]
+    with open("/proc/self/comm") as f:
+        comm = f.read().strip()
+    if args.wait:
+        print(json.dumps({"pid": os.getpid()}), flush=True)
+        sys.stdin.readline()
+    result = {"pid": os.getpid(), "comm": comm, "family": args.family, "conns": []}
+    if args.scenario == "refused":
+        result["conns"] = [refused_connection(family, host) for _ in range(args.count)]
+    else:
+        listener = socket.socket(family, socket.SOCK_STREAM)
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((host, args.port))
+        listener.listen(128)
+        port = listener.getsockname()[1]
+        result["listen_port"] = port
+        if args.scenario == "hold":
+            result["conns"] = [{"client_port": p} for p in
+                               held_connections(listener, family, host, port, args.count,
+                                                args.hold_seconds)]
+        else:
+            result["conns"] = [one_connection(listener, family, host, port, args.scenario)
+                               for _ in range(args.count)]
+        time.sleep(0.05)  # let the last FIN/ACKs land before the listener goes
+        listener.close()
+    print(json.dumps(result), flush=True)
+
+
+if __name__ == "__main__":
+    main()

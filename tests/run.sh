@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The whole suite: unit tests, then integration tests against this kernel,
+# then (when tests/vm/vmtest.sh exists and SYNFIN_SKIP_VM is unset) the
+# integration tests again inside a VM booting another kernel.
+# Every part prints 'LABEL: N passed, N failed[, N skipped]'; this script adds
+# them up into the closing line.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+passed=0 failed=0 skipped=0
+
+# Runs one part, echoing its output, and adds its counts to the totals.
+run_part() {
+	local log line p f s
+	log=$(mktemp)
+	"$@" 2>&1 | tee "$log"
+	line=$(grep -E '^[^ ].*: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	rm -f "$log"
+	if [ -z "$line" ]; then
+		echo "tests/run.sh: '$*' printed no result line: counted as one failure"
+		failed=$((failed + 1))
+		return
+	fi
+	p=$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line")
+	f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+	s=$(grep -oE '[0-9]+ skipped' <<<"$line" | cut -d' ' -f1)
+	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
+}
+
+for t in .output/tests/test_*; do
+	run_part "$t"
+done
+
+if [ "$(id -u)" -eq 0 ]; then
+	SYNFIN_SUITE_LABEL="integration (host kernel $(uname -r))" run_part python3 tests/integration/run.py
+else
+	echo "integration: skipped, needs root (sudo make check)"
+	skipped=$((skipped + 1))
+fi
+
+if [ -x tests/vm/vmtest.sh ] && [ -z "${SYNFIN_SKIP_VM:-}" ] && [ "$(id -u)" -eq 0 ]; then
+	run_part tests/vm/vmtest.sh env SYNFIN_SUITE_LABEL=vm python3 tests/integration/run.py
+fi
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,61 @@
+/*
+ * A minimal test harness: TEST(name) functions, CHECK* assertions that say
+ * what was expected, and a closing line the suite runner adds up.
+ */
+#ifndef SYNFIN_CHECK_H
+#define SYNFIN_CHECK_H
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+static int check_failures_in_test;
+static int tests_passed, tests_failed;
+
+#define CHECK(cond)                                                                   \
+	do {                                                                          \
+		if (!(cond)) {                                                        \
+			printf("    %s:%d: CHECK(%s) failed\n", __FILE__, __LINE__, #cond); \
+			check_failures_in_test++;                                     \
+		}                                                                     \
+	} while (0)
+
+#define CHECK_INT(got, want)                                                          \
+	do {                                                                          \
+		long long g_ = (long long)(got), w_ = (long long)(want);              \
+		if (g_ != w_) {                                                       \
+			printf("    %s:%d: %s = %lld, want %lld\n", __FILE__, __LINE__, #got, \
+			       g_, w_);                                               \
+			check_failures_in_test++;                                     \
+		}                                                                     \
+	} while (0)
+
+#define CHECK_STR(got, want)                                                          \
+	do {                                                                          \
+		const char *g_ = (got), *w_ = (want);                                 \
+		if (strcmp(g_, w_)) {                                                 \
+			printf("    %s:%d: %s =\n      \"%s\"\n    want\n      \"%s\"\n", \
+			       __FILE__, __LINE__, #got, g_, w_);                     \
+			check_failures_in_test++;                                     \
+		}                                                                     \
+	} while (0)
+
+#define RUN(test)                                                                     \
+	do {                                                                          \
+		check_failures_in_test = 0;                                           \
+		test();                                                               \
+		if (check_failures_in_test) {                                         \
+			tests_failed++;                                               \
+			printf("FAIL %s\n", #test);                                   \
+		} else {                                                              \
+			tests_passed++;                                               \
+			printf("ok   %s\n", #test);                                   \
+		}                                                                     \
+	} while (0)
+
+static inline int check_summary(const char *suite)
+{
+	printf("%s: %d passed, %d failed\n", suite, tests_passed, tests_failed);
+	return tests_failed ? 1 : 0;
+}
+
+#endif

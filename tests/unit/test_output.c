@@ -1,0 +1,204 @@
+/* The output writers: JSON escaping, number and address formatting, record shape. */
+#include <stdlib.h>
+#include <unistd.h>
+#include "check.h"
+#include "output.h"
+
+static char captured[OUTBUF_SIZE * 4];
+
+/* Runs fn against an outbuf on a temporary file; returns what was written. */
+static const char *capture(void (*fn)(struct output *o, const void *arg), const void *arg,
+			   bool json)
+{
+	static struct output o;
+	FILE *f = tmpfile();
+	ssize_t n;
+
+	output_init(&o, fileno(f), json, false);
+	fn(&o, arg);
+	ob_flush(&o.ob);
+	lseek(fileno(f), 0, SEEK_SET);
+	n = read(fileno(f), captured, sizeof(captured) - 1);
+	captured[n > 0 ? n : 0] = 0;
+	fclose(f);
+	return captured;
+}
+
+static void write_json_str(struct output *o, const void *arg)
+{
+	ob_json_str(&o->ob, arg, 64);
+}
+
+static const char *json_of(const char *s)
+{
+	return capture(write_json_str, s, true);
+}
+
+static void json_escapes_quotes_backslashes_and_controls(void)
+{
+	CHECK_STR(json_of("a\"b\\c"), "\"a\\\"b\\\\c\"");
+	CHECK_STR(json_of("tab\there\nnl"), "\"tab\\there\\nnl\"");
+	CHECK_STR(json_of("\x01\x1f\x7f"), "\"\\u0001\\u001f\\u007f\"");
+	CHECK_STR(json_of(""), "\"\"");
+}
+
+static void json_keeps_valid_utf8_and_replaces_invalid_bytes(void)
+{
+	CHECK_STR(json_of("caf\xc3\xa9"), "\"caf\xc3\xa9\"");
+	CHECK_STR(json_of("\xf0\x9f\x90\x8d"), "\"\xf0\x9f\x90\x8d\"");
+	CHECK_STR(json_of("x\xff"), "\"x\\ufffd\"");
+	CHECK_STR(json_of("cut\xc3"), "\"cut\\ufffd\""); /* comm truncated mid-character */
+	CHECK_STR(json_of("\xc0\xaf"), "\"\\ufffd\\ufffd\"");  /* overlong '/' */
+	CHECK_STR(json_of("\xed\xa0\x80"), "\"\\ufffd\\ufffd\\ufffd\""); /* surrogate */
+}
+
+static void json_str_stops_at_maxlen_without_nul(void)
+{
+	static struct output o;
+	FILE *f = tmpfile();
+	const char comm[16] = "0123456789abcdef"; /* no terminator */
+	char buf[64] = {};
+
+	output_init(&o, fileno(f), true, false);
+	ob_json_str(&o.ob, comm, sizeof(comm));
+	ob_flush(&o.ob);
+	lseek(fileno(f), 0, SEEK_SET);
+	CHECK(read(fileno(f), buf, sizeof(buf) - 1) == 18);
+	CHECK_STR(buf, "\"0123456789abcdef\"");
+	fclose(f);
+}
+
+static void write_numbers(struct output *o, const void *arg)
+{
+	(void)arg;
+	ob_u64(&o->ob, 0);
+	ob_putc(&o->ob, ' ');
+	ob_u64(&o->ob, UINT64_MAX);
+	ob_putc(&o->ob, ' ');
+	ob_i64(&o->ob, INT64_MIN);
+	ob_putc(&o->ob, ' ');
+	ob_fixed(&o->ob, 1234, 3);
+	ob_putc(&o->ob, ' ');
+	ob_fixed(&o->ob, 5, 3);
+	ob_putc(&o->ob, ' ');
+	ob_hex(&o->ob, 0xffff888100a0b0c0ull);
+}
+
+static void numbers_format_like_printf(void)
+{
+	CHECK_STR(capture(write_numbers, NULL, true),
+		  "0 18446744073709551615 -9223372036854775808 1.234 0.005 0xffff888100a0b0c0");
+}
+
+static void write_addrs(struct output *o, const void *arg)
+{
+	const uint8_t v4[16] = { 192, 0, 2, 255 };
+	const uint8_t v6[16] = { 0x20, 0x01, 0x0d, 0xb8, [15] = 1 };
+	const uint8_t lo6[16] = { [15] = 1 };
+
+	(void)arg;
+	ob_addr(&o->ob, 2, v4);
+	ob_putc(&o->ob, ' ');
+	ob_addr(&o->ob, 10, v6);
+	ob_putc(&o->ob, ' ');
+	ob_addr(&o->ob, 10, lo6);
+}
+
+static void addresses_format_like_inet_ntop(void)
+{
+	CHECK_STR(capture(write_addrs, NULL, true), "192.0.2.255 2001:db8::1 ::1");
+}
+
+static void write_conn(struct output *o, const void *arg)
+{
+	o->fmt->conn(o, arg);
+}
+
+static struct conn sample_conn(void)
+{
+	struct conn c = {
+		.first_ns = 1000000, .state_ns = 3500000, .cgroup_id = 77,
+		.saddr = { 10, 0, 0, 1 }, .daddr = { 10, 0, 0, 2 },
+		.pid = 4242, .netns = 4026531840u, .sport = 40000, .dport = 80,
+		.family = 2, .role = ROLE_CLIENT, .nstates = 4,
+		.comm = "cu\"rl",
+		.states = { SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, SF_TCP_FIN_WAIT2 },
+		.state_us = { 120, 2000, 30, 350 },
+	};
+	return c;
+}
+
+static void conn_record_carries_every_documented_field(void)
+{
+	struct conn c = sample_conn();
+
+	CHECK_STR(capture(write_conn, &c, true),
+		  "{\"type\":\"conn\",\"ts_ns\":3500000,\"role\":\"client\",\"pid\":4242,"
+		  "\"comm\":\"cu\\\"rl\",\"family\":\"ipv4\",\"saddr\":\"10.0.0.1\",\"sport\":40000,"
+		  "\"daddr\":\"10.0.0.2\",\"dport\":80,\"netns\":4026531840,\"cgroup_id\":77,"
+		  "\"states\":[\"SYN_SENT\",\"ESTABLISHED\",\"FIN_WAIT1\",\"FIN_WAIT2\"],"
+		  "\"state_us\":[120,2000,30,350],\"teardown_us\":{\"FIN_WAIT1\":30,\"FIN_WAIT2\":350},"
+		  "\"handshake_us\":120,\"duration_us\":2500,\"partial\":false}\n");
+}
+
+static void unknown_owner_and_durations_are_null(void)
+{
+	struct conn c = sample_conn();
+
+	c.pid = 0;
+	c.partial = 1;
+	c.role = ROLE_UNKNOWN;
+	c.state_us[0] = TRACKER_UNKNOWN_US;
+	capture(write_conn, &c, true);
+	CHECK(strstr(captured, "\"role\":null,\"pid\":null,\"comm\":null,") != NULL);
+	CHECK(strstr(captured, "\"state_us\":[null,2000,30,350]") != NULL);
+	CHECK(strstr(captured, "\"handshake_us\":null") != NULL);
+	CHECK(strstr(captured, "\"partial\":true}") != NULL);
+}
+
+static void text_conn_line_is_readable(void)
+{
+	struct conn c = sample_conn();
+
+	capture(write_conn, &c, false);
+	CHECK(strstr(captured, "4242    cu\"rl") != NULL);
+	CHECK(strstr(captured, "10.0.0.1:40000          10.0.0.2:80") != NULL);
+	CHECK(strstr(captured, "= client ended: SYN_SENT>ESTABLISHED>FIN_WAIT1>FIN_WAIT2 "
+			       "handshake=0.120ms life=2.500ms\n") != NULL);
+}
+
+static void write_many_records(struct output *o, const void *arg)
+{
+	const struct conn *c = arg;
+
+	for (int i = 0; i < 400; i++) {
+		o->fmt->conn(o, c);
+		ob_record_done(&o->ob);
+	}
+}
+
+static void buffer_flushes_whole_records_when_full(void)
+{
+	struct conn c = sample_conn();
+	int lines = 0;
+
+	capture(write_many_records, &c, true);
+	for (char *p = captured; (p = strchr(p, '\n')); p++)
+		lines++;
+	CHECK_INT(lines, 400);
+	CHECK(strlen(captured) > OUTBUF_SIZE); /* it really went past one buffer */
+}
+
+int main(void)
+{
+	RUN(json_escapes_quotes_backslashes_and_controls);
+	RUN(json_keeps_valid_utf8_and_replaces_invalid_bytes);
+	RUN(json_str_stops_at_maxlen_without_nul);
+	RUN(numbers_format_like_printf);
+	RUN(addresses_format_like_inet_ntop);
+	RUN(conn_record_carries_every_documented_field);
+	RUN(unknown_owner_and_durations_are_null);
+	RUN(text_conn_line_is_readable);
+	RUN(buffer_flushes_whole_records_when_full);
+	return check_summary("unit/output");
+}

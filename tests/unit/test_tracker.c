@@ -1,0 +1,321 @@
+/* The lifecycle tracker, fed synthetic event sequences like the kernel emits. */
+#include <stdlib.h>
+#include "check.h"
+#include "tracker.h"
+
+#define US 1000ull
+
+static struct synfin_event ev(uint64_t sk, uint64_t ts_us, uint8_t oldstate, uint8_t newstate,
+			      uint16_t sport)
+{
+	struct synfin_event e = {
+		.ts_ns = 1000000000ull + ts_us * US,
+		.skaddr = sk,
+		.pid = 42,
+		.netns = 4026531840u,
+		.sport = sport,
+		.dport = 8080,
+		.type = SF_EV_STATE,
+		.family = 2,
+		.oldstate = oldstate,
+		.newstate = newstate,
+		.saddr = { 127, 0, 0, 1 },
+		.daddr = { 127, 0, 0, 1 },
+	};
+	memcpy(e.comm, "client", 7);
+	return e;
+}
+
+/* Feeds the sequence; returns the lifecycle record of the last event (or NULL). */
+static const struct conn *feed_all(struct tracker *t, const struct synfin_event *evs, int n)
+{
+	struct transition tr = {};
+
+	for (int i = 0; i < n; i++)
+		tracker_feed(t, &evs[i], &tr);
+	return tr.ended;
+}
+
+static void client_first_close_yields_full_record(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x1000, 0, SF_TCP_CLOSE, SF_TCP_SYN_SENT, 0), /* port not chosen yet */
+		ev(0x1000, 100, SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, 5000),
+		ev(0x1000, 1100, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, 5000),
+		ev(0x1000, 1150, SF_TCP_FIN_WAIT1, SF_TCP_FIN_WAIT2, 5000),
+		ev(0x1000, 1200, SF_TCP_FIN_WAIT2, SF_TCP_CLOSE, 5000),
+	};
+	const struct conn *c = feed_all(t, evs, 5);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_INT(c->role, ROLE_CLIENT);
+	CHECK_INT(c->nstates, 4);
+	CHECK_INT(c->states[0], SF_TCP_SYN_SENT);
+	CHECK_INT(c->states[1], SF_TCP_ESTABLISHED);
+	CHECK_INT(c->states[2], SF_TCP_FIN_WAIT1);
+	CHECK_INT(c->states[3], SF_TCP_FIN_WAIT2);
+	CHECK_INT(c->state_us[0], 100);
+	CHECK_INT(c->state_us[1], 1000);
+	CHECK_INT(c->state_us[2], 50);
+	CHECK_INT(c->state_us[3], 50);
+	CHECK_INT(conn_handshake_us(c), 100);
+	CHECK_INT(conn_duration_us(c), 1200);
+	CHECK_INT(c->sport, 5000);
+	CHECK_INT(c->pid, 42);
+	CHECK_INT(c->partial, 0);
+	CHECK_INT(tracker_count(t), 0);
+	tracker_free(t);
+}
+
+static void server_child_of_listener_is_server_without_client_handshake(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x2000, 0, SF_TCP_LISTEN, SF_TCP_SYN_RECV, 8080),
+		ev(0x2000, 3, SF_TCP_SYN_RECV, SF_TCP_ESTABLISHED, 8080),
+		ev(0x2000, 500, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, 8080),
+		ev(0x2000, 520, SF_TCP_FIN_WAIT1, SF_TCP_FIN_WAIT2, 8080),
+		ev(0x2000, 530, SF_TCP_FIN_WAIT2, SF_TCP_CLOSE, 8080),
+	};
+	const struct conn *c = feed_all(t, evs, 5);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_INT(c->role, ROLE_SERVER);
+	CHECK_INT(c->partial, 0);
+	CHECK_INT(c->nstates, 4);
+	CHECK_INT(c->states[0], SF_TCP_SYN_RECV);
+	CHECK_INT(conn_handshake_us(c), -1);
+	CHECK_INT(conn_duration_us(c), 530);
+	tracker_free(t);
+}
+
+static void passive_close_lists_close_wait_and_last_ack(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x3000, 0, SF_TCP_CLOSE, SF_TCP_SYN_SENT, 0),
+		ev(0x3000, 10, SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, 6000),
+		ev(0x3000, 20, SF_TCP_ESTABLISHED, SF_TCP_CLOSE_WAIT, 6000),
+		ev(0x3000, 70, SF_TCP_CLOSE_WAIT, SF_TCP_LAST_ACK, 6000),
+		ev(0x3000, 75, SF_TCP_LAST_ACK, SF_TCP_CLOSE, 6000),
+	};
+	const struct conn *c = feed_all(t, evs, 5);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_INT(c->nstates, 4);
+	CHECK_INT(c->states[2], SF_TCP_CLOSE_WAIT);
+	CHECK_INT(c->states[3], SF_TCP_LAST_ACK);
+	CHECK_INT(c->state_us[2], 50);
+	CHECK_INT(c->state_us[3], 5);
+	tracker_free(t);
+}
+
+static void reset_ends_in_established(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x4000, 0, SF_TCP_CLOSE, SF_TCP_SYN_SENT, 0),
+		ev(0x4000, 10, SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, 6000),
+		ev(0x4000, 30, SF_TCP_ESTABLISHED, SF_TCP_CLOSE, 6000),
+	};
+	const struct conn *c = feed_all(t, evs, 3);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_INT(c->nstates, 2);
+	CHECK_INT(c->states[1], SF_TCP_ESTABLISHED);
+	CHECK_INT(c->state_us[1], 20);
+	CHECK_INT(conn_duration_us(c), 30);
+	tracker_free(t);
+}
+
+static void refused_connect_has_only_syn_sent(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x5000, 0, SF_TCP_CLOSE, SF_TCP_SYN_SENT, 0),
+		ev(0x5000, 40, SF_TCP_SYN_SENT, SF_TCP_CLOSE, 6001),
+	};
+	const struct conn *c = feed_all(t, evs, 2);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_INT(c->role, ROLE_CLIENT);
+	CHECK_INT(c->nstates, 1);
+	CHECK_INT(c->state_us[0], 40);
+	CHECK_INT(conn_handshake_us(c), -1);
+	tracker_free(t);
+}
+
+static void socket_seen_mid_life_is_partial(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x6000, 0, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, 7000),
+		ev(0x6000, 5, SF_TCP_FIN_WAIT1, SF_TCP_FIN_WAIT2, 7000),
+		ev(0x6000, 9, SF_TCP_FIN_WAIT2, SF_TCP_CLOSE, 7000),
+	};
+	const struct conn *c = feed_all(t, evs, 3);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_INT(c->partial, 1);
+	CHECK_INT(c->role, ROLE_UNKNOWN);
+	CHECK_INT(c->nstates, 3);
+	CHECK_INT(c->states[0], SF_TCP_ESTABLISHED);
+	CHECK_INT(c->state_us[0], TRACKER_UNKNOWN_US);
+	CHECK_INT(c->state_us[1], 5);
+	tracker_free(t);
+}
+
+static void partial_socket_in_handshake_keeps_its_role(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x7000, 0, SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, 7001),
+		ev(0x7000, 9, SF_TCP_ESTABLISHED, SF_TCP_CLOSE, 7001),
+	};
+	const struct conn *c = feed_all(t, evs, 2);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_INT(c->role, ROLE_CLIENT);
+	CHECK_INT(c->partial, 1);
+	CHECK_INT(conn_handshake_us(c), -1); /* its start was not seen */
+	tracker_free(t);
+}
+
+static void owner_learnt_after_softirq_events(void)
+{
+	struct tracker *t = tracker_new(64);
+	struct synfin_event evs[] = {
+		ev(0x8000, 0, SF_TCP_ESTABLISHED, SF_TCP_CLOSE_WAIT, 7002),
+		ev(0x8000, 5, SF_TCP_CLOSE_WAIT, SF_TCP_LAST_ACK, 7002),
+		ev(0x8000, 9, SF_TCP_LAST_ACK, SF_TCP_CLOSE, 7002),
+	};
+	struct transition tr;
+	const struct conn *c;
+
+	evs[0].pid = 0;
+	evs[0].comm[0] = 0;
+	evs[1].pid = 777;
+	memcpy(evs[1].comm, "closer", 7);
+	evs[2].pid = 0;
+	evs[2].comm[0] = 0;
+	tracker_feed(t, &evs[0], &tr);
+	CHECK_INT(tr.pid, 0);
+	tracker_feed(t, &evs[1], &tr);
+	tracker_feed(t, &evs[2], &tr);
+	CHECK_INT(tr.pid, 777); /* the softirq close reports the known owner */
+	CHECK_STR(tr.comm, "closer");
+	c = tr.ended;
+	CHECK(c != NULL);
+	if (c)
+		CHECK_INT(c->pid, 777);
+	tracker_free(t);
+}
+
+static void listener_yields_no_lifecycle_record(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x9000, 0, SF_TCP_CLOSE, SF_TCP_LISTEN, 8080),
+		ev(0x9000, 100, SF_TCP_LISTEN, SF_TCP_CLOSE, 8080),
+	};
+	struct transition tr;
+
+	tracker_feed(t, &evs[0], &tr);
+	CHECK_INT(tracker_count(t), 1);
+	tracker_feed(t, &evs[1], &tr);
+	CHECK(tr.ended == NULL);
+	CHECK_INT(tr.delta_us, 100);
+	CHECK_INT(tracker_count(t), 0);
+	tracker_free(t);
+}
+
+static void full_table_evicts_the_oldest(void)
+{
+	struct tracker *t = tracker_new(16);
+	struct transition tr;
+	struct synfin_event e;
+
+	for (uint64_t i = 0; i < 20; i++) {
+		e = ev(0x10000 + i * 64, i, SF_TCP_CLOSE, SF_TCP_SYN_SENT, 0);
+		tracker_feed(t, &e, &tr);
+	}
+	CHECK_INT(tracker_count(t), 16);
+	CHECK_INT(tracker_evicted(t), 4);
+	/* Socket 0 was evicted: its close is now the first sight of it. */
+	e = ev(0x10000, 30, SF_TCP_SYN_SENT, SF_TCP_CLOSE, 9);
+	tracker_feed(t, &e, &tr);
+	CHECK(tr.ended && tr.ended->partial);
+	/* Socket 19 is still tracked from its start. */
+	e = ev(0x10000 + 19 * 64, 31, SF_TCP_SYN_SENT, SF_TCP_CLOSE, 9);
+	tracker_feed(t, &e, &tr);
+	CHECK(tr.ended && !tr.ended->partial);
+	CHECK_INT(tr.delta_us, 31 - 19);
+	tracker_free(t);
+}
+
+/*
+ * Random opens and closes against a plain reference array: catches any slip
+ * in the open-addressing deletion (backward shift), which a few hand-written
+ * sequences would not.
+ */
+static void random_churn_matches_reference(void)
+{
+	enum { CAP = 512, KEYS = 700, ROUNDS = 200000 };
+	struct tracker *t = tracker_new(CAP);
+	static uint8_t open_ref[KEYS];
+	uint32_t open_count = 0, mismatches = 0;
+	uint64_t seed = 12345;
+	struct transition tr;
+
+	memset(open_ref, 0, sizeof(open_ref));
+	for (int r = 0; r < ROUNDS && open_count < CAP; r++) {
+		seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+		uint32_t k = (uint32_t)(seed >> 33) % KEYS;
+		/* Keys that collide in the low bits, like slab-allocated sockets. */
+		struct synfin_event e = ev(0xffff888100000000ull + (uint64_t)k * 2048, (uint64_t)r,
+					   open_ref[k] ? SF_TCP_ESTABLISHED : SF_TCP_CLOSE,
+					   open_ref[k] ? SF_TCP_CLOSE : SF_TCP_SYN_SENT, 1);
+
+		tracker_feed(t, &e, &tr);
+		if (open_ref[k] && (!tr.ended || tr.ended->partial))
+			mismatches++;
+		open_count += open_ref[k] ? -1u : 1u;
+		open_ref[k] ^= 1;
+		if (tracker_count(t) != open_count)
+			mismatches++;
+	}
+	CHECK_INT(mismatches, 0);
+	CHECK_INT(tracker_evicted(t), 0);
+	tracker_free(t);
+}
+
+int main(void)
+{
+	RUN(client_first_close_yields_full_record);
+	RUN(server_child_of_listener_is_server_without_client_handshake);
+	RUN(passive_close_lists_close_wait_and_last_ack);
+	RUN(reset_ends_in_established);
+	RUN(refused_connect_has_only_syn_sent);
+	RUN(socket_seen_mid_life_is_partial);
+	RUN(partial_socket_in_handshake_keeps_its_role);
+	RUN(owner_learnt_after_softirq_events);
+	RUN(listener_yields_no_lifecycle_record);
+	RUN(full_table_evicts_the_oldest);
+	RUN(random_churn_matches_reference);
+	return check_summary("unit/tracker");
+}
