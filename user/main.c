@@ -19,6 +19,9 @@
 #define COUNTER_CHECK_NS 500000000ull
 #define PIPE_FLUSH_NS 1000000000ull
 
+/* The layout is the contract with the BPF side: no hidden padding. */
+_Static_assert(sizeof(struct synfin_event) == 88, "synfin_event layout changed");
+
 struct app {
 	struct output out;
 	struct tracker *tracker;
