@@ -91,3 +91,6 @@ vmlinux:
 
 clean:
 	rm -rf $(OUTPUT) synfin
+
+# Feature areas add their own targets here (bench, packet layer, ...).
+include $(sort $(wildcard mk/*.mk))
