@@ -18,6 +18,8 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define MAX_CGROUP_DEPTH 16
+#define RCV_SHUTDOWN 1
+#define SEND_SHUTDOWN 2
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -243,6 +245,53 @@ static __always_inline void read_addrs(const struct sock *sk, __u16 family,
 	}
 }
 
+/* Initial sequence numbers, RTT and handshake retransmissions, at ESTABLISHED. */
+static __always_inline void read_handshake(const struct sock *sk, struct synfin_event *e)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u32 retrans = BPF_CORE_READ(tp, total_retrans);
+
+	/*
+	 * Our SYN and the peer's SYN each take one sequence number and nothing
+	 * else has been acknowledged or received yet (no Fast Open data), so
+	 * the ISNs are one below snd_una and rcv_nxt.
+	 */
+	e->local_isn = BPF_CORE_READ(tp, snd_una) - 1;
+	e->remote_isn = BPF_CORE_READ(tp, rcv_nxt) - 1;
+	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3; /* stored as 8 x srtt */
+	e->retrans = retrans > 255 ? 255 : retrans;
+}
+
+/*
+ * How the socket reached CLOSE, from its own fields. tcp_fin() sets
+ * RCV_SHUTDOWN before tcp_time_wait(); tcp_reset() and tcp_write_err() set
+ * sk_err before tcp_done(); so at this tracepoint the two are decisive.
+ */
+static __always_inline void read_close(const struct sock *sk, int oldstate,
+				       struct synfin_event *e)
+{
+	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
+	__u8 shutdown = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown);
+	int err = BPF_CORE_READ(sk, sk_err);
+	__u32 retrans = BPF_CORE_READ(tp, total_retrans);
+	__u8 flags = 0;
+
+	if (shutdown & RCV_SHUTDOWN)
+		flags |= SF_CLOSE_FIN_RCVD;
+	if (shutdown & SEND_SHUTDOWN)
+		flags |= SF_CLOSE_FIN_SENT;
+	if (!err && (oldstate == SF_TCP_CLOSING ||
+		     (oldstate == SF_TCP_FIN_WAIT2 && (flags & SF_CLOSE_FIN_RCVD))))
+		flags |= SF_CLOSE_TIME_WAIT;
+	else if (!err && oldstate == SF_TCP_FIN_WAIT2)
+		flags |= SF_CLOSE_TW_FIN_WAIT2;
+	e->close_flags = flags;
+	e->sk_err = err > 0 && err < 256 ? err : 0;
+	e->retrans = retrans > 255 ? 255 : retrans;
+	e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
+	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+}
+
 static __always_inline void submit(struct synfin_event *e)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
@@ -310,6 +359,13 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	e->oldstate = oldstate;
 	e->newstate = newstate;
 	__builtin_memcpy(e->comm, owner.comm, sizeof(e->comm));
+	e->local_isn = e->remote_isn = e->srtt_us = 0;
+	e->bytes_acked = e->bytes_received = 0;
+	e->sk_err = e->close_flags = e->retrans = e->pad = 0;
+	if (newstate == SF_TCP_ESTABLISHED)
+		read_handshake(sk, e);
+	else if (newstate == SF_TCP_CLOSE)
+		read_close(sk, oldstate, e);
 	submit(e);
 	return 0;
 }

@@ -37,6 +37,23 @@ enum synfin_event_type {
 	SF_EV_STATE = 1, /* one tcp_set_state() transition */
 };
 
+/* synfin_event.close_flags: what the socket looked like when it reached CLOSE. */
+enum synfin_close_flag {
+	SF_CLOSE_FIN_RCVD = 1 << 0,   /* the peer's FIN arrived (RCV_SHUTDOWN) */
+	SF_CLOSE_FIN_SENT = 1 << 1,   /* we sent our FIN (SEND_SHUTDOWN) */
+	/*
+	 * FIN_WAIT2 or CLOSING -> CLOSE with both FINs exchanged and no error:
+	 * tcp_time_wait() replaced the socket by a time-wait mini-socket.
+	 */
+	SF_CLOSE_TIME_WAIT = 1 << 2,
+	/*
+	 * FIN_WAIT2 -> CLOSE of an orphan (close() already called) before the
+	 * peer's FIN: handed to a time-wait mini-socket in FIN_WAIT2 substate,
+	 * which enters TIME_WAIT when that FIN comes.
+	 */
+	SF_CLOSE_TW_FIN_WAIT2 = 1 << 3,
+};
+
 /* Indexes of the per-CPU counter array. */
 enum synfin_counter {
 	SF_CNT_EMITTED = 0, /* records committed to the ring buffer */
@@ -57,16 +74,25 @@ struct synfin_event {
 	__u64 ts_ns;     /* bpf_ktime_get_ns() at the transition */
 	__u64 skaddr;    /* struct sock address: the lifecycle key */
 	__u64 cgroup_id; /* cgroup v2 id of the socket (its creator's cgroup) */
+	__u64 bytes_acked;    /* at CLOSE: bytes we sent that the peer acknowledged */
+	__u64 bytes_received; /* at CLOSE: bytes received in sequence */
 	__u8 saddr[16];
 	__u8 daddr[16];
 	__u32 pid;   /* owner tgid */
 	__u32 netns; /* network namespace inode */
+	__u32 local_isn;  /* at ESTABLISHED: our SYN's seq (host order) */
+	__u32 remote_isn; /* at ESTABLISHED: the peer's SYN's seq (host order) */
+	__u32 srtt_us;    /* at ESTABLISHED: smoothed RTT; on a child, the SYN-ACK RTT sample */
 	__u16 sport;
 	__u16 dport;
 	__u8 type;   /* enum synfin_event_type */
 	__u8 family; /* AF_INET or AF_INET6 */
 	__u8 oldstate;
 	__u8 newstate;
+	__u8 sk_err;      /* at CLOSE: the socket's error (an errno), 0 if none */
+	__u8 close_flags; /* at CLOSE: enum synfin_close_flag bits */
+	__u8 retrans;     /* at ESTABLISHED and CLOSE: retransmissions so far (SYNs/SYN-ACKs in a handshake) */
+	__u8 pad;
 	char comm[SYNFIN_COMM_LEN];
 };
 

@@ -12,21 +12,29 @@
 #include "loader.h"
 #include "options.h"
 #include "output.h"
+#include "timewait.h"
 #include "tracker.h"
 
 /* Records are submitted without wake-ups (see state.bpf.c), so drain this often. */
 #define POLL_MS 10
 #define COUNTER_CHECK_NS 500000000ull
 #define PIPE_FLUSH_NS 1000000000ull
+#define HOUSEKEEPING_NS 100000000ull
+/* Connections followed through TIME_WAIT at once; more are counted, not followed. */
+#define TW_TABLE_CAP 16384
+/* --stuck watches the states an application or a peer can leave a connection in. */
+#define STUCK_STATES ((1u << SF_TCP_CLOSE_WAIT) | (1u << SF_TCP_FIN_WAIT2) | (1u << SF_TCP_SYN_SENT))
 
 /* The layout is the contract with the BPF side: no hidden padding. */
-_Static_assert(sizeof(struct synfin_event) == 88, "synfin_event layout changed");
+_Static_assert(sizeof(struct synfin_event) == 120, "synfin_event layout changed");
 
 struct app {
 	struct output out;
 	struct tracker *tracker;
+	struct tw_table *tw;
 	struct tracer tracer;
 	uint64_t lost_seen;
+	uint64_t stuck_ns; /* 0 = --stuck off */
 	bool tty;
 };
 
@@ -66,8 +74,34 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (size < sizeof(*e) || e->type != SF_EV_STATE)
 		return 0;
 	tracker_feed(app->tracker, e, &tr);
+	if (tr.ended && time_wait_name(tr.ended))
+		tw_add(app->tw, tr.ended);
 	/* A negative return stops ring_buffer__consume(): the reader is gone. */
 	return output_transition(&app->out, e, &tr) ? -1 : 0;
+}
+
+static void on_stuck(void *ctx, const struct conn *c, uint64_t now_ns)
+{
+	struct app *app = ctx;
+
+	app->out.fmt->stuck(&app->out, c, now_ns);
+	ob_record_done(&app->out.ob);
+}
+
+static void on_tw_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint64_t now_ns)
+{
+	struct app *app = ctx;
+
+	app->out.fmt->tw_end(&app->out, e, how, now_ns);
+	ob_record_done(&app->out.ob);
+}
+
+/* Work on a slower clock than the ring: TIME_WAIT lookups and --stuck. */
+static void housekeeping(struct app *app, uint64_t now)
+{
+	tw_poll(app->tw, now, on_tw_end, app);
+	if (app->stuck_ns)
+		tracker_find_stuck(app->tracker, now, app->stuck_ns, STUCK_STATES, on_stuck, app);
 }
 
 static void report_lost(struct app *app)
@@ -89,6 +123,7 @@ static bool output_broken(struct app *app)
 static void trace_loop(struct app *app, uint64_t deadline_ns)
 {
 	uint64_t next_check = now_ns() + COUNTER_CHECK_NS, last_flush = now_ns();
+	uint64_t next_housekeeping = 0;
 
 	while (!exiting && !output_broken(app)) {
 		uint64_t now;
@@ -99,6 +134,10 @@ static void trace_loop(struct app *app, uint64_t deadline_ns)
 		if (now >= next_check) {
 			report_lost(app);
 			next_check = now + COUNTER_CHECK_NS;
+		}
+		if (now >= next_housekeeping) {
+			housekeeping(app, now);
+			next_housekeeping = now + HOUSEKEEPING_NS;
 		}
 		/* Line-ish to a terminal; to a pipe in blocks, but never older than a second. */
 		if (app->tty || now - last_flush >= PIPE_FLUSH_NS) {
@@ -113,6 +152,8 @@ static void trace_loop(struct app *app, uint64_t deadline_ns)
 static void print_exit_summary(struct app *app)
 {
 	uint64_t evicted = tracker_evicted(app->tracker);
+	uint32_t held = tw_held(app->tw);
+	uint64_t untracked = tw_untracked(app->tw);
 
 	if (app->lost_seen)
 		fprintf(stderr, "synfin: %llu events lost (ring buffer full): try a larger "
@@ -120,6 +161,11 @@ static void print_exit_summary(struct app *app)
 	if (evicted)
 		fprintf(stderr, "synfin: %llu connections evicted (more than --max-conns at once)\n",
 			(unsigned long long)evicted);
+	if (held)
+		fprintf(stderr, "synfin: %u connections in TIME_WAIT at exit\n", held);
+	if (untracked)
+		fprintf(stderr, "synfin: %llu TIME_WAIT connections not followed (more than %d at once)\n",
+			(unsigned long long)untracked, TW_TABLE_CAP);
 }
 
 int main(int argc, char **argv)
@@ -132,7 +178,9 @@ int main(int argc, char **argv)
 	app.tty = isatty(STDOUT_FILENO);
 	output_init(&app.out, STDOUT_FILENO, opts.json, opts.life);
 	app.tracker = tracker_new(opts.max_conns);
-	if (!app.tracker) {
+	app.tw = tw_new(TW_TABLE_CAP);
+	app.stuck_ns = opts.stuck_s * 1000000000ull;
+	if (!app.tracker || !app.tw) {
 		fprintf(stderr, "synfin: out of memory for %u tracked connections\n", opts.max_conns);
 		return 1;
 	}
@@ -152,6 +200,7 @@ int main(int argc, char **argv)
 	print_exit_summary(&app);
 	tracer_stop(&app.tracer);
 out:
+	tw_free(app.tw);
 	tracker_free(app.tracker);
 	return err;
 }

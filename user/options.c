@@ -41,6 +41,7 @@ enum {
 	OPT_MAX_CONNS,
 	OPT_HOOK,
 	OPT_USAGE,
+	OPT_STUCK,
 };
 
 static const char doc[] =
@@ -79,6 +80,8 @@ static const struct argp_option option_table[] = {
 	{ "duration", 'd', "SECONDS", 0, "Stop after this many seconds", 0 },
 	{ "json", 'j', NULL, 0, "NDJSON output, one object per line", 0 },
 	{ "life", OPT_LIFE, NULL, 0, "Only finished connections, one line each", 0 },
+	{ "stuck", OPT_STUCK, "SECONDS", 0,
+	  "Report connections in CLOSE_WAIT, FIN_WAIT2 or SYN_SENT for longer than this", 0 },
 	{ "ringbuf-size", OPT_RINGBUF, "KIB", 0, "Ring buffer size in KiB (power of two, default 8192)", 0 },
 	{ "max-conns", OPT_MAX_CONNS, "N", 0,
 	  "Track at most N sockets at once; the oldest are evicted (default 65536)", 0 },
@@ -227,6 +230,8 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 	case OPT_LIFE:
 		o->life = true;
 		return 0;
+	case OPT_STUCK:
+		return PARSE_INTO(o->stuck_s, "stuck threshold", arg, 1, 100000000);
 	case OPT_RINGBUF:
 		return parse_ringbuf_kib(arg, &o->ringbuf_bytes);
 	case OPT_MAX_CONNS:

@@ -18,6 +18,7 @@ struct options {
 	uint64_t cgroup_id;
 	const char *cgroup_path;
 	uint32_t duration_s; /* 0 = until interrupted */
+	uint32_t stuck_s;    /* 0 = off */
 	bool json, life, verbose;
 	uint64_t ringbuf_bytes;
 	uint32_t max_conns;

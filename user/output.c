@@ -16,6 +16,36 @@ const char *role_name(uint8_t role)
 	}
 }
 
+const char *closer_name(enum conn_closer closer)
+{
+	static const char *const names[] = { NULL, "local", "remote", "both" };
+
+	return names[closer];
+}
+
+const char *outcome_name(enum conn_outcome outcome)
+{
+	static const char *const names[] = { NULL, "closed", "reset", "refused", "timeout", "aborted" };
+
+	return names[outcome];
+}
+
+const char *time_wait_name(const struct conn *c)
+{
+	if (c->close_flags & SF_CLOSE_TIME_WAIT)
+		return "entered";
+	if (c->close_flags & SF_CLOSE_TW_FIN_WAIT2)
+		return "fin_wait2";
+	return NULL;
+}
+
+const char *tw_end_name(enum tw_end how)
+{
+	static const char *const names[] = { NULL, "expired", "early", "unseen" };
+
+	return names[how];
+}
+
 void output_init(struct output *o, int fd, bool json, bool life_only)
 {
 	struct timespec mono, real;

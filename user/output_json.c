@@ -128,6 +128,51 @@ static void json_states(struct output *o, const struct conn *c)
 	ob_putc(&o->ob, '}');
 }
 
+static void json_nullable_str(struct output *o, const char *s)
+{
+	if (s)
+		json_str_field(o, s);
+	else
+		ob_write(&o->ob, "null", 4);
+}
+
+/* Retransmissions during the handshake: SYNs on the client, SYN-ACKs on the server. */
+static void json_handshake_retrans(struct output *o, const struct conn *c)
+{
+	bool known = !c->partial && (c->flags & (CONN_HANDSHAKE_SEEN | CONN_CLOSED));
+
+	KEY(o, "\"syn_retrans\"");
+	json_nullable_i64(o, known && c->role == ROLE_CLIENT ? c->hs_retrans : -1);
+	KEY(o, "\"synack_retrans\"");
+	json_nullable_i64(o, known && c->role == ROLE_SERVER ? c->hs_retrans : -1);
+}
+
+static void json_close_facts(struct output *o, const struct conn *c)
+{
+	enum conn_outcome outcome = conn_outcome(c);
+
+	KEY(o, "\"closer\"");
+	json_nullable_str(o, closer_name(conn_closer(c)));
+	KEY(o, "\"outcome\"");
+	json_nullable_str(o, outcome_name(outcome));
+	KEY(o, "\"reset_by\"");
+	json_nullable_str(o, outcome != OUTCOME_RESET ? NULL :
+			     conn_reset_by_remote(c) ? "remote" : "local");
+	KEY(o, "\"sk_err\"");
+	json_nullable_i64(o, c->sk_err ? c->sk_err : -1);
+	KEY(o, "\"time_wait\"");
+	json_nullable_str(o, time_wait_name(c));
+	json_handshake_retrans(o, c);
+	KEY(o, "\"local_isn\"");
+	json_nullable_i64(o, c->flags & CONN_HANDSHAKE_SEEN ? (int64_t)c->local_isn : -1);
+	KEY(o, "\"remote_isn\"");
+	json_nullable_i64(o, c->flags & CONN_HANDSHAKE_SEEN ? (int64_t)c->remote_isn : -1);
+	KEY(o, "\"tx_bytes\"");
+	json_nullable_i64(o, conn_tx_bytes(c));
+	KEY(o, "\"rx_bytes\"");
+	json_nullable_i64(o, conn_rx_bytes(c));
+}
+
 static void json_conn(struct output *o, const struct conn *c)
 {
 	json_begin(o, "conn", c->state_ns);
@@ -147,6 +192,7 @@ static void json_conn(struct output *o, const struct conn *c)
 	json_nullable_i64(o, conn_handshake_us(c));
 	KEY(o, "\"duration_us\"");
 	ob_i64(&o->ob, conn_duration_us(c));
+	json_close_facts(o, c);
 	KEY(o, "\"partial\"");
 	ob_puts(&o->ob, c->partial ? "true" : "false");
 	ob_write(&o->ob, "}\n", 2);
@@ -162,9 +208,44 @@ static void json_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t 
 	ob_write(&o->ob, "}\n", 2);
 }
 
+static void json_stuck(struct output *o, const struct conn *c, uint64_t now_ns)
+{
+	json_begin(o, "stuck", now_ns);
+	KEY(o, "\"state\"");
+	json_str_field(o, state_name(c->states[c->nstates - 1]));
+	KEY(o, "\"since_us\"");
+	ob_u64(&o->ob, (now_ns - c->state_ns) / 1000);
+	KEY(o, "\"role\"");
+	json_nullable_str(o, c->role == ROLE_UNKNOWN ? NULL : role_name(c->role));
+	json_owner(o, c->pid, c->comm);
+	json_tuple(o, c->family, c->saddr, c->sport, c->daddr, c->dport);
+	KEY(o, "\"netns\"");
+	ob_u64(&o->ob, c->netns);
+	ob_write(&o->ob, "}\n", 2);
+}
+
+static void json_tw_end(struct output *o, const struct tw_entry *e, enum tw_end how,
+			uint64_t now_ns)
+{
+	json_begin(o, "time_wait_end", now_ns);
+	json_owner(o, e->pid, e->comm);
+	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
+	KEY(o, "\"netns\"");
+	ob_u64(&o->ob, e->netns);
+	KEY(o, "\"end\"");
+	json_str_field(o, tw_end_name(how));
+	KEY(o, "\"substate\"");
+	json_nullable_str(o, e->substate ? state_name(e->substate) : NULL);
+	KEY(o, "\"time_wait_us\"");
+	json_nullable_i64(o, how == TW_END_UNSEEN ? -1 : (int64_t)((now_ns - e->entered_ns) / 1000));
+	ob_write(&o->ob, "}\n", 2);
+}
+
 const struct formatter json_formatter = {
 	.header = json_header,
 	.state = json_state,
 	.conn = json_conn,
 	.lost = json_lost,
+	.stuck = json_stuck,
+	.tw_end = json_tw_end,
 };

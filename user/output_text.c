@@ -122,6 +122,20 @@ static void text_states(struct output *o, const struct conn *c)
 		ob_puts(&o->ob, " (partial)");
 }
 
+static void text_closer(struct output *o, const struct conn *c)
+{
+	enum conn_outcome outcome = conn_outcome(c);
+	const char *closer = closer_name(conn_closer(c));
+
+	if (outcome == OUTCOME_RESET) {
+		ob_puts(&o->ob, conn_reset_by_remote(c) ? " by remote" : " by local");
+	} else if (closer) {
+		ob_puts(&o->ob, ", ");
+		ob_puts(&o->ob, closer);
+		ob_puts(&o->ob, " closed first");
+	}
+}
+
 static void text_padded_ms(struct output *o, int64_t us, size_t width)
 {
 	size_t mark = o->ob.len;
@@ -154,7 +168,10 @@ static void text_conn(struct output *o, const struct conn *c)
 	}
 	ob_puts(&o->ob, "= ");
 	ob_puts(&o->ob, role_name(c->role));
-	ob_puts(&o->ob, " ended: ");
+	ob_putc(&o->ob, ' ');
+	ob_puts(&o->ob, outcome_name(conn_outcome(c)) ?: "ended");
+	text_closer(o, c);
+	ob_puts(&o->ob, ": ");
 	text_states(o, c);
 	ob_puts(&o->ob, " handshake=");
 	text_ms_unit(o, conn_handshake_us(c));
@@ -173,9 +190,41 @@ static void text_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t 
 	ob_puts(&o->ob, " so far; try a larger --ringbuf-size)\n");
 }
 
+static void text_stuck(struct output *o, const struct conn *c, uint64_t now_ns)
+{
+	text_time(o, now_ns);
+	text_owner(o, c->pid, c->comm);
+	text_endpoint(o, c->family, c->saddr, c->sport);
+	text_endpoint(o, c->family, c->daddr, c->dport);
+	ob_puts(&o->ob, "! stuck in ");
+	ob_puts(&o->ob, state_name(c->states[c->nstates - 1]));
+	ob_puts(&o->ob, " for ");
+	ob_fixed(&o->ob, (now_ns - c->state_ns) / 1000000, 3);
+	ob_puts(&o->ob, "s\n");
+}
+
+static void text_tw_end(struct output *o, const struct tw_entry *e, enum tw_end how,
+			uint64_t now_ns)
+{
+	text_time(o, now_ns);
+	text_owner(o, e->pid, e->comm);
+	text_endpoint(o, e->family, e->saddr, e->sport);
+	text_endpoint(o, e->family, e->daddr, e->dport);
+	ob_puts(&o->ob, "~ TIME_WAIT ");
+	ob_puts(&o->ob, tw_end_name(how));
+	if (how != TW_END_UNSEEN) {
+		ob_puts(&o->ob, " after ");
+		ob_fixed(&o->ob, (now_ns - e->entered_ns) / 1000000, 3);
+		ob_putc(&o->ob, 's');
+	}
+	ob_putc(&o->ob, '\n');
+}
+
 const struct formatter text_formatter = {
 	.header = text_header,
 	.state = text_state,
 	.conn = text_conn,
 	.lost = text_lost,
+	.stuck = text_stuck,
+	.tw_end = text_tw_end,
 };

@@ -1,4 +1,5 @@
 #include "tracker.h"
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -224,6 +225,32 @@ static void take_owner(struct conn *c, const struct synfin_event *e)
 	memcpy(c->comm, e->comm, sizeof(c->comm));
 }
 
+static uint8_t clamp_u8(uint32_t v)
+{
+	return v > 255 ? 255 : (uint8_t)v;
+}
+
+/* The extra fields that ESTABLISHED and CLOSE events carry. */
+static void take_event_facts(struct conn *c, const struct synfin_event *e)
+{
+	if (e->newstate == SF_TCP_ESTABLISHED && !(c->flags & CONN_HANDSHAKE_SEEN)) {
+		c->flags |= CONN_HANDSHAKE_SEEN;
+		c->local_isn = e->local_isn;
+		c->remote_isn = e->remote_isn;
+		c->srtt_us = e->srtt_us;
+		c->hs_retrans = e->retrans;
+	}
+	if (e->newstate != SF_TCP_CLOSE)
+		return;
+	c->flags |= CONN_CLOSED;
+	c->sk_err = e->sk_err;
+	c->close_flags = e->close_flags;
+	c->bytes_acked = e->bytes_acked;
+	c->bytes_received = e->bytes_received;
+	if (!(c->flags & CONN_HANDSHAKE_SEEN))
+		c->hs_retrans = clamp_u8(e->retrans);
+}
+
 void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transition *out)
 {
 	uint32_t slot = find_slot(t, e->skaddr);
@@ -246,10 +273,15 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 	out->pid = e->pid ? e->pid : c->pid;
 	out->comm = e->pid ? e->comm : c->comm;
 	c->state_ns = e->ts_ns;
+	c->flags &= (uint8_t)~CONN_STUCK_REPORTED;
+	take_event_facts(c, e);
 	if (e->newstate != SF_TCP_CLOSE) {
 		push_state(c, e->newstate);
 		return;
 	}
+	/* No tracepoint fires for the time-wait mini-socket: the close flags stand for it. */
+	if (e->close_flags & SF_CLOSE_TIME_WAIT)
+		push_state(c, SF_TCP_TIME_WAIT);
 	t->ended = *c;
 	remove_conn(t, find_slot(t, e->skaddr)); /* eviction may have moved it */
 	if (!e->pid)
@@ -258,12 +290,125 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 		out->ended = &t->ended;
 }
 
+/*
+ * Client: the time spent in SYN_SENT. Server: the child's first RTT sample,
+ * which the kernel takes from the SYN-ACK it sent to the ACK that completed
+ * the handshake (the state changes themselves all happen at that ACK).
+ */
 int64_t conn_handshake_us(const struct conn *c)
 {
+	if (c->role == ROLE_SERVER)
+		return (c->flags & CONN_HANDSHAKE_SEEN) && c->srtt_us && !c->partial ? (int64_t)c->srtt_us : -1;
 	if (c->role != ROLE_CLIENT || c->nstates < 2 || c->states[0] != SF_TCP_SYN_SENT ||
 	    c->states[1] != SF_TCP_ESTABLISHED || c->state_us[0] == TRACKER_UNKNOWN_US)
 		return -1;
 	return c->state_us[0];
+}
+
+static bool has_state(const struct conn *c, uint8_t state)
+{
+	for (int i = 0; i < c->nstates; i++)
+		if (c->states[i] == state)
+			return true;
+	return false;
+}
+
+enum conn_closer conn_closer(const struct conn *c)
+{
+	if (has_state(c, SF_TCP_CLOSING))
+		return CLOSER_BOTH;
+	if (has_state(c, SF_TCP_FIN_WAIT1))
+		return CLOSER_LOCAL;
+	if (has_state(c, SF_TCP_CLOSE_WAIT))
+		return CLOSER_REMOTE;
+	return CLOSER_NONE;
+}
+
+uint8_t conn_last_state(const struct conn *c)
+{
+	for (int i = c->nstates - 1; i >= 0; i--)
+		if (c->states[i] != SF_TCP_TIME_WAIT)
+			return c->states[i];
+	return 0;
+}
+
+enum conn_outcome conn_outcome(const struct conn *c)
+{
+	uint8_t last = conn_last_state(c);
+
+	if (!(c->flags & CONN_CLOSED))
+		return OUTCOME_UNKNOWN;
+	switch (c->sk_err) {
+	case 0:
+		break;
+	case ECONNREFUSED:
+		return OUTCOME_REFUSED;
+	case ETIMEDOUT:
+		return OUTCOME_TIMEOUT;
+	case ECONNRESET:
+	case EPIPE:
+		return OUTCOME_RESET;
+	default:
+		return OUTCOME_ABORTED;
+	}
+	if (c->close_flags & (SF_CLOSE_TIME_WAIT | SF_CLOSE_TW_FIN_WAIT2) || last == SF_TCP_LAST_ACK)
+		return OUTCOME_CLOSED;
+	/* Closed without an error from a state that owes the peer a FIN: we sent an RST. */
+	if (last == SF_TCP_ESTABLISHED || last == SF_TCP_CLOSE_WAIT || last == SF_TCP_SYN_RECV ||
+	    last == SF_TCP_FIN_WAIT1 || last == SF_TCP_CLOSING)
+		return OUTCOME_RESET;
+	return OUTCOME_ABORTED;
+}
+
+/*
+ * The kernel's bytes_acked and bytes_received count sequence space: the
+ * peer's acknowledgement of our SYN (client side only: a child starts with
+ * it acknowledged) and of our FIN, and the peer's FIN, each add one.
+ */
+static bool our_fin_acked(const struct conn *c)
+{
+	return has_state(c, SF_TCP_FIN_WAIT2) || (c->close_flags & SF_CLOSE_TIME_WAIT) ||
+	       (conn_last_state(c) == SF_TCP_LAST_ACK && !c->sk_err);
+}
+
+int64_t conn_tx_bytes(const struct conn *c)
+{
+	int64_t control;
+
+	if (!(c->flags & CONN_CLOSED) || (c->partial && c->role == ROLE_UNKNOWN))
+		return -1;
+	control = (c->role == ROLE_CLIENT && (c->flags & CONN_HANDSHAKE_SEEN)) + our_fin_acked(c);
+	return (int64_t)c->bytes_acked >= control ? (int64_t)c->bytes_acked - control : 0;
+}
+
+int64_t conn_rx_bytes(const struct conn *c)
+{
+	int64_t control;
+
+	if (!(c->flags & CONN_CLOSED))
+		return -1;
+	control = (c->close_flags & SF_CLOSE_FIN_RCVD) ? 1 : 0;
+	return (int64_t)c->bytes_received >= control ? (int64_t)c->bytes_received - control : 0;
+}
+
+bool conn_reset_by_remote(const struct conn *c)
+{
+	return c->sk_err == ECONNRESET || c->sk_err == EPIPE;
+}
+
+void tracker_find_stuck(struct tracker *t, uint64_t now_ns, uint64_t min_ns, uint32_t watched,
+			void (*fn)(void *ctx, const struct conn *c, uint64_t now_ns), void *ctx)
+{
+	for (uint32_t i = t->oldest; i != NIL; i = t->pool[i].newer) {
+		struct conn *c = &t->pool[i];
+		uint8_t state = c->nstates ? c->states[c->nstates - 1] : 0;
+
+		if ((c->flags & CONN_STUCK_REPORTED) || !(watched & (1u << state)) ||
+		    now_ns < c->state_ns || now_ns - c->state_ns < min_ns)
+			continue;
+		c->flags |= CONN_STUCK_REPORTED;
+		fn(ctx, c, now_ns);
+	}
 }
 
 int64_t conn_duration_us(const struct conn *c)

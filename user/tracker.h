@@ -24,22 +24,51 @@ enum conn_role {
 	ROLE_LISTENER,    /* listen(): never yields a lifecycle record */
 };
 
+enum conn_flag {
+	CONN_HANDSHAKE_SEEN = 1 << 0, /* ISNs, srtt and handshake retransmits are valid */
+	CONN_CLOSED = 1 << 1,         /* the close fields are valid */
+	CONN_STUCK_REPORTED = 1 << 2, /* --stuck already reported the current state */
+};
+
 /* One tracked socket; also the lifecycle record handed out at CLOSE. */
 struct conn {
 	uint64_t key;      /* skaddr */
 	uint64_t first_ns; /* first transition seen */
 	uint64_t state_ns; /* when the current state was entered */
 	uint64_t cgroup_id;
+	uint64_t bytes_acked, bytes_received; /* at CLOSE */
 	uint8_t saddr[16];
 	uint8_t daddr[16];
 	uint32_t pid; /* owner; 0 = not known */
 	uint32_t netns;
 	uint32_t older, newer; /* insertion-order list, for eviction */
+	uint32_t local_isn, remote_isn, srtt_us; /* at ESTABLISHED */
 	uint16_t sport, dport;
 	uint8_t family, role, partial, nstates;
+	uint8_t flags;         /* enum conn_flag */
+	uint8_t hs_retrans;    /* retransmissions at ESTABLISHED (or at CLOSE if never established) */
+	uint8_t sk_err;        /* at CLOSE */
+	uint8_t close_flags;   /* at CLOSE: SF_CLOSE_* */
 	char comm[SYNFIN_COMM_LEN];
 	uint8_t states[TRACKER_MAX_STATES];
 	uint32_t state_us[TRACKER_MAX_STATES]; /* time spent in states[i] */
+};
+
+/* Who sent the first FIN. */
+enum conn_closer {
+	CLOSER_NONE = 0, /* never closed normally */
+	CLOSER_LOCAL,    /* FIN_WAIT1 path */
+	CLOSER_REMOTE,   /* CLOSE_WAIT path */
+	CLOSER_BOTH,     /* simultaneous: CLOSING */
+};
+
+enum conn_outcome {
+	OUTCOME_UNKNOWN = 0,
+	OUTCOME_CLOSED,  /* four-way teardown */
+	OUTCOME_RESET,   /* RST sent or received */
+	OUTCOME_REFUSED, /* RST in answer to our SYN */
+	OUTCOME_TIMEOUT, /* SYN or FIN retransmissions ran out */
+	OUTCOME_ABORTED, /* anything else */
 };
 
 /* What the tracker learnt from one transition, for the per-event output. */
@@ -62,5 +91,19 @@ uint64_t tracker_evicted(const struct tracker *t);
 /* Derived facts of a finished lifecycle; -1 when not measurable. */
 int64_t conn_handshake_us(const struct conn *c);
 int64_t conn_duration_us(const struct conn *c);
+enum conn_closer conn_closer(const struct conn *c);
+enum conn_outcome conn_outcome(const struct conn *c);
+/* For OUTCOME_RESET: true when the RST came from the peer. */
+bool conn_reset_by_remote(const struct conn *c);
+/* Payload bytes sent and acknowledged / received in order; -1 when not known. */
+int64_t conn_tx_bytes(const struct conn *c);
+int64_t conn_rx_bytes(const struct conn *c);
+/* The state the connection was in just before CLOSE (TIME_WAIT excluded). */
+uint8_t conn_last_state(const struct conn *c);
+
+/* Calls fn for each tracked connection sitting in one of the `watched`
+ * states (bit per state) for longer than min_ns, once per state entered. */
+void tracker_find_stuck(struct tracker *t, uint64_t now_ns, uint64_t min_ns, uint32_t watched,
+			void (*fn)(void *ctx, const struct conn *c, uint64_t now_ns), void *ctx);
 
 #endif

@@ -10,6 +10,14 @@ Scenarios (who does what, at the socket API):
   server-first  the mirror image
   reset         client sets SO_LINGER {1, 0} and close()s: an RST instead of a FIN
   refused       connect() to a port nobody listens on
+  shutdown      client shutdown(SHUT_WR), both read EOF, then close: the client
+                reaches TIME_WAIT through FIN_WAIT2 with its socket still open
+  close-wait    the server closes; the client holds its CLOSE_WAIT for --hold-seconds
+  syn-timeout   connect() to --port whose SYNs are dropped (the test's nftables rule)
+  hold          --count connections held open for --hold-seconds
+
+--capture records every TCP segment on lo (AF_PACKET) while it works and
+reports them, so the tests can compare synfin with the wire.
 """
 import argparse
 import json
@@ -26,7 +34,9 @@ def parse_args():
     p = argparse.ArgumentParser()
     p.add_argument("--family", type=int, choices=(4, 6), default=4)
     p.add_argument("--scenario", default="client-first",
-                   choices=("client-first", "server-first", "reset", "refused", "hold"))
+                   choices=("client-first", "server-first", "reset", "refused", "hold",
+                            "shutdown", "close-wait", "syn-timeout"))
+    p.add_argument("--capture", action="store_true")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--port", type=int, default=0, help="listener port (0: any)")
     p.add_argument("--wait", action="store_true",
@@ -62,12 +72,74 @@ def one_connection(listener, family, host, port, scenario):
         server.close()
         read_eof(client)
         client.close()
+    elif scenario == "shutdown":
+        client.shutdown(socket.SHUT_WR)
+        read_eof(server)
+        server.close()
+        read_eof(client)
+        client.close()
+    elif scenario == "close-wait":
+        server.close()
+        read_eof(client)
+        time.sleep(HOLD_SECONDS)
+        client.close()
     elif scenario == "reset":
         client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         client.close()
         time.sleep(0.05)
         server.close()
     return {"client_port": client_port}
+
+
+HOLD_SECONDS = 0.0
+
+
+def syn_timeout_connection(family, host, port):
+    client = socket.socket(family, socket.SOCK_STREAM)
+    start = time.monotonic()
+    try:
+        client.connect((host, port))
+        raise SystemExit("connect through a SYN-dropping rule succeeded")
+    except (TimeoutError, OSError) as err:
+        if getattr(err, "errno", None) != 110:  # ETIMEDOUT
+            raise
+    client.close()
+    return {"timed_out_port": port, "seconds": round(time.monotonic() - start, 2)}
+
+
+class Capture:
+    """Every TCP segment crossing lo, once (incoming copies only), via AF_PACKET."""
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
+        self.sock.bind(("lo", 0))
+        self.sock.setblocking(False)
+        self.segments = []
+
+    def drain(self):
+        while True:
+            try:
+                frame, addr = self.sock.recvfrom(65535)
+            except BlockingIOError:
+                return self.segments
+            if addr[2] == socket.PACKET_OUTGOING:
+                continue
+            seg = parse_tcp(frame[14:], int.from_bytes(frame[12:14], "big"))
+            if seg:
+                self.segments.append(seg)
+
+
+def parse_tcp(packet, ethertype):
+    if ethertype == 0x0800 and len(packet) >= 20 and packet[9] == 6:
+        tcp = packet[(packet[0] & 0xf) * 4:]
+    elif ethertype == 0x86DD and len(packet) >= 40 and packet[6] == 6:
+        tcp = packet[40:]
+    else:
+        return None
+    if len(tcp) < 20:
+        return None
+    sport, dport, seq, ack = struct.unpack("!HHII", tcp[:12])
+    return {"sport": sport, "dport": dport, "seq": seq, "ack": ack, "flags": tcp[13]}
 
 
 def refused_connection(family, host):
@@ -108,8 +180,13 @@ def main():
     if args.wait:
         print(json.dumps({"pid": os.getpid()}), flush=True)
         sys.stdin.readline()
+    global HOLD_SECONDS
+    HOLD_SECONDS = args.hold_seconds
+    capture = Capture() if args.capture else None
     result = {"pid": os.getpid(), "comm": comm, "family": args.family, "conns": []}
-    if args.scenario == "refused":
+    if args.scenario == "syn-timeout":
+        result["conns"] = [syn_timeout_connection(family, host, args.port)]
+    elif args.scenario == "refused":
         result["conns"] = [refused_connection(family, host) for _ in range(args.count)]
     else:
         listener = socket.socket(family, socket.SOCK_STREAM)
@@ -127,6 +204,9 @@ def main():
                                for _ in range(args.count)]
         time.sleep(0.05)  # let the last FIN/ACKs land before the listener goes
         listener.close()
+    if capture:
+        time.sleep(0.05)
+        result["segments"] = capture.drain()
     print(json.dumps(result), flush=True)
 
 

@@ -124,6 +124,10 @@ static struct conn sample_conn(void)
 		.comm = "cu\"rl",
 		.states = { SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, SF_TCP_FIN_WAIT2 },
 		.state_us = { 120, 2000, 30, 350 },
+		.flags = CONN_HANDSHAKE_SEEN | CONN_CLOSED,
+		.local_isn = 4000000000u, .remote_isn = 7, .hs_retrans = 1,
+		.close_flags = SF_CLOSE_TIME_WAIT | SF_CLOSE_FIN_RCVD | SF_CLOSE_FIN_SENT,
+		.bytes_acked = 6, .bytes_received = 5,
 	};
 	return c;
 }
@@ -138,7 +142,10 @@ static void conn_record_carries_every_documented_field(void)
 		  "\"daddr\":\"10.0.0.2\",\"dport\":80,\"netns\":4026531840,\"cgroup_id\":77,"
 		  "\"states\":[\"SYN_SENT\",\"ESTABLISHED\",\"FIN_WAIT1\",\"FIN_WAIT2\"],"
 		  "\"state_us\":[120,2000,30,350],\"teardown_us\":{\"FIN_WAIT1\":30,\"FIN_WAIT2\":350},"
-		  "\"handshake_us\":120,\"duration_us\":2500,\"partial\":false}\n");
+		  "\"handshake_us\":120,\"duration_us\":2500,\"closer\":\"local\",\"outcome\":\"closed\","
+		  "\"reset_by\":null,\"sk_err\":null,\"time_wait\":\"entered\",\"syn_retrans\":1,"
+		  "\"synack_retrans\":null,\"local_isn\":4000000000,\"remote_isn\":7,\"tx_bytes\":4,"
+		  "\"rx_bytes\":4,\"partial\":false}\n");
 }
 
 static void unknown_owner_and_durations_are_null(void)
@@ -149,10 +156,13 @@ static void unknown_owner_and_durations_are_null(void)
 	c.partial = 1;
 	c.role = ROLE_UNKNOWN;
 	c.state_us[0] = TRACKER_UNKNOWN_US;
+	c.flags = 0;
 	capture(write_conn, &c, true);
 	CHECK(strstr(captured, "\"role\":null,\"pid\":null,\"comm\":null,") != NULL);
 	CHECK(strstr(captured, "\"state_us\":[null,2000,30,350]") != NULL);
 	CHECK(strstr(captured, "\"handshake_us\":null") != NULL);
+	CHECK(strstr(captured, "\"outcome\":null,\"reset_by\":null,") != NULL);
+	CHECK(strstr(captured, "\"local_isn\":null,\"remote_isn\":null,\"tx_bytes\":null") != NULL);
 	CHECK(strstr(captured, "\"partial\":true}") != NULL);
 }
 
@@ -163,7 +173,7 @@ static void text_conn_line_is_readable(void)
 	capture(write_conn, &c, false);
 	CHECK(strstr(captured, "4242    cu\"rl") != NULL);
 	CHECK(strstr(captured, "10.0.0.1:40000          10.0.0.2:80") != NULL);
-	CHECK(strstr(captured, "= client ended: SYN_SENT>ESTABLISHED>FIN_WAIT1>FIN_WAIT2 "
+	CHECK(strstr(captured, "= client closed, local closed first: SYN_SENT>ESTABLISHED>FIN_WAIT1>FIN_WAIT2 "
 			       "handshake=0.120ms life=2.500ms\n") != NULL);
 }
 

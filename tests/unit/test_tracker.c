@@ -1,4 +1,5 @@
 /* The lifecycle tracker, fed synthetic event sequences like the kernel emits. */
+#include <errno.h>
 #include <stdlib.h>
 #include "check.h"
 #include "tracker.h"
@@ -304,6 +305,103 @@ static void random_churn_matches_reference(void)
 	tracker_free(t);
 }
 
+static void count_stuck(void *ctx, const struct conn *c, uint64_t now_ns)
+{
+	(void)c;
+	(void)now_ns;
+	(*(int *)ctx)++;
+}
+
+/* The last event of a client lifecycle, with the close facts BPF reads. */
+static const struct conn *client_ending(struct tracker *t, uint64_t sk, const uint8_t *path, int n,
+					 uint8_t sk_err, uint8_t close_flags)
+{
+	struct synfin_event evs[8];
+	struct transition tr = {};
+	uint8_t prev = SF_TCP_CLOSE;
+
+	for (int i = 0; i < n; i++) {
+		evs[i] = ev(sk, (uint64_t)i * 10, prev, path[i], 5000);
+		prev = path[i];
+	}
+	evs[n] = ev(sk, (uint64_t)n * 10, prev, SF_TCP_CLOSE, 5000);
+	evs[n].sk_err = sk_err;
+	evs[n].close_flags = close_flags;
+	for (int i = 0; i <= n; i++)
+		tracker_feed(t, &evs[i], &tr);
+	return tr.ended;
+}
+
+static void outcomes_and_closers_follow_the_kernel_facts(void)
+{
+	struct tracker *t = tracker_new(64);
+	const uint8_t active[] = { SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1,
+				   SF_TCP_FIN_WAIT2 };
+	const uint8_t passive[] = { SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, SF_TCP_CLOSE_WAIT,
+				    SF_TCP_LAST_ACK };
+	const uint8_t simultaneous[] = { SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1,
+					 SF_TCP_CLOSING };
+	const uint8_t established[] = { SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED };
+	const uint8_t syn_only[] = { SF_TCP_SYN_SENT };
+	const struct conn *c;
+
+	c = client_ending(t, 0x100, active, 4, 0, SF_CLOSE_TIME_WAIT | SF_CLOSE_FIN_RCVD);
+	CHECK_INT(conn_outcome(c), OUTCOME_CLOSED);
+	CHECK_INT(conn_closer(c), CLOSER_LOCAL);
+	CHECK_INT(c->nstates, 5);
+	CHECK_INT(c->states[4], SF_TCP_TIME_WAIT);
+	CHECK_INT(c->state_us[4], TRACKER_UNKNOWN_US); /* still running at CLOSE */
+	CHECK_INT(conn_last_state(c), SF_TCP_FIN_WAIT2);
+
+	c = client_ending(t, 0x200, passive, 4, 0, SF_CLOSE_FIN_RCVD | SF_CLOSE_FIN_SENT);
+	CHECK_INT(conn_outcome(c), OUTCOME_CLOSED);
+	CHECK_INT(conn_closer(c), CLOSER_REMOTE);
+
+	c = client_ending(t, 0x300, simultaneous, 4, 0, SF_CLOSE_TIME_WAIT);
+	CHECK_INT(conn_closer(c), CLOSER_BOTH);
+	CHECK_INT(c->states[4], SF_TCP_TIME_WAIT);
+
+	c = client_ending(t, 0x400, established, 2, ECONNRESET, 0);
+	CHECK_INT(conn_outcome(c), OUTCOME_RESET);
+	CHECK(conn_reset_by_remote(c));
+	CHECK_INT(conn_closer(c), CLOSER_NONE);
+
+	c = client_ending(t, 0x500, established, 2, 0, 0);
+	CHECK_INT(conn_outcome(c), OUTCOME_RESET);
+	CHECK(!conn_reset_by_remote(c));
+
+	c = client_ending(t, 0x600, syn_only, 1, ECONNREFUSED, 0);
+	CHECK_INT(conn_outcome(c), OUTCOME_REFUSED);
+
+	c = client_ending(t, 0x700, syn_only, 1, ETIMEDOUT, 0);
+	CHECK_INT(conn_outcome(c), OUTCOME_TIMEOUT);
+
+	c = client_ending(t, 0x800, established, 2, EHOSTUNREACH, 0);
+	CHECK_INT(conn_outcome(c), OUTCOME_ABORTED);
+	CHECK_INT(c->sk_err, EHOSTUNREACH);
+	tracker_free(t);
+}
+
+static void stuck_connections_are_reported_once_per_state(void)
+{
+	struct tracker *t = tracker_new(64);
+	struct synfin_event a = ev(0xa00, 0, SF_TCP_ESTABLISHED, SF_TCP_CLOSE_WAIT, 1);
+	struct synfin_event b = ev(0xb00, 0, SF_TCP_CLOSE, SF_TCP_SYN_SENT, 0);
+	struct transition tr;
+	int calls = 0;
+	const uint32_t watched = 1u << SF_TCP_CLOSE_WAIT;
+
+	tracker_feed(t, &a, &tr);
+	tracker_feed(t, &b, &tr);
+	tracker_find_stuck(t, a.ts_ns + 5000 * US, 2000 * US, watched, count_stuck, &calls);
+	CHECK_INT(calls, 1); /* only the CLOSE_WAIT one: SYN_SENT is not watched */
+	tracker_find_stuck(t, a.ts_ns + 9000 * US, 2000 * US, watched, count_stuck, &calls);
+	CHECK_INT(calls, 1); /* once */
+	tracker_find_stuck(t, a.ts_ns + 1000 * US, 2000 * US, 1u << SF_TCP_SYN_SENT, count_stuck, &calls);
+	CHECK_INT(calls, 1); /* not long enough yet */
+	tracker_free(t);
+}
+
 int main(void)
 {
 	RUN(client_first_close_yields_full_record);
@@ -317,5 +415,7 @@ int main(void)
 	RUN(listener_yields_no_lifecycle_record);
 	RUN(full_table_evicts_the_oldest);
 	RUN(random_churn_matches_reference);
+	RUN(outcomes_and_closers_follow_the_kernel_facts);
+	RUN(stuck_connections_are_reported_once_per_state);
 	return check_summary("unit/tracker");
 }

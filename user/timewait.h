@@ -1,0 +1,60 @@
+/*
+ * Following connections through TIME_WAIT. No tracepoint fires for the
+ * time-wait mini-socket that replaces a closed socket, so synfin looks it up
+ * through sock_diag (the netlink interface behind `ss state time-wait`):
+ * once shortly after the close to confirm it, then again when its timer is
+ * due, to see it gone. Exact-tuple lookups, never a dump of the whole table.
+ */
+#ifndef SYNFIN_TIMEWAIT_H
+#define SYNFIN_TIMEWAIT_H
+#include <stddef.h>
+#include <stdint.h>
+#include "synfin.h"
+#include "tracker.h"
+
+enum tw_end {
+	TW_END_EXPIRED = 1, /* gone when its timer said: the full 2MSL */
+	TW_END_EARLY,       /* gone before its timer: reused, reset or its namespace went away */
+	TW_END_UNSEEN,      /* never found: gone before the first look, or not observable */
+};
+
+struct tw_entry {
+	uint64_t entered_ns; /* the CLOSE transition, bpf_ktime_get_ns() clock */
+	uint64_t next_check_ns;
+	uint64_t due_ns;     /* when the kernel's timer should fire; 0 until seen */
+	uint8_t saddr[16], daddr[16];
+	uint32_t netns, pid;
+	uint16_t sport, dport;
+	uint8_t family;
+	uint8_t substate; /* last seen: SF_TCP_TIME_WAIT or SF_TCP_FIN_WAIT2; 0 = never seen */
+	uint8_t in_use;
+	char comm[SYNFIN_COMM_LEN];
+};
+
+/* What one sock_diag answer said about one socket. */
+struct tw_lookup {
+	int found;           /* 1 found, 0 no such socket, -1 error */
+	uint8_t state;       /* idiag_state: a time-wait socket reports its substate */
+	uint32_t expires_ms; /* idiag_expires: time left on its timer */
+};
+
+typedef void (*tw_end_fn)(void *ctx, const struct tw_entry *e, enum tw_end how, uint64_t now_ns);
+
+struct tw_table;
+
+struct tw_table *tw_new(uint32_t cap);
+void tw_free(struct tw_table *t);
+/* Starts following a connection that just closed into the time-wait machinery. */
+void tw_add(struct tw_table *t, const struct conn *c);
+/* Looks up what is due; calls fn for each connection whose TIME_WAIT ended. */
+void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx);
+/* Connections seen in the time-wait table and not yet gone. */
+uint32_t tw_held(const struct tw_table *t);
+/* Connections not followed because the table was full. */
+uint64_t tw_untracked(const struct tw_table *t);
+
+/* Parses one sock_diag reply (untrusted bytes from the kernel). Returns 0 and
+ * fills *out, or -1 if the bytes are not a well-formed reply. */
+int tw_parse_reply(const void *buf, size_t len, struct tw_lookup *out);
+
+#endif
