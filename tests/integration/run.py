@@ -46,7 +46,7 @@ def main():
         except Exception as err:  # noqa: BLE001 - any failure is a failed test
             counts["failed"] += 1
             print(f"FAIL {name}: {err}", flush=True)
-            traceback.print_exc(limit=3, file=sys.stdout)
+            traceback.print_exc(limit=-2, file=sys.stdout)
         finally:
             signal.alarm(0)
             kill_leftovers()

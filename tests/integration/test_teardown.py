@@ -1,0 +1,151 @@
+"""How connections end: TIME_WAIT and 2MSL, who closed, resets, refusals,
+SYN timeouts, initial sequence numbers against the wire, stuck states."""
+import json
+import os
+import shutil
+import subprocess
+import time
+
+from lib import Netns, Skip, Synfin, conn_records, find_socket, require_root, run_peer
+
+SYN, ACK = 0x02, 0x10
+
+
+def trace(peer_args, synfin_args=(), ns_setup=None, settle=0.2):
+    require_root()
+    with Netns() as ns:
+        if ns_setup:
+            ns_setup(ns)
+        tracer = Synfin("--netns", str(ns.inode), *synfin_args)
+        peer = run_peer(*peer_args, netns=ns.name)
+        status, out, err = tracer.stop(settle=settle)
+    assert status == 0, err
+    return peer, [json.loads(line) for line in out.splitlines() if line.strip()], err
+
+
+def both_records(peer, records):
+    lport, cport = peer["listen_port"], peer["conns"][0]["client_port"]
+    [client] = conn_records(records, sport=cport, dport=lport)
+    [server] = conn_records(records, sport=lport, dport=cport)
+    return client, server
+
+
+def test_shutdown_first_client_reaches_time_wait():
+    peer, records, _ = trace(["--scenario", "shutdown"])
+    client, server = both_records(peer, records)
+    assert client["states"] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"], client
+    assert client["time_wait"] == "entered"
+    assert client["state_us"][-1] is None  # TIME_WAIT still running when the record is written
+    assert (client["closer"], client["outcome"]) == ("local", "closed")
+    assert server["states"] == ["SYN_RECV", "ESTABLISHED", "CLOSE_WAIT", "LAST_ACK"], server
+    assert (server["closer"], server["outcome"], server["time_wait"]) == ("remote", "closed", None)
+    assert client["reset_by"] is None and server["sk_err"] is None
+    # 4 bytes each way ("ping"/"pong"): SYN and FIN sequence numbers are not payload.
+    assert (client["tx_bytes"], client["rx_bytes"]) == (4, 4), client
+    assert (server["tx_bytes"], server["rx_bytes"]) == (4, 4), server
+    assert client["syn_retrans"] == 0 and server["synack_retrans"] == 0
+
+
+def test_time_wait_held_at_exit_is_counted():
+    _, _, err = trace(["--scenario", "shutdown", "--count", "3"], settle=0.5)
+    assert "synfin: 3 connections in TIME_WAIT at exit" in err, err
+
+
+def test_reset_names_who_sent_it():
+    peer, records, _ = trace(["--scenario", "reset"])
+    client, server = both_records(peer, records)
+    assert (client["outcome"], client["reset_by"]) == ("reset", "local"), client
+    assert (server["outcome"], server["reset_by"]) == ("reset", "remote"), server
+    assert server["sk_err"] == 104  # ECONNRESET
+    assert client["closer"] is None and server["closer"] is None
+
+
+def test_refused_connect_outcome():
+    peer, records, _ = trace(["--scenario", "refused"])
+    [rec] = conn_records(records, dport=peer["conns"][0]["refused_port"])
+    assert (rec["outcome"], rec["sk_err"], rec["closer"]) == ("refused", 111, None), rec
+    assert rec["local_isn"] is None and rec["syn_retrans"] == 0
+
+
+def drop_syns_to(port):
+    def setup(ns):
+        if not shutil.which("nft"):
+            raise Skip("nft (nftables) not installed")
+        rules = ("table inet synfin_test {\n chain input {\n"
+                 "  type filter hook input priority 0;\n"
+                 f"  tcp dport {port} tcp flags & (syn | ack) == syn drop\n }}\n}}\n")
+        subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], input=rules, text=True,
+                       check=True)
+        # One retransmission: the connect gives up after ~1 + 2 s.
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw",
+                        "net.ipv4.tcp_syn_retries=1"], check=True)
+    return setup
+
+
+def test_dropped_syns_time_out_with_retransmissions_counted():
+    port = 40000 + os.getpid() % 1000
+    peer, records, _ = trace(["--scenario", "syn-timeout", "--port", str(port), "--capture"],
+                             ns_setup=drop_syns_to(port))
+    [rec] = conn_records(records, dport=port)
+    assert rec["states"] == ["SYN_SENT"], rec
+    assert (rec["outcome"], rec["sk_err"]) == ("timeout", 110), rec
+    # As many retransmissions as the wire saw SYNs after the first (kernels >= 6.5 retry
+    # linearly before backing off, so this is not simply tcp_syn_retries).
+    syns = [s for s in peer["segments"] if s["dport"] == port and s["flags"] & SYN]
+    assert len(syns) >= 2 and rec["syn_retrans"] == len(syns) - 1, (rec, len(syns))
+    assert rec["duration_us"] >= 2_500_000, rec  # initial RTO 1 s, then 2 s
+    assert 2.5 <= peer["conns"][0]["seconds"] < 10
+
+
+def test_initial_sequence_numbers_match_the_wire():
+    for family in ("4", "6"):
+        peer, records, _ = trace(["--scenario", "shutdown", "--capture", "--family", family])
+        client, server = both_records(peer, records)
+        cport, lport = client["sport"], client["dport"]
+        segs = peer["segments"]
+        [syn] = [s for s in segs if s["flags"] & (SYN | ACK) == SYN and s["sport"] == cport]
+        [synack] = [s for s in segs if s["flags"] & (SYN | ACK) == SYN | ACK and s["sport"] == lport]
+        # tcpdump -S: SYN seq=J; SYN-ACK seq=K ack=J+1; the client's ACK then acks K+1.
+        assert client["local_isn"] == syn["seq"] == server["remote_isn"], (client, syn)
+        assert client["remote_isn"] == synack["seq"] == server["local_isn"], (client, synack)
+        assert synack["ack"] == (syn["seq"] + 1) % 2**32
+        third = [s for s in segs if s["sport"] == cport and s["flags"] == ACK]
+        assert third and third[0]["ack"] == (synack["seq"] + 1) % 2**32
+
+
+def test_close_wait_held_open_is_reported_stuck_once():
+    peer, records, _ = trace(["--scenario", "close-wait", "--hold-seconds", "3"],
+                             ["--stuck", "1"])
+    stuck = [r for r in records if r["type"] == "stuck"]
+    cport = peer["conns"][0]["client_port"]
+    assert len(stuck) == 1, stuck
+    assert (stuck[0]["state"], stuck[0]["sport"], stuck[0]["role"]) == ("CLOSE_WAIT", cport, "client")
+    assert 1_000_000 <= stuck[0]["since_us"] < 3_000_000, stuck[0]
+    assert stuck[0]["pid"] == peer["pid"]
+    client = find_socket(records, sport=cport)
+    assert ("CLOSE_WAIT", "LAST_ACK") in [(e["old"], e["new"]) for e in client]
+
+
+def test_slow_time_wait_expires_after_2msl():
+    """Waits for a real TIME_WAIT to expire: about a minute."""
+    if os.environ.get("SYNFIN_SKIP_SLOW"):
+        raise Skip("SYNFIN_SKIP_SLOW is set")
+    require_root()
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode))
+        peer = run_peer("--scenario", "shutdown", netns=ns.name)
+        deadline = time.monotonic() + 75
+        while time.monotonic() < deadline:
+            tracer.out.seek(0)
+            if b'"time_wait_end"' in tracer.out.read():
+                break
+            time.sleep(0.5)
+        records = tracer.records()
+    cport = peer["conns"][0]["client_port"]
+    ends = [r for r in records if r["type"] == "time_wait_end"]
+    assert len(ends) == 1, ends
+    end = ends[0]
+    assert (end["sport"], end["end"], end["substate"]) == (cport, "expired", "TIME_WAIT"), end
+    # Linux holds TIME_WAIT for TCP_TIMEWAIT_LEN = 60 s; its timer wheel may fire ~2 s late.
+    assert 59_000_000 <= end["time_wait_us"] <= 64_000_000, end
+    assert end["pid"] == peer["pid"]
