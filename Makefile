@@ -19,6 +19,7 @@ USER_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ibpf -Iuser -I$(OUT
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(dir $(VMLINUX)) -Ibpf
 LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
 
+BIN ?= synfin
 BPF_APPS := state
 BPF_OBJS := $(patsubst %,$(OUTPUT)/%.bpf.o,$(BPF_APPS))
 SKELS := $(patsubst %,$(OUTPUT)/%.skel.h,$(BPF_APPS))
@@ -39,9 +40,11 @@ msg = @printf '  %-8s %s\n' "$(1)" "$(2)";
 endif
 
 .DELETE_ON_ERROR:
+# Keep the BPF objects: the skeletons are made from them.
+.SECONDARY:
 .PHONY: all run check deps test-deps unit vmlinux clean
 
-all: synfin
+all: $(BIN)
 
 $(OUTPUT) $(OUTPUT)/tests:
 	$(Q)mkdir -p $@
@@ -61,7 +64,7 @@ $(OUTPUT)/%.o: user/%.c $(HEADERS) | $(OUTPUT)
 
 $(APP_OBJS): $(SKELS)
 
-synfin: $(APP_OBJS) $(CORE_OBJS)
+$(BIN): $(APP_OBJS) $(CORE_OBJS)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $^ $(LIBS) -o $@
 
@@ -82,7 +85,7 @@ test-deps:
 	$(Q)bash tools/install-deps.sh test
 
 check: test-deps
-	$(Q)$(MAKE) --no-print-directory all unit
+	$(Q)$(MAKE) --no-print-directory all unit asan-build fuzz-build
 	$(Q)bash tests/run.sh
 
 vmlinux:

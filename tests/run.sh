@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The whole suite: unit tests, then integration tests against this kernel,
-# then (when tests/vm/vmtest.sh exists and SYNFIN_SKIP_VM is unset) the
-# integration tests again inside a VM booting another kernel.
+# The whole suite: unit tests, integration tests against this kernel, both
+# again under ASan + UBSan, the fuzz targets for a bounded time, then (when
+# tests/vm/vmtest.sh exists and SYNFIN_SKIP_VM is unset) the integration
+# tests inside a VM booting another kernel.
 # Every part prints 'LABEL: N passed, N failed[, N skipped]'; this script adds
 # them up into the closing line.
 set -uo pipefail
@@ -9,22 +10,25 @@ cd "$(dirname "$0")/.."
 
 passed=0 failed=0 skipped=0
 
-# Runs one part, echoing its output, and adds its counts to the totals.
+# Runs one part, echoing its output, and adds the counts of every result
+# line it printed ('LABEL: N passed, N failed[, N skipped]') to the totals.
 run_part() {
-	local log line p f s
+	local log line p f s found=0 status
 	log=$(mktemp)
 	"$@" 2>&1 | tee "$log"
-	line=$(grep -E '^[^ ].*: [0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	status=${PIPESTATUS[0]}
+	while IFS= read -r line; do
+		found=1
+		p=$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line")
+		f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
+		s=$(grep -oE '[0-9]+ skipped' <<<"$line" | cut -d' ' -f1)
+		passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
+	done < <(grep -E '^[^ ].*: [0-9]+ passed, [0-9]+ failed' "$log")
 	rm -f "$log"
-	if [ -z "$line" ]; then
-		echo "tests/run.sh: '$*' printed no result line: counted as one failure"
+	if [ "$found" -eq 0 ]; then
+		echo "tests/run.sh: '$*' printed no result line (exit $status): counted as one failure"
 		failed=$((failed + 1))
-		return
 	fi
-	p=$(sed -E 's/.* ([0-9]+) passed.*/\1/' <<<"$line")
-	f=$(sed -E 's/.* ([0-9]+) failed.*/\1/' <<<"$line")
-	s=$(grep -oE '[0-9]+ skipped' <<<"$line" | cut -d' ' -f1)
-	passed=$((passed + p)) failed=$((failed + f)) skipped=$((skipped + ${s:-0}))
 }
 
 for t in .output/tests/test_*; do
@@ -36,6 +40,14 @@ if [ "$(id -u)" -eq 0 ]; then
 else
 	echo "integration: skipped, needs root (sudo make check)"
 	skipped=$((skipped + 1))
+fi
+
+if [ -x .output/asan/synfin ]; then
+	run_part bash tests/run-asan.sh
+fi
+
+if ls .output/fuzz/bin/fuzz_* >/dev/null 2>&1; then
+	run_part bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 fi
 
 if [ -x tests/vm/vmtest.sh ] && [ -z "${SYNFIN_SKIP_VM:-}" ] && [ "$(id -u)" -eq 0 ]; then

@@ -201,6 +201,8 @@ int tracer_counters(struct tracer *t, uint64_t *emitted, uint64_t *lost)
 	if (ncpus <= 0)
 		return -EINVAL;
 	uint64_t vals[ncpus];
+	/* The kernel fills vals; valgrind cannot see that through bpf(). */
+	memset(vals, 0, sizeof(vals));
 	for (uint32_t key = 0; key < SF_CNT_MAX; key++) {
 		if (bpf_map_lookup_elem(fd, &key, vals))
 			return -errno;

@@ -174,7 +174,14 @@ int main(int argc, char **argv)
 	struct options opts;
 	int err;
 
-	options_parse(argc, argv, &opts);
+	switch (options_parse(argc, argv, &opts)) {
+	case OPTIONS_RUN:
+		break;
+	case OPTIONS_DONE:
+		return 0;
+	default:
+		return 2;
+	}
 	app.tty = isatty(STDOUT_FILENO);
 	output_init(&app.out, STDOUT_FILENO, opts.json, opts.life);
 	app.tracker = tracker_new(opts.max_conns);

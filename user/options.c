@@ -14,6 +14,8 @@
 
 /* Set once a message has been printed, so ARGP_KEY_ERROR does not add a second. */
 static bool error_reported;
+/* Set when help or the version was printed. */
+static bool info_printed;
 
 /* Our own one-line errors: argp's would add a second "Try --help" line. */
 __attribute__((format(printf, 1, 2))) static error_t fail(const char *fmt, ...)
@@ -195,10 +197,11 @@ static error_t parse_option(int key, char *arg, struct argp_state *state);
 static const struct argp argp = { option_table, parse_option, NULL, doc, NULL, NULL, NULL };
 
 /* argp_state_help() stays silent under ARGP_NO_ERRS, so print through argp_help(). */
-static _Noreturn void print_help_and_exit(unsigned flags)
+static error_t print_help(unsigned flags)
 {
 	argp_help(&argp, stdout, flags, (char *)"synfin");
-	exit(0);
+	info_printed = true;
+	return 0;
 }
 
 static error_t parse_option(int key, char *arg, struct argp_state *state)
@@ -242,12 +245,13 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 		o->verbose = true;
 		return 0;
 	case 'h':
-		print_help_and_exit(ARGP_HELP_STD_HELP);
+		return print_help(ARGP_HELP_STD_HELP);
 	case OPT_USAGE:
-		print_help_and_exit(ARGP_HELP_USAGE);
+		return print_help(ARGP_HELP_USAGE);
 	case 'V':
 		printf("synfin %s\n", SYNFIN_VERSION);
-		exit(0);
+		info_printed = true;
+		return 0;
 	case ARGP_KEY_ARG:
 		return fail("unexpected argument '%s'", arg);
 	case ARGP_KEY_ERROR:
@@ -257,15 +261,17 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 	}
 }
 
-void options_parse(int argc, char **argv, struct options *opts)
+enum options_result options_parse(int argc, char **argv, struct options *opts)
 {
 	memset(opts, 0, sizeof(*opts));
 	opts->ringbuf_bytes = 8u << 20;
 	opts->max_conns = 65536;
 	/* ARGP_NO_ERRS: every error is ours, on one line; help and version are ours too. */
+	error_reported = info_printed = false;
 	if (argp_parse(&argp, argc, argv, ARGP_NO_ERRS | ARGP_NO_EXIT | ARGP_NO_HELP, NULL, opts)) {
 		if (!error_reported)
 			fail("invalid command line");
-		exit(2);
+		return OPTIONS_INVALID;
 	}
+	return info_printed ? OPTIONS_DONE : OPTIONS_RUN;
 }

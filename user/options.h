@@ -25,7 +25,13 @@ struct options {
 	enum hook_choice hook;
 };
 
-/* Parses argv; on bad input prints one line to stderr and exits with status 2. */
-void options_parse(int argc, char **argv, struct options *opts);
+enum options_result {
+	OPTIONS_RUN = 0,     /* go on and trace */
+	OPTIONS_DONE = 1,    /* --help, --usage or --version was printed: exit 0 */
+	OPTIONS_INVALID = 2, /* one line was printed to stderr: exit 2 */
+};
+
+/* Parses argv into *opts. Never exits: the caller decides. */
+enum options_result options_parse(int argc, char **argv, struct options *opts);
 
 #endif

@@ -13,17 +13,18 @@
 static void text_time(struct output *o, uint64_t ts_ns)
 {
 	static time_t cached_sec = -1;
-	static char hms[9];
-	int64_t real = (int64_t)ts_ns + o->mono_to_real_ns;
+	static char hms[9] = "??:??:??";
+	/* Unsigned: a wrapped value prints a wrong time, never undefined behaviour. */
+	uint64_t real = ts_ns + (uint64_t)o->mono_to_real_ns;
 	time_t sec = (time_t)(real / 1000000000);
 	char frac[8];
-	uint64_t us = (uint64_t)(real % 1000000000) / 1000;
+	uint64_t us = real % 1000000000 / 1000;
 
 	if (sec != cached_sec) {
 		struct tm tm;
 
-		localtime_r(&sec, &tm);
-		strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
+		if (localtime_r(&sec, &tm))
+			strftime(hms, sizeof(hms), "%H:%M:%S", &tm);
 		cached_sec = sec;
 	}
 	ob_write(&o->ob, hms, 8);

@@ -403,7 +403,7 @@ void tracker_find_stuck(struct tracker *t, uint64_t now_ns, uint64_t min_ns, uin
 		struct conn *c = &t->pool[i];
 		uint8_t state = c->nstates ? c->states[c->nstates - 1] : 0;
 
-		if ((c->flags & CONN_STUCK_REPORTED) || !(watched & (1u << state)) ||
+		if ((c->flags & CONN_STUCK_REPORTED) || state >= 32 || !(watched & (1u << state)) ||
 		    now_ns < c->state_ns || now_ns - c->state_ns < min_ns)
 			continue;
 		c->flags |= CONN_STUCK_REPORTED;

@@ -11,7 +11,8 @@ import uuid
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
-SYNFIN = os.path.join(ROOT, "synfin")
+# SYNFIN_BIN: another build of synfin to test (the sanitizer build, for instance).
+SYNFIN = os.path.abspath(os.environ.get("SYNFIN_BIN", os.path.join(ROOT, "synfin")))
 PEER = os.path.join(HERE, "peer.py")
 READY = "Tracing TCP connections... Hit Ctrl-C to end."
 
@@ -38,9 +39,9 @@ class Synfin:
     """./synfin running in the background; stop() ends it with SIGINT and
     returns (exit status, stdout, stderr)."""
 
-    def __init__(self, *args, json_output=True, stdout=None):
+    def __init__(self, *args, json_output=True, stdout=None, wrapper=()):
         _running.add(self)
-        self.args = [SYNFIN] + (["--json"] if json_output else []) + list(args)
+        self.args = list(wrapper) + [SYNFIN] + (["--json"] if json_output else []) + list(args)
         self.out = tempfile.TemporaryFile(mode="w+b")
         self.err = tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen(self.args, stdout=stdout or self.out, stderr=self.err,
@@ -51,7 +52,7 @@ class Synfin:
         self.err.seek(0)
         return self.err.read().decode(errors="replace")
 
-    def _wait_ready(self, timeout=20):
+    def _wait_ready(self, timeout=60):
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if READY in self._stderr():

@@ -1,5 +1,6 @@
 """The command line as a user meets it: errors, exits, signals, text output."""
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -145,3 +146,22 @@ def test_kill_9_leaves_no_program_attached():
     while synfin_programs_loaded() and time.monotonic() < deadline:
         time.sleep(0.1)  # the kernel frees programs once the last fd closes
     assert not synfin_programs_loaded()
+
+
+def test_valgrind_finds_no_errors_or_leaks():
+    require_root()
+    if not shutil.which("valgrind"):
+        raise Skip("valgrind not installed")
+    if os.environ.get("VMTEST") or os.environ.get("SYNFIN_BIN"):
+        raise Skip("valgrind runs once, on the host's plain build")
+    supp = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "valgrind.supp")
+    wrapper = ["valgrind", "--error-exitcode=99", "--leak-check=full", f"--suppressions={supp}",
+               "--errors-for-leak-kinds=definite,indirect", "--track-fds=no", "-q"]
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode), "--stuck", "1", wrapper=wrapper)
+        run_peer("--count", "3", netns=ns.name)
+        run_peer("--scenario", "shutdown", netns=ns.name)
+        status, out, err = tracer.stop(settle=1.5)
+    assert status == 0, f"valgrind exit {status}: {err}"
+    assert out.count('"type":"conn"') == 8, out
+    assert "Invalid" not in err and "definitely lost" not in err, err

@@ -1,0 +1,29 @@
+# Sanitizers and fuzzing (issue 5).
+#   make check-asan   unit + integration tests with synfin built under ASan + UBSan
+#   make fuzz         libFuzzer targets for every parser of untrusted bytes, bounded in time
+ASAN_DIR := $(OUTPUT)/asan
+ASAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_DIR := $(OUTPUT)/fuzz
+FUZZ_SECONDS ?= 20
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ibpf -Iuser -I$(OUTPUT) -DSYNFIN_VERSION='"fuzz"' \
+	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
+FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
+
+.PHONY: asan-build check-asan fuzz-build fuzz
+
+asan-build:
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(ASAN_DIR) BIN=$(ASAN_DIR)/synfin \
+		CC=clang CFLAGS="$(ASAN_CFLAGS)" $(ASAN_DIR)/synfin unit
+
+check-asan: asan-build
+	$(Q)bash tests/run-asan.sh
+
+$(FUZZ_DIR)/bin/%: tests/fuzz/%.c $(CORE_SRCS) $(HEADERS)
+	$(Q)mkdir -p $(FUZZ_DIR)/bin
+	$(call msg,FUZZ-CC,$@)
+	$(Q)clang $(FUZZ_CFLAGS) $< $(CORE_SRCS) -o $@
+
+fuzz-build: $(FUZZ_TARGETS)
+
+fuzz: fuzz-build
+	$(Q)bash tests/fuzz/run.sh $(FUZZ_SECONDS)

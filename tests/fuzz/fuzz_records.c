@@ -1,0 +1,58 @@
+/*
+ * Ring-buffer records are bytes from the kernel: feed arbitrary ones through
+ * everything user space does with them (tracker, TIME_WAIT follow-up entry,
+ * JSON and text writers) and look for memory errors and undefined behaviour.
+ */
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+#include "output.h"
+#include "timewait.h"
+#include "tracker.h"
+
+static struct tracker *tracker;
+static struct output json_out, text_out;
+
+static void on_stuck(void *ctx, const struct conn *c, uint64_t now_ns)
+{
+	(void)ctx;
+	json_out.fmt->stuck(&json_out, c, now_ns);
+	text_out.fmt->stuck(&text_out, c, now_ns);
+}
+
+static void init_once(void)
+{
+	int devnull = open("/dev/null", O_WRONLY);
+
+	tracker = tracker_new(64); /* small: evictions are exercised too */
+	output_init(&json_out, devnull, true, false);
+	output_init(&text_out, devnull, false, false);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct synfin_event e;
+	struct transition tr;
+
+	if (!tracker)
+		init_once();
+	for (size_t off = 0; off + sizeof(e) <= size; off += sizeof(e)) {
+		memcpy(&e, data + off, sizeof(e));
+		tracker_feed(tracker, &e, &tr);
+		output_transition(&json_out, &e, &tr);
+		output_transition(&text_out, &e, &tr);
+		if (tr.ended) {
+			struct tw_entry tw = { .family = tr.ended->family, .substate = e.oldstate };
+
+			json_out.fmt->tw_end(&json_out, &tw, (enum tw_end)(1 + e.retrans % 3), e.ts_ns);
+			text_out.fmt->tw_end(&text_out, &tw, (enum tw_end)(1 + e.retrans % 3), e.ts_ns);
+		}
+		tracker_find_stuck(tracker, e.ts_ns, e.srtt_us, e.local_isn, on_stuck, NULL);
+	}
+	json_out.fmt->lost(&json_out, size, size, size);
+	ob_flush(&json_out.ob);
+	ob_flush(&text_out.ob);
+	return 0;
+}
