@@ -56,7 +56,20 @@ struct sf_owner {
 	char comm[SYNFIN_COMM_LEN];
 };
 
-/* socket address -> the process that owns it; LRU so it can never fill. */
+/*
+ * The process that owns each socket. tp_btf keeps it in socket-local storage:
+ * one pointer away from the socket, freed with it, no hashing and no delete.
+ * The classic tracepoint cannot use socket storage, so its twin keeps a hash
+ * keyed by socket address instead (LRU, so it can never fill). User space
+ * creates only the map the chosen twin uses.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sf_owner);
+} sk_owners SEC(".maps");
+
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536); /* resized by user space */
@@ -159,20 +172,6 @@ static __always_inline bool in_owner_context(int oldstate, int newstate)
 	       (oldstate == SF_TCP_CLOSE_WAIT && newstate == SF_TCP_LAST_ACK);
 }
 
-/*
- * The local port. inet_num is 0 once the socket has left its bind bucket
- * (at CLOSE), inet_sport until listen()/connect() publish it: take whichever
- * is set. Before connect() picks a port (SYN_SENT) both are 0.
- */
-static __always_inline __u16 local_port(const struct sock *sk)
-{
-	__u16 num = BPF_CORE_READ(sk, __sk_common.skc_num);
-
-	if (num)
-		return num;
-	return bpf_ntohs(BPF_CORE_READ((struct inet_sock *)sk, inet_sport));
-}
-
 /* An accepted child: born as a clone of its listener, so its first state
  * change reads LISTEN -> SYN_RECV (CLOSE -> SYN_RECV on older kernels). */
 static __always_inline bool is_child_birth(int oldstate, int newstate)
@@ -200,13 +199,57 @@ static __always_inline void forget_listener(__u64 skaddr, __u32 netns, __u16 por
 		bpf_map_delete_elem(&listeners, &key);
 }
 
-/* Fills *owner; returns false when the owner is not known. */
-static __always_inline bool resolve_owner(__u64 skaddr, int oldstate, int newstate,
-					  __u32 netns, __u16 sport, struct sf_owner *owner)
-{
-	struct sf_owner *known = bpf_map_lookup_elem(&owners, &skaddr);
+/*
+ * Field reads. The handler below is inlined into both twins with `btf` a
+ * constant: tp_btf gets plain loads through its BTF-typed socket pointer
+ * (the verifier turns them into checked loads, no helper call), the classic
+ * tracepoint gets bpf_probe_read_kernel() through BPF_CORE_READ. Both are
+ * CO-RE-relocated.
+ */
+#define RD(btf, ptr, ...) ((btf) ? __RD_DIRECT(ptr, __VA_ARGS__) : BPF_CORE_READ(ptr, __VA_ARGS__))
+#define __RD_DIRECT(ptr, a) ((ptr)->a)
 
-	if (known && newstate != SF_TCP_SYN_SENT) {
+static __always_inline struct sf_owner *stored_owner(const struct sock *sk, bool btf, bool create)
+{
+	__u64 skaddr = (__u64)sk;
+
+	if (btf)
+		return bpf_sk_storage_get(&sk_owners, (struct sock *)sk, 0,
+					  create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
+	if (create) {
+		struct sf_owner blank = {};
+
+		bpf_map_update_elem(&owners, &skaddr, &blank, BPF_ANY);
+	}
+	return bpf_map_lookup_elem(&owners, &skaddr);
+}
+
+static __always_inline bool store_owner(const struct sock *sk, bool btf, const struct sf_owner *owner)
+{
+	struct sf_owner *slot = stored_owner(sk, btf, true);
+
+	if (!slot)
+		return false;
+	*slot = *owner;
+	return true;
+}
+
+/*
+ * The owner of a socket, as this event can tell it: the current task where a
+ * system call made the transition, otherwise not known here (user space
+ * remembers owners per socket and gives children their listener's owner).
+ * With a pid filter the kernel must know every socket's owner, so then it is
+ * remembered here too: socket storage (tp_btf) or a hash (tracepoint).
+ */
+static __always_inline bool resolve_owner(const struct sock *sk, bool btf, int oldstate,
+					  int newstate, __u32 netns, __u16 sport,
+					  struct sf_owner *owner)
+{
+	struct sf_owner *known = NULL;
+
+	if (filter_pid && newstate != SF_TCP_SYN_SENT)
+		known = stored_owner(sk, btf, false);
+	if (known && known->pid) {
 		*owner = *known;
 		return true;
 	}
@@ -215,51 +258,59 @@ static __always_inline bool resolve_owner(__u64 skaddr, int oldstate, int newsta
 		if (!owner->pid) /* never the idle task */
 			return false;
 		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
-		bpf_map_update_elem(&owners, &skaddr, owner, BPF_ANY);
+		if (!filter_pid)
+			return true;
+		store_owner(sk, btf, owner);
 		if (newstate == SF_TCP_LISTEN)
-			remember_listener(skaddr, netns, sport, owner);
+			remember_listener((__u64)sk, netns, sport, owner);
 		return true;
 	}
-	if (is_child_birth(oldstate, newstate)) {
+	if (filter_pid && is_child_birth(oldstate, newstate)) {
 		struct sf_listener_key key = { .netns = netns, .port = sport };
 		struct sf_listener *l = bpf_map_lookup_elem(&listeners, &key);
 
 		if (!l)
 			return false;
 		*owner = l->owner;
-		bpf_map_update_elem(&owners, &skaddr, owner, BPF_ANY);
+		store_owner(sk, btf, owner);
 		return true;
 	}
 	return false;
 }
 
-static __always_inline void read_addrs(const struct sock *sk, __u16 family,
+static __always_inline void read_addrs(const struct sock *sk, bool btf, __u16 family,
 				       struct synfin_event *e)
 {
 	if (family == AF_INET) {
-		bpf_core_read(e->saddr, 4, &sk->__sk_common.skc_rcv_saddr);
-		bpf_core_read(e->daddr, 4, &sk->__sk_common.skc_daddr);
+		*(__u32 *)e->saddr = RD(btf, sk, __sk_common.skc_rcv_saddr);
+		*(__u32 *)e->daddr = RD(btf, sk, __sk_common.skc_daddr);
+	} else if (btf) {
+		__builtin_memcpy(e->saddr, sk->__sk_common.skc_v6_rcv_saddr.in6_u.u6_addr8, 16);
+		__builtin_memcpy(e->daddr, sk->__sk_common.skc_v6_daddr.in6_u.u6_addr8, 16);
 	} else {
 		bpf_core_read(e->saddr, 16, &sk->__sk_common.skc_v6_rcv_saddr);
 		bpf_core_read(e->daddr, 16, &sk->__sk_common.skc_v6_daddr);
 	}
 }
 
-/* Initial sequence numbers, RTT and handshake retransmissions, at ESTABLISHED. */
-static __always_inline void read_handshake(const struct sock *sk, struct synfin_event *e)
+static __always_inline __u8 clamp_u8(__u32 v)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u32 retrans = BPF_CORE_READ(tp, total_retrans);
+	return v > 255 ? 255 : v;
+}
 
+/* Initial sequence numbers, RTT and handshake retransmissions, at ESTABLISHED. */
+static __always_inline void read_handshake(const struct tcp_sock *tp, bool btf,
+					   struct synfin_event *e)
+{
 	/*
 	 * Our SYN and the peer's SYN each take one sequence number and nothing
 	 * else has been acknowledged or received yet (no Fast Open data), so
 	 * the ISNs are one below snd_una and rcv_nxt.
 	 */
-	e->local_isn = BPF_CORE_READ(tp, snd_una) - 1;
-	e->remote_isn = BPF_CORE_READ(tp, rcv_nxt) - 1;
-	e->srtt_us = BPF_CORE_READ(tp, srtt_us) >> 3; /* stored as 8 x srtt */
-	e->retrans = retrans > 255 ? 255 : retrans;
+	e->local_isn = RD(btf, tp, snd_una) - 1;
+	e->remote_isn = RD(btf, tp, rcv_nxt) - 1;
+	e->srtt_us = RD(btf, tp, srtt_us) >> 3; /* stored as 8 x srtt */
+	e->retrans = clamp_u8(RD(btf, tp, total_retrans));
 }
 
 /*
@@ -267,13 +318,12 @@ static __always_inline void read_handshake(const struct sock *sk, struct synfin_
  * RCV_SHUTDOWN before tcp_time_wait(); tcp_reset() and tcp_write_err() set
  * sk_err before tcp_done(); so at this tracepoint the two are decisive.
  */
-static __always_inline void read_close(const struct sock *sk, int oldstate,
-				       struct synfin_event *e)
+static __always_inline void read_close(const struct sock *sk, const struct tcp_sock *tp,
+				       bool btf, int oldstate, struct synfin_event *e)
 {
-	const struct tcp_sock *tp = (const struct tcp_sock *)sk;
-	__u8 shutdown = BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown);
-	int err = BPF_CORE_READ(sk, sk_err);
-	__u32 retrans = BPF_CORE_READ(tp, total_retrans);
+	__u8 shutdown = btf ? BPF_CORE_READ_BITFIELD(sk, sk_shutdown) :
+			      BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown);
+	int err = RD(btf, sk, sk_err);
 	__u8 flags = 0;
 
 	if (shutdown & RCV_SHUTDOWN)
@@ -287,9 +337,9 @@ static __always_inline void read_close(const struct sock *sk, int oldstate,
 		flags |= SF_CLOSE_TW_FIN_WAIT2;
 	e->close_flags = flags;
 	e->sk_err = err > 0 && err < 256 ? err : 0;
-	e->retrans = retrans > 255 ? 255 : retrans;
-	e->bytes_acked = BPF_CORE_READ(tp, bytes_acked);
-	e->bytes_received = BPF_CORE_READ(tp, bytes_received);
+	e->retrans = clamp_u8(RD(btf, tp, total_retrans));
+	e->bytes_acked = RD(btf, tp, bytes_acked);
+	e->bytes_received = RD(btf, tp, bytes_received);
 }
 
 static __always_inline void submit(struct synfin_event *e)
@@ -302,32 +352,66 @@ static __always_inline void submit(struct synfin_event *e)
 	count(SF_CNT_EMITTED);
 }
 
-static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
-					    int newstate, __u16 protocol)
+/*
+ * The local port. inet_num is 0 once the socket has left its bind bucket
+ * (at CLOSE), inet_sport until listen()/connect() publish it: take whichever
+ * is set. Before connect() picks a port (SYN_SENT) both are 0.
+ */
+static __always_inline __u16 local_port(const struct sock *sk, const struct tcp_sock *tp, bool btf)
+{
+	__u16 num = RD(btf, sk, __sk_common.skc_num);
+
+	if (num)
+		return num;
+	return bpf_ntohs(RD(btf, tp, inet_conn.icsk_inet.inet_sport));
+}
+
+static __always_inline void fill_event(struct synfin_event *e, const struct sock *sk,
+				       const struct tcp_sock *tp, bool btf, int oldstate,
+				       int newstate, const struct sf_owner *owner)
+{
+	e->pid = owner->pid;
+	__builtin_memcpy(e->comm, owner->comm, sizeof(e->comm));
+	e->type = SF_EV_STATE;
+	e->oldstate = oldstate;
+	e->newstate = newstate;
+	e->local_isn = e->remote_isn = e->srtt_us = 0;
+	e->bytes_acked = e->bytes_received = 0;
+	e->sk_err = e->close_flags = e->retrans = e->pad = 0;
+	if (newstate == SF_TCP_ESTABLISHED)
+		read_handshake(tp, btf, e);
+	else if (newstate == SF_TCP_CLOSE)
+		read_close(sk, tp, btf, oldstate, e);
+}
+
+static __always_inline int handle_set_state(const struct sock *sk, const struct tcp_sock *tp,
+					    bool btf, int oldstate, int newstate)
 {
 	struct sf_owner owner = {};
 	struct synfin_event *e;
-	__u64 skaddr = (__u64)sk;
 	struct cgroup *cg;
 	__u16 family, sport, dport;
 	__u32 netns;
 	bool known;
 
-	if (protocol != IPPROTO_TCP)
-		return 0;
-	family = BPF_CORE_READ(sk, __sk_common.skc_family);
+	family = RD(btf, sk, __sk_common.skc_family);
 	if (filter_family && family != filter_family)
 		return 0;
-	sport = local_port(sk);
-	dport = bpf_ntohs(BPF_CORE_READ(sk, __sk_common.skc_dport));
-	netns = BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
+	sport = local_port(sk, tp, btf);
+	dport = bpf_ntohs(RD(btf, sk, __sk_common.skc_dport));
+	netns = btf ? sk->__sk_common.skc_net.net->ns.inum :
+		      BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 
 	/* Owner bookkeeping runs before filtering so it never misses a socket. */
-	known = resolve_owner(skaddr, oldstate, newstate, netns, sport, &owner);
-	if (newstate == SF_TCP_CLOSE) {
-		bpf_map_delete_elem(&owners, &skaddr);
+	known = resolve_owner(sk, btf, oldstate, newstate, netns, sport, &owner);
+	if (filter_pid && newstate == SF_TCP_CLOSE) {
+		if (!btf) {
+			__u64 skaddr = (__u64)sk;
+
+			bpf_map_delete_elem(&owners, &skaddr);
+		}
 		if (oldstate == SF_TCP_LISTEN)
-			forget_listener(skaddr, netns, sport);
+			forget_listener((__u64)sk, netns, sport);
 	}
 
 	if (!ports_match(sport, dport))
@@ -337,7 +421,7 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 	if (filter_pid && (!known || owner.pid != filter_pid))
 		return 0;
 	/* sk_cgrp_data.cgroup is copied from the listener into accepted children. */
-	cg = BPF_CORE_READ(sk, sk_cgrp_data.cgroup);
+	cg = RD(btf, sk, sk_cgrp_data.cgroup);
 	if (!cgroup_matches(cg))
 		return 0;
 
@@ -347,25 +431,14 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 		return 0;
 	}
 	e->ts_ns = bpf_ktime_get_ns();
-	e->skaddr = skaddr;
-	e->cgroup_id = cg ? BPF_CORE_READ(cg, kn, id) : 0;
-	read_addrs(sk, family, e);
-	e->pid = owner.pid;
+	e->skaddr = (__u64)sk;
+	e->cgroup_id = !cg ? 0 : btf ? cg->kn->id : BPF_CORE_READ(cg, kn, id);
+	read_addrs(sk, btf, family, e);
 	e->netns = netns;
 	e->sport = sport;
 	e->dport = dport;
-	e->type = SF_EV_STATE;
 	e->family = family;
-	e->oldstate = oldstate;
-	e->newstate = newstate;
-	__builtin_memcpy(e->comm, owner.comm, sizeof(e->comm));
-	e->local_isn = e->remote_isn = e->srtt_us = 0;
-	e->bytes_acked = e->bytes_received = 0;
-	e->sk_err = e->close_flags = e->retrans = e->pad = 0;
-	if (newstate == SF_TCP_ESTABLISHED)
-		read_handshake(sk, e);
-	else if (newstate == SF_TCP_CLOSE)
-		read_close(sk, oldstate, e);
+	fill_event(e, sk, tp, btf, oldstate, newstate, &owner);
 	submit(e);
 	return 0;
 }
@@ -373,11 +446,21 @@ static __always_inline int handle_set_state(const struct sock *sk, int oldstate,
 SEC("tp_btf/inet_sock_set_state")
 int BPF_PROG(set_state_btf, const struct sock *sk, const int oldstate, const int newstate)
 {
-	return handle_set_state(sk, oldstate, newstate, BPF_CORE_READ(sk, sk_protocol));
+	/* NULL unless this is a TCP socket: the protocol filter and the cast in one. */
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock((void *)sk);
+
+	if (!tp || sk->sk_protocol != IPPROTO_TCP)
+		return 0;
+	return handle_set_state(sk, tp, true, oldstate, newstate);
 }
 
 SEC("tracepoint/sock/inet_sock_set_state")
 int set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 {
-	return handle_set_state(ctx->skaddr, ctx->oldstate, ctx->newstate, ctx->protocol);
+	const struct sock *sk = ctx->skaddr;
+
+	if (ctx->protocol != IPPROTO_TCP)
+		return 0;
+	return handle_set_state(sk, (const struct tcp_sock *)sk, false, ctx->oldstate,
+				ctx->newstate);
 }

@@ -95,13 +95,19 @@ static bool kernel_takes_tp_btf(void)
 	return true;
 }
 
+/* Loads one twin, and creates only the owner map that twin uses. */
 static int choose_hook(struct tracer *t, enum hook_choice choice)
 {
 	bool btf = choice == HOOK_TP_BTF || (choice == HOOK_AUTO && kernel_takes_tp_btf());
+	struct state_bpf *skel = t->skel;
+	int err;
 
 	t->hook = btf ? "tp_btf" : "tracepoint";
-	return bpf_program__set_autoload(btf ? t->skel->progs.set_state_tp : t->skel->progs.set_state_btf,
-					 false);
+	err = bpf_program__set_autoload(btf ? skel->progs.set_state_tp : skel->progs.set_state_btf,
+					false);
+	if (!err)
+		err = bpf_map__set_autocreate(btf ? skel->maps.owners : skel->maps.sk_owners, false);
+	return err;
 }
 
 static void set_filters(struct state_bpf *skel, const struct options *o)

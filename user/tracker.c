@@ -9,38 +9,71 @@
  * Open addressing with linear probing: slots[] holds pool index + 1 (0 is
  * empty) and is kept at most half full, so a lookup touches one or two cache
  * lines. Deletion shifts entries back instead of leaving tombstones, so the
- * table never degrades however many sockets come and go.
+ * table never degrades however many sockets come and go. Two such indexes
+ * point into one pool: by socket address, and listeners by (netns, port).
  */
+struct index {
+	uint32_t *slots;
+	uint32_t mask, count;
+	uint64_t (*key_of)(const struct conn *c);
+};
+
 struct tracker {
-	uint32_t cap, count, mask;
+	uint32_t cap, count;
 	uint32_t oldest, newest, free_head;
 	uint64_t evicted;
-	uint32_t *slots;
+	struct index by_sk, by_listener;
 	struct conn *pool;
 	struct conn ended; /* the last finished lifecycle, handed out by tracker_feed */
 };
 
-static uint32_t home_slot(const struct tracker *t, uint64_t key)
+/* Listeners are few; past this many, later ones lend no owner to their children. */
+#define LISTENER_SLOTS 4096
+
+static uint64_t sk_key(const struct conn *c)
+{
+	return c->key;
+}
+
+static uint64_t listener_key_of(uint32_t netns, uint16_t port)
+{
+	return ((uint64_t)netns << 16) | port;
+}
+
+static uint64_t listener_key(const struct conn *c)
+{
+	return listener_key_of(c->netns, c->sport);
+}
+
+static uint32_t home_slot(const struct index *ix, uint64_t key)
 {
 	/* Socket addresses are aligned: multiply to spread the low zero bits. */
-	return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & t->mask;
+	return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & ix->mask;
+}
+
+static int index_init(struct index *ix, uint32_t min_slots, uint64_t (*key_of)(const struct conn *))
+{
+	uint32_t nslots = 2;
+
+	while (nslots < min_slots)
+		nslots <<= 1;
+	ix->mask = nslots - 1;
+	ix->key_of = key_of;
+	ix->slots = calloc(nslots, sizeof(*ix->slots));
+	return ix->slots ? 0 : -1;
 }
 
 struct tracker *tracker_new(uint32_t cap)
 {
 	struct tracker *t = calloc(1, sizeof(*t));
-	uint32_t nslots = 2;
 
 	if (!t || !cap)
 		goto fail;
-	while (nslots < 2 * (uint64_t)cap)
-		nslots <<= 1;
 	t->cap = cap;
-	t->mask = nslots - 1;
 	t->oldest = t->newest = NIL;
-	t->slots = calloc(nslots, sizeof(*t->slots));
 	t->pool = calloc(cap, sizeof(*t->pool));
-	if (!t->slots || !t->pool)
+	if (!t->pool || index_init(&t->by_sk, 2 * cap, sk_key) ||
+	    index_init(&t->by_listener, LISTENER_SLOTS, listener_key))
 		goto fail;
 	for (uint32_t i = 0; i < cap; i++)
 		t->pool[i].newer = i + 1 < cap ? i + 1 : NIL;
@@ -55,7 +88,8 @@ void tracker_free(struct tracker *t)
 {
 	if (!t)
 		return;
-	free(t->slots);
+	free(t->by_sk.slots);
+	free(t->by_listener.slots);
 	free(t->pool);
 	free(t);
 }
@@ -71,36 +105,53 @@ uint64_t tracker_evicted(const struct tracker *t)
 }
 
 /* Slot holding key, or the empty slot where it would go. */
-static uint32_t find_slot(const struct tracker *t, uint64_t key)
+static uint32_t find_slot(const struct tracker *t, const struct index *ix, uint64_t key)
 {
-	uint32_t i = home_slot(t, key);
+	uint32_t i = home_slot(ix, key);
 
-	while (t->slots[i] && t->pool[t->slots[i] - 1].key != key)
-		i = (i + 1) & t->mask;
+	while (ix->slots[i] && ix->key_of(&t->pool[ix->slots[i] - 1]) != key)
+		i = (i + 1) & ix->mask;
 	return i;
 }
 
-static void clear_slot(struct tracker *t, uint32_t i)
+/* Slot pointing at pool entry idx (keys may repeat in the listener index: SO_REUSEPORT). */
+static uint32_t slot_of(const struct tracker *t, const struct index *ix, uint32_t idx)
 {
+	uint32_t i = home_slot(ix, ix->key_of(&t->pool[idx]));
+
+	while (ix->slots[i] && ix->slots[i] != idx + 1)
+		i = (i + 1) & ix->mask;
+	return i;
+}
+
+static void clear_slot(const struct tracker *t, struct index *ix, uint32_t i)
+{
+	ix->count--;
 	for (;;) {
 		uint32_t j = i;
 
-		t->slots[i] = 0;
+		ix->slots[i] = 0;
 		for (;;) {
 			uint32_t k;
 
-			j = (j + 1) & t->mask;
-			if (!t->slots[j])
+			j = (j + 1) & ix->mask;
+			if (!ix->slots[j])
 				return;
-			k = home_slot(t, t->pool[t->slots[j] - 1].key);
+			k = home_slot(ix, ix->key_of(&t->pool[ix->slots[j] - 1]));
 			/* Entry at j may stay only if its home lies cyclically in (i, j]. */
 			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
 				continue;
-			t->slots[i] = t->slots[j];
+			ix->slots[i] = ix->slots[j];
 			i = j;
 			break;
 		}
 	}
+}
+
+static void index_add(struct index *ix, uint32_t slot, uint32_t idx)
+{
+	ix->slots[slot] = idx + 1;
+	ix->count++;
 }
 
 static void unlink_age(struct tracker *t, uint32_t idx)
@@ -117,20 +168,22 @@ static void unlink_age(struct tracker *t, uint32_t idx)
 		t->newest = c->older;
 }
 
-static void remove_conn(struct tracker *t, uint32_t slot)
+static void remove_conn(struct tracker *t, uint32_t idx)
 {
-	uint32_t idx = t->slots[slot] - 1;
+	struct conn *c = &t->pool[idx];
 
 	unlink_age(t, idx);
-	clear_slot(t, slot);
-	t->pool[idx].newer = t->free_head;
+	clear_slot(t, &t->by_sk, slot_of(t, &t->by_sk, idx));
+	if (c->flags & CONN_LISTENER_INDEXED)
+		clear_slot(t, &t->by_listener, slot_of(t, &t->by_listener, idx));
+	c->newer = t->free_head;
 	t->free_head = idx;
 	t->count--;
 }
 
 static void evict_oldest(struct tracker *t)
 {
-	remove_conn(t, find_slot(t, t->pool[t->oldest].key));
+	remove_conn(t, t->oldest);
 	t->evicted++;
 }
 
@@ -153,8 +206,8 @@ static struct conn *insert_conn(struct tracker *t, uint64_t key)
 	else
 		t->oldest = idx;
 	t->newest = idx;
-	slot = find_slot(t, key);
-	t->slots[slot] = idx + 1;
+	slot = find_slot(t, &t->by_sk, key);
+	index_add(&t->by_sk, slot, idx);
 	t->count++;
 	return c;
 }
@@ -217,12 +270,38 @@ static void complete_tuple(struct conn *c, const struct synfin_event *e)
 	c->dport = e->dport;
 }
 
+/* Events carry the current task only where it is the owner (connect, listen, close). */
 static void take_owner(struct conn *c, const struct synfin_event *e)
 {
 	if (c->pid || !e->pid)
 		return;
 	c->pid = e->pid;
 	memcpy(c->comm, e->comm, sizeof(c->comm));
+}
+
+/* An accepted child is born in softirq: its owner is its listener's. */
+static void inherit_listener_owner(struct tracker *t, struct conn *c)
+{
+	uint32_t slot = find_slot(t, &t->by_listener, listener_key(c));
+	const struct conn *l;
+
+	if (!t->by_listener.slots[slot])
+		return;
+	l = &t->pool[t->by_listener.slots[slot] - 1];
+	c->pid = l->pid;
+	memcpy(c->comm, l->comm, sizeof(c->comm));
+}
+
+static void index_listener(struct tracker *t, struct conn *c)
+{
+	uint32_t slot = find_slot(t, &t->by_listener, listener_key(c));
+
+	/* Keep the index at most half full; a SO_REUSEPORT twin keeps the first entry. */
+	if ((c->flags & CONN_LISTENER_INDEXED) || t->by_listener.slots[slot] ||
+	    2 * (t->by_listener.count + 1) > t->by_listener.mask + 1)
+		return;
+	index_add(&t->by_listener, slot, (uint32_t)(c - t->pool));
+	c->flags |= CONN_LISTENER_INDEXED;
 }
 
 static uint8_t clamp_u8(uint32_t v)
@@ -253,13 +332,13 @@ static void take_event_facts(struct conn *c, const struct synfin_event *e)
 
 void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transition *out)
 {
-	uint32_t slot = find_slot(t, e->skaddr);
+	uint32_t slot = find_slot(t, &t->by_sk, e->skaddr);
 	struct conn *c;
 
 	out->delta_us = -1;
 	out->ended = NULL;
-	if (t->slots[slot]) {
-		c = &t->pool[t->slots[slot] - 1];
+	if (t->by_sk.slots[slot]) {
+		c = &t->pool[t->by_sk.slots[slot] - 1];
 		out->delta_us = (int64_t)((e->ts_ns - c->state_ns) / 1000);
 		if (c->nstates)
 			c->state_us[c->nstates - 1] = (uint32_t)(out->delta_us < UINT32_MAX - 1 ?
@@ -267,8 +346,12 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 		complete_tuple(c, e);
 	} else {
 		c = start_conn(t, e);
+		if (c->role == ROLE_SERVER && !c->partial && !e->pid)
+			inherit_listener_owner(t, c);
 	}
 	take_owner(c, e);
+	if (e->newstate == SF_TCP_LISTEN && c->pid)
+		index_listener(t, c);
 	/* The owner in the event is authoritative; the tracker fills in when BPF did not know. */
 	out->pid = e->pid ? e->pid : c->pid;
 	out->comm = e->pid ? e->comm : c->comm;
@@ -283,7 +366,7 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 	if (e->close_flags & SF_CLOSE_TIME_WAIT)
 		push_state(c, SF_TCP_TIME_WAIT);
 	t->ended = *c;
-	remove_conn(t, find_slot(t, e->skaddr)); /* eviction may have moved it */
+	remove_conn(t, (uint32_t)(c - t->pool));
 	if (!e->pid)
 		out->comm = t->ended.comm;
 	if (t->ended.role != ROLE_LISTENER)

@@ -28,6 +28,7 @@ enum conn_flag {
 	CONN_HANDSHAKE_SEEN = 1 << 0, /* ISNs, srtt and handshake retransmits are valid */
 	CONN_CLOSED = 1 << 1,         /* the close fields are valid */
 	CONN_STUCK_REPORTED = 1 << 2, /* --stuck already reported the current state */
+	CONN_LISTENER_INDEXED = 1 << 3, /* in the (netns, port) index of listeners */
 };
 
 /* One tracked socket; also the lifecycle record handed out at CLOSE. */

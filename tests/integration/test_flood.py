@@ -38,7 +38,9 @@ def test_syn_flood_stays_within_max_conns_and_keeps_tracing():
     assert evicted and int(evicted[0].split()[1]) >= 2000 - 256, err
     # The real connections made during the flood are all there, complete.
     for port in load["real_ports"]:
-        [rec] = conn_records(records, sport=port)
+        matching = conn_records(records, sport=port, dport=load["listen_port"])
+        assert len(matching) == 1, matching
+        [rec] = matching
         assert rec["states"][:2] == ["SYN_SENT", "ESTABLISHED"] and not rec["partial"], rec
         assert rec["pid"] == load["pid"]
     # The 50,000 request sockets never become full sockets: they must not reach the tracker.

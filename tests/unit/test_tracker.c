@@ -402,6 +402,31 @@ static void stuck_connections_are_reported_once_per_state(void)
 	tracker_free(t);
 }
 
+static void children_inherit_their_listeners_owner(void)
+{
+	struct tracker *t = tracker_new(64);
+	struct synfin_event listen = ev(0xc00, 0, SF_TCP_CLOSE, SF_TCP_LISTEN, 8080);
+	struct synfin_event child = ev(0xd00, 5, SF_TCP_LISTEN, SF_TCP_SYN_RECV, 8080);
+	struct synfin_event other_port = ev(0xe00, 6, SF_TCP_LISTEN, SF_TCP_SYN_RECV, 9090);
+	struct synfin_event unlisten = ev(0xc00, 7, SF_TCP_LISTEN, SF_TCP_CLOSE, 8080);
+	struct synfin_event late_child = ev(0xf00, 8, SF_TCP_LISTEN, SF_TCP_SYN_RECV, 8080);
+	struct transition tr;
+
+	listen.pid = 4321;
+	memcpy(listen.comm, "nginx", 6);
+	child.pid = other_port.pid = late_child.pid = 0; /* softirq: the kernel cannot tell */
+	tracker_feed(t, &listen, &tr);
+	tracker_feed(t, &child, &tr);
+	CHECK_INT(tr.pid, 4321);
+	CHECK_STR(tr.comm, "nginx");
+	tracker_feed(t, &other_port, &tr);
+	CHECK_INT(tr.pid, 0);
+	tracker_feed(t, &unlisten, &tr);
+	tracker_feed(t, &late_child, &tr);
+	CHECK_INT(tr.pid, 0); /* the listener is gone: no stale owner */
+	tracker_free(t);
+}
+
 int main(void)
 {
 	RUN(client_first_close_yields_full_record);
@@ -417,5 +442,6 @@ int main(void)
 	RUN(random_churn_matches_reference);
 	RUN(outcomes_and_closers_follow_the_kernel_facts);
 	RUN(stuck_connections_are_reported_once_per_state);
+	RUN(children_inherit_their_listeners_owner);
 	return check_summary("unit/tracker");
 }
