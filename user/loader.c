@@ -179,6 +179,8 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 			t->hook, strerror(-err));
 		goto fail;
 	}
+	if (o->verbose)
+		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s\n", t->hook);
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_event, ctx, NULL);
 	if (!t->rb) {
 		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));

@@ -53,11 +53,12 @@ static void json_tuple(struct output *o, uint8_t family, const uint8_t *saddr, u
 	ob_u64(&o->ob, dport);
 }
 
+/* Every record: its type, the schema version (docs/schema), the kernel time. */
 static void json_begin(struct output *o, const char *type, uint64_t ts_ns)
 {
 	ob_write(&o->ob, "{\"type\":\"", 9);
 	ob_puts(&o->ob, type);
-	ob_write(&o->ob, "\",\"ts_ns\":", 10);
+	ob_write(&o->ob, "\",\"v\":1,\"ts_ns\":", 16);
 	ob_u64(&o->ob, ts_ns);
 }
 

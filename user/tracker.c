@@ -1,23 +1,12 @@
 #include "tracker.h"
+#include "index.h"
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
 #define NIL UINT32_MAX
 
-/*
- * Open addressing with linear probing: slots[] holds pool index + 1 (0 is
- * empty) and is kept at most half full, so a lookup touches one or two cache
- * lines. Deletion shifts entries back instead of leaving tombstones, so the
- * table never degrades however many sockets come and go. Two such indexes
- * point into one pool: by socket address, and listeners by (netns, port).
- */
-struct index {
-	uint32_t *slots;
-	uint32_t mask, count;
-	uint64_t (*key_of)(const struct conn *c);
-};
-
+/* Two indexes into one pool: by socket address, and listeners by (netns, port). */
 struct tracker {
 	uint32_t cap, count;
 	uint32_t oldest, newest, free_head;
@@ -30,37 +19,16 @@ struct tracker {
 /* Listeners are few; past this many, later ones lend no owner to their children. */
 #define LISTENER_SLOTS 4096
 
-static uint64_t sk_key(const struct conn *c)
+static uint64_t sk_key(const void *entry)
 {
-	return c->key;
+	return ((const struct conn *)entry)->key;
 }
 
-static uint64_t listener_key_of(uint32_t netns, uint16_t port)
+static uint64_t listener_key(const void *entry)
 {
-	return ((uint64_t)netns << 16) | port;
-}
+	const struct conn *c = entry;
 
-static uint64_t listener_key(const struct conn *c)
-{
-	return listener_key_of(c->netns, c->sport);
-}
-
-static uint32_t home_slot(const struct index *ix, uint64_t key)
-{
-	/* Socket addresses are aligned: multiply to spread the low zero bits. */
-	return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & ix->mask;
-}
-
-static int index_init(struct index *ix, uint32_t min_slots, uint64_t (*key_of)(const struct conn *))
-{
-	uint32_t nslots = 2;
-
-	while (nslots < min_slots)
-		nslots <<= 1;
-	ix->mask = nslots - 1;
-	ix->key_of = key_of;
-	ix->slots = calloc(nslots, sizeof(*ix->slots));
-	return ix->slots ? 0 : -1;
+	return ((uint64_t)c->netns << 16) | c->sport;
 }
 
 struct tracker *tracker_new(uint32_t cap)
@@ -72,8 +40,8 @@ struct tracker *tracker_new(uint32_t cap)
 	t->cap = cap;
 	t->oldest = t->newest = NIL;
 	t->pool = calloc(cap, sizeof(*t->pool));
-	if (!t->pool || index_init(&t->by_sk, 2 * cap, sk_key) ||
-	    index_init(&t->by_listener, LISTENER_SLOTS, listener_key))
+	if (!t->pool || index_init(&t->by_sk, 2 * cap, t->pool, sizeof(*t->pool), sk_key) ||
+	    index_init(&t->by_listener, LISTENER_SLOTS, t->pool, sizeof(*t->pool), listener_key))
 		goto fail;
 	for (uint32_t i = 0; i < cap; i++)
 		t->pool[i].newer = i + 1 < cap ? i + 1 : NIL;
@@ -88,8 +56,8 @@ void tracker_free(struct tracker *t)
 {
 	if (!t)
 		return;
-	free(t->by_sk.slots);
-	free(t->by_listener.slots);
+	index_free(&t->by_sk);
+	index_free(&t->by_listener);
 	free(t->pool);
 	free(t);
 }
@@ -102,56 +70,6 @@ uint32_t tracker_count(const struct tracker *t)
 uint64_t tracker_evicted(const struct tracker *t)
 {
 	return t->evicted;
-}
-
-/* Slot holding key, or the empty slot where it would go. */
-static uint32_t find_slot(const struct tracker *t, const struct index *ix, uint64_t key)
-{
-	uint32_t i = home_slot(ix, key);
-
-	while (ix->slots[i] && ix->key_of(&t->pool[ix->slots[i] - 1]) != key)
-		i = (i + 1) & ix->mask;
-	return i;
-}
-
-/* Slot pointing at pool entry idx (keys may repeat in the listener index: SO_REUSEPORT). */
-static uint32_t slot_of(const struct tracker *t, const struct index *ix, uint32_t idx)
-{
-	uint32_t i = home_slot(ix, ix->key_of(&t->pool[idx]));
-
-	while (ix->slots[i] && ix->slots[i] != idx + 1)
-		i = (i + 1) & ix->mask;
-	return i;
-}
-
-static void clear_slot(const struct tracker *t, struct index *ix, uint32_t i)
-{
-	ix->count--;
-	for (;;) {
-		uint32_t j = i;
-
-		ix->slots[i] = 0;
-		for (;;) {
-			uint32_t k;
-
-			j = (j + 1) & ix->mask;
-			if (!ix->slots[j])
-				return;
-			k = home_slot(ix, ix->key_of(&t->pool[ix->slots[j] - 1]));
-			/* Entry at j may stay only if its home lies cyclically in (i, j]. */
-			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
-				continue;
-			ix->slots[i] = ix->slots[j];
-			i = j;
-			break;
-		}
-	}
-}
-
-static void index_add(struct index *ix, uint32_t slot, uint32_t idx)
-{
-	ix->slots[slot] = idx + 1;
-	ix->count++;
 }
 
 static void unlink_age(struct tracker *t, uint32_t idx)
@@ -173,9 +91,9 @@ static void remove_conn(struct tracker *t, uint32_t idx)
 	struct conn *c = &t->pool[idx];
 
 	unlink_age(t, idx);
-	clear_slot(t, &t->by_sk, slot_of(t, &t->by_sk, idx));
+	index_clear(&t->by_sk, index_slot_of(&t->by_sk, idx));
 	if (c->flags & CONN_LISTENER_INDEXED)
-		clear_slot(t, &t->by_listener, slot_of(t, &t->by_listener, idx));
+		index_clear(&t->by_listener, index_slot_of(&t->by_listener, idx));
 	c->newer = t->free_head;
 	t->free_head = idx;
 	t->count--;
@@ -206,7 +124,7 @@ static struct conn *insert_conn(struct tracker *t, uint64_t key)
 	else
 		t->oldest = idx;
 	t->newest = idx;
-	slot = find_slot(t, &t->by_sk, key);
+	slot = index_find(&t->by_sk, key);
 	index_add(&t->by_sk, slot, idx);
 	t->count++;
 	return c;
@@ -282,23 +200,23 @@ static void take_owner(struct conn *c, const struct synfin_event *e)
 /* An accepted child is born in softirq: its owner is its listener's. */
 static void inherit_listener_owner(struct tracker *t, struct conn *c)
 {
-	uint32_t slot = find_slot(t, &t->by_listener, listener_key(c));
+	int64_t at = index_at(&t->by_listener, index_find(&t->by_listener, listener_key(c)));
 	const struct conn *l;
 
-	if (!t->by_listener.slots[slot])
+	if (at < 0)
 		return;
-	l = &t->pool[t->by_listener.slots[slot] - 1];
+	l = &t->pool[at];
 	c->pid = l->pid;
 	memcpy(c->comm, l->comm, sizeof(c->comm));
 }
 
 static void index_listener(struct tracker *t, struct conn *c)
 {
-	uint32_t slot = find_slot(t, &t->by_listener, listener_key(c));
+	uint32_t slot = index_find(&t->by_listener, listener_key(c));
 
 	/* Keep the index at most half full; a SO_REUSEPORT twin keeps the first entry. */
-	if ((c->flags & CONN_LISTENER_INDEXED) || t->by_listener.slots[slot] ||
-	    2 * (t->by_listener.count + 1) > t->by_listener.mask + 1)
+	if ((c->flags & CONN_LISTENER_INDEXED) || index_at(&t->by_listener, slot) >= 0 ||
+	    !index_has_room(&t->by_listener))
 		return;
 	index_add(&t->by_listener, slot, (uint32_t)(c - t->pool));
 	c->flags |= CONN_LISTENER_INDEXED;
@@ -332,13 +250,13 @@ static void take_event_facts(struct conn *c, const struct synfin_event *e)
 
 void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transition *out)
 {
-	uint32_t slot = find_slot(t, &t->by_sk, e->skaddr);
+	int64_t at = index_at(&t->by_sk, index_find(&t->by_sk, e->skaddr));
 	struct conn *c;
 
 	out->delta_us = -1;
 	out->ended = NULL;
-	if (t->by_sk.slots[slot]) {
-		c = &t->pool[t->by_sk.slots[slot] - 1];
+	if (at >= 0) {
+		c = &t->pool[at];
 		out->delta_us = (int64_t)((e->ts_ns - c->state_ns) / 1000);
 		if (c->nstates)
 			c->state_us[c->nstates - 1] = (uint32_t)(out->delta_us < UINT32_MAX - 1 ?

@@ -1,0 +1,88 @@
+#include "index.h"
+#include <stdlib.h>
+
+static uint64_t key_at(const struct index *ix, uint32_t slot)
+{
+	return ix->key_of(ix->pool + (size_t)(ix->slots[slot] - 1) * ix->stride);
+}
+
+static uint32_t home_slot(const struct index *ix, uint64_t key)
+{
+	/* Socket addresses are aligned: multiply to spread the low zero bits. */
+	return (uint32_t)((key * 0x9E3779B97F4A7C15ull) >> 32) & ix->mask;
+}
+
+int index_init(struct index *ix, uint32_t min_slots, const void *pool, size_t stride,
+	       uint64_t (*key_of)(const void *entry))
+{
+	uint32_t nslots = 2;
+
+	while (nslots < min_slots)
+		nslots <<= 1;
+	ix->mask = nslots - 1;
+	ix->count = 0;
+	ix->pool = pool;
+	ix->stride = stride;
+	ix->key_of = key_of;
+	ix->slots = calloc(nslots, sizeof(*ix->slots));
+	return ix->slots ? 0 : -1;
+}
+
+void index_free(struct index *ix)
+{
+	free(ix->slots);
+	ix->slots = NULL;
+}
+
+uint32_t index_find(const struct index *ix, uint64_t key)
+{
+	uint32_t i = home_slot(ix, key);
+
+	while (ix->slots[i] && key_at(ix, i) != key)
+		i = (i + 1) & ix->mask;
+	return i;
+}
+
+uint32_t index_slot_of(const struct index *ix, uint32_t idx)
+{
+	uint32_t i = home_slot(ix, ix->key_of(ix->pool + (size_t)idx * ix->stride));
+
+	while (ix->slots[i] && ix->slots[i] != idx + 1)
+		i = (i + 1) & ix->mask;
+	return i;
+}
+
+void index_add(struct index *ix, uint32_t slot, uint32_t idx)
+{
+	ix->slots[slot] = idx + 1;
+	ix->count++;
+}
+
+int index_has_room(const struct index *ix)
+{
+	return 2 * ((uint64_t)ix->count + 1) <= (uint64_t)ix->mask + 1;
+}
+
+void index_clear(struct index *ix, uint32_t i)
+{
+	ix->count--;
+	for (;;) {
+		uint32_t j = i;
+
+		ix->slots[i] = 0;
+		for (;;) {
+			uint32_t k;
+
+			j = (j + 1) & ix->mask;
+			if (!ix->slots[j])
+				return;
+			k = home_slot(ix, key_at(ix, j));
+			/* Entry at j may stay only if its home lies cyclically in (i, j]. */
+			if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+				continue;
+			ix->slots[i] = ix->slots[j];
+			i = j;
+			break;
+		}
+	}
+}
