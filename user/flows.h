@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "synfin.h"
+#include "tracker.h"
 
 #define TCPF_FIN 0x01
 #define TCPF_SYN 0x02
@@ -39,28 +40,27 @@ struct segment {
 	uint8_t pad[3];
 };
 
-/* A state transition of one endpoint of a flow. */
-struct flow_state {
-	uint64_t ts_ns;
-	uint8_t side; /* 0: the endpoint that sent the first segment/SYN ("A"), 1: the other ("B") */
-	uint8_t state;
-};
+#define FLOW_MAX_SEGMENTS 24
 
-#define FLOW_MAX_SEGMENTS 32
-#define FLOW_MAX_STATES 16
-
+/*
+ * One connection as both the wire and the state layer saw it. Side 0 ("A")
+ * is the endpoint that sent the first segment we saw (the client, usually).
+ */
 struct flow {
-	uint8_t a_addr[16], b_addr[16]; /* A: the side that spoke first (the client, usually) */
-	uint16_t a_port, b_port;
-	uint8_t family;
-	uint8_t nseg, nstates;
-	uint8_t closed_sides;   /* bit per side: its socket reached CLOSE */
-	uint8_t seen_sides;     /* bit per side: a socket of ours was seen */
-	uint8_t truncated;      /* more segments or states than kept */
-	uint32_t older, newer;  /* insertion order, for eviction */
 	uint64_t key;
+	uint64_t last_ns;       /* last segment or state seen */
+	uint64_t complete_ns;   /* every socket of ours on it has closed; 0 = not yet */
+	uint8_t addr[2][16];
+	uint16_t port[2];
+	uint8_t family;
+	uint8_t in_use;
+	uint8_t nseg;
+	uint8_t truncated;      /* more segments than kept */
+	uint8_t seen_sides;     /* bit per side: one of our sockets is that endpoint */
+	uint8_t held_sides;     /* bit per side: its lifecycle record waits in conns[] */
+	uint8_t pad[2];
 	struct segment seg[FLOW_MAX_SEGMENTS];
-	struct flow_state states[FLOW_MAX_STATES];
+	struct conn conns[2];   /* finished lifecycles, by side */
 };
 
 enum flow_anomaly {
@@ -70,38 +70,41 @@ enum flow_anomaly {
 	ANOM_RST_IN_HANDSHAKE = 1 << 3,
 	ANOM_SYN_NO_LISTENER = 1 << 4, /* SYN answered by RST */
 	ANOM_DUPLICATE_SYN = 1 << 5,
+	ANOM_COUNT = 6,
 };
 
-/* What the wire said about a handshake and teardown. Times in us, -1 when not seen. */
+/* What the wire said about a handshake. Times -1 when not seen. */
 struct wire_facts {
 	int64_t syn_ns, synack_ns, ack_ns; /* first SYN, first SYN-ACK, handshake-completing ACK */
-	int64_t syn_to_synack_us, synack_to_ack_us;
-	uint32_t syns, synacks;            /* how many (retransmissions included) */
+	uint32_t syns, synacks;            /* how many, retransmissions included */
 	uint32_t anomalies;                /* enum flow_anomaly bits */
-	const struct segment *syn, *synack; /* carry the options, or NULL */
+	int syn_idx, synack_idx;           /* segments carrying the options, or -1 */
 };
+
+typedef void (*flow_done_fn)(void *ctx, const struct flow *f);
 
 struct flow_table;
 
-struct flow_table *flows_new(uint32_t cap);
+/* done is called for every flow that is finished (or evicted to make room). */
+struct flow_table *flows_new(uint32_t cap, flow_done_fn done, void *ctx);
 void flows_free(struct flow_table *t);
-/* Records a segment; lo shows each one twice (egress, then ingress): both are kept. */
 void flows_add_segment(struct flow_table *t, const struct segment *s);
-/* Records a state transition of one of our sockets (local/remote as in the event). */
-void flows_add_state(struct flow_table *t, const struct synfin_event *e);
-/* The flow of a connection, given its local and remote endpoints; NULL if none. */
-const struct flow *flows_find(const struct flow_table *t, uint8_t family, const uint8_t *laddr,
-			      uint16_t lport, const uint8_t *raddr, uint16_t rport);
-/* Marks the local side closed; returns the flow when it is complete (every
- * side of ours closed), for the ladder, then forgets it on the next call. */
-const struct flow *flows_close(struct flow_table *t, uint8_t family, const uint8_t *laddr,
-			       uint16_t lport, const uint8_t *raddr, uint16_t rport);
+/* Notes that one of our sockets is an endpoint of a flow (from a state event). */
+void flows_note_state(struct flow_table *t, const struct synfin_event *e);
+/* Hands a finished lifecycle to its flow; false when it has none (emit it now). */
+bool flows_hold_conn(struct flow_table *t, const struct conn *c, uint64_t now_ns);
+/* Finishes flows complete for grace_ns (segments that trail the last state
+ * change still get in), and flows idle for idle_ns. grace 0 = all of them. */
+void flows_flush(struct flow_table *t, uint64_t now_ns, uint64_t grace_ns, uint64_t idle_ns);
 uint64_t flows_evicted(const struct flow_table *t);
 
-/* Is segment i a copy of an earlier one (same segment seen on another hook)? */
+/* Is segment i a copy of an earlier one (the same segment on another hook: lo shows each twice)? */
 bool flow_is_duplicate(const struct flow *f, int i);
 /* Which side sent segment i: 0 = A, 1 = B. */
 int flow_segment_side(const struct flow *f, int i);
+/* Which side a connection is (its local endpoint), or -1. */
+int flow_side_of(const struct flow *f, const struct conn *c);
 void flow_wire_facts(const struct flow *f, struct wire_facts *out);
+const char *anomaly_name(int bit);
 
 #endif

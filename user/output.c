@@ -1,5 +1,6 @@
 /* Output plumbing shared by every format. */
 #include "output.h"
+#include <string.h>
 #include <time.h>
 
 const char *role_name(uint8_t role)
@@ -44,6 +45,24 @@ const char *tw_end_name(enum tw_end how)
 	static const char *const names[] = { NULL, "expired", "early", "unseen" };
 
 	return names[how];
+}
+
+const char *tcp_flags_str(uint8_t flags, char *buf)
+{
+	static const struct {
+		uint8_t bit;
+		char letter;
+	} order[] = { { TCPF_FIN, 'F' }, { TCPF_SYN, 'S' }, { TCPF_RST, 'R' }, { TCPF_PSH, 'P' },
+		      { 0x20, 'U' },     { 0x40, 'E' },     { 0x80, 'W' },     { TCPF_ACK, '.' } };
+	int n = 0;
+
+	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)
+		if (flags & order[i].bit)
+			buf[n++] = order[i].letter;
+	if (!n)
+		return strcpy(buf, "none");
+	buf[n] = 0;
+	return buf;
 }
 
 void output_init(struct output *o, int fd, bool json, bool life_only)

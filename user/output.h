@@ -5,12 +5,15 @@
 #include <stdint.h>
 #include "outbuf.h"
 #include "synfin.h"
+#include "flows.h"
 #include "timewait.h"
 #include "tracker.h"
 
 struct output {
 	struct outbuf ob;
 	bool life_only;           /* --life: lifecycle records only */
+	bool ladder, relative;    /* --ladder, --relative */
+	bool color;               /* ANSI colours: stdout is a terminal */
 	int64_t mono_to_real_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC, for wall-clock columns */
 	const struct formatter *fmt;
 };
@@ -19,6 +22,10 @@ struct formatter {
 	void (*header)(struct output *o);
 	void (*state)(struct output *o, const struct synfin_event *e, const struct transition *tr);
 	void (*conn)(struct output *o, const struct conn *c);
+	/* A lifecycle with its wire view (packet layer): f holds its segments. */
+	void (*conn_wire)(struct output *o, const struct conn *c, const struct flow *f);
+	/* One TCP segment as the packet layer saw it (ifname: the interface). */
+	void (*packet)(struct output *o, const struct segment *s, const char *ifname);
 	void (*lost)(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total);
 	/* --stuck: a connection sitting in one state for too long. */
 	void (*stuck)(struct output *o, const struct conn *c, uint64_t now_ns);
@@ -39,5 +46,9 @@ const char *outcome_name(enum conn_outcome outcome); /* NULL for OUTCOME_UNKNOWN
 /* "entered", "fin_wait2" or NULL: how the connection met the time-wait machinery. */
 const char *time_wait_name(const struct conn *c);
 const char *tw_end_name(enum tw_end how);
+/* tcpdump's letters: "S", "S.", ".", "F.", "R", "R.", "P." ... (buf: at least 10 bytes). */
+const char *tcp_flags_str(uint8_t flags, char *buf);
+/* Writes the sequence diagram of a finished flow (output_ladder.c). */
+void ladder_write(struct output *o, const struct flow *f);
 
 #endif

@@ -174,7 +174,7 @@ static void json_close_facts(struct output *o, const struct conn *c)
 	json_nullable_i64(o, conn_rx_bytes(c));
 }
 
-static void json_conn(struct output *o, const struct conn *c)
+static void json_conn_fields(struct output *o, const struct conn *c)
 {
 	json_begin(o, "conn", c->state_ns);
 	KEY(o, "\"role\"");
@@ -196,6 +196,143 @@ static void json_conn(struct output *o, const struct conn *c)
 	json_close_facts(o, c);
 	KEY(o, "\"partial\"");
 	ob_puts(&o->ob, c->partial ? "true" : "false");
+}
+
+static void json_conn(struct output *o, const struct conn *c)
+{
+	json_conn_fields(o, c);
+	ob_write(&o->ob, "}\n", 2);
+}
+
+/* The SYN options, present ones only. */
+static void json_options(struct output *o, const struct segment *s)
+{
+	bool first = true;
+
+	ob_putc(&o->ob, '{');
+	if (s->opts & SEG_OPT_MSS) {
+		ob_puts(&o->ob, "\"mss\":");
+		ob_u64(&o->ob, s->mss);
+		first = false;
+	}
+	if (s->opts & SEG_OPT_WSCALE) {
+		ob_puts(&o->ob, first ? "\"wscale\":" : ",\"wscale\":");
+		ob_u64(&o->ob, s->wscale);
+		first = false;
+	}
+	if (s->opts & SEG_OPT_SACK_OK) {
+		ob_puts(&o->ob, first ? "\"sack_ok\":true" : ",\"sack_ok\":true");
+		first = false;
+	}
+	if (s->opts & SEG_OPT_TS) {
+		ob_puts(&o->ob, first ? "\"ts_val\":" : ",\"ts_val\":");
+		ob_u64(&o->ob, s->ts_val);
+		ob_puts(&o->ob, ",\"ts_ecr\":");
+		ob_u64(&o->ob, s->ts_ecr);
+	}
+	ob_putc(&o->ob, '}');
+}
+
+static void json_segment_core(struct output *o, const struct segment *s)
+{
+	char flags[10];
+
+	KEY(o, "\"flags\"");
+	json_str_field(o, tcp_flags_str(s->flags, flags));
+	KEY(o, "\"seq\"");
+	ob_u64(&o->ob, s->seq);
+	KEY(o, "\"ack\"");
+	ob_u64(&o->ob, s->ack);
+	KEY(o, "\"win\"");
+	ob_u64(&o->ob, s->win);
+	KEY(o, "\"len\"");
+	ob_u64(&o->ob, s->len);
+	KEY(o, "\"options\"");
+	json_options(o, s);
+}
+
+static void json_packet(struct output *o, const struct segment *s, const char *ifname)
+{
+	json_begin(o, "packet", s->ts_ns);
+	KEY(o, "\"iface\"");
+	ob_json_str(&o->ob, ifname, 16);
+	KEY(o, "\"dir\"");
+	json_str_field(o, s->dir ? "out" : "in");
+	json_tuple(o, s->family, s->saddr, s->sport, s->daddr, s->dport);
+	json_segment_core(o, s);
+	ob_write(&o->ob, "}\n", 2);
+}
+
+static void json_anomalies(struct output *o, uint32_t bits)
+{
+	bool first = true;
+
+	KEY(o, "\"anomalies\"");
+	ob_putc(&o->ob, '[');
+	for (int b = 0; b < ANOM_COUNT; b++) {
+		if (!(bits & (1u << b)))
+			continue;
+		if (!first)
+			ob_putc(&o->ob, ',');
+		first = false;
+		json_str_field(o, anomaly_name(b));
+	}
+	ob_putc(&o->ob, ']');
+}
+
+/* The wire view: handshake timing and options from the segments, then the segments. */
+static void json_wire(struct output *o, const struct conn *c, const struct flow *f)
+{
+	int me = flow_side_of(f, c);
+	struct wire_facts w;
+
+	flow_wire_facts(f, &w);
+	KEY(o, "\"wire\"");
+	ob_puts(&o->ob, "{\"syn_ts_ns\":");
+	json_nullable_i64(o, w.syn_ns);
+	KEY(o, "\"synack_ts_ns\"");
+	json_nullable_i64(o, w.synack_ns);
+	KEY(o, "\"ack_ts_ns\"");
+	json_nullable_i64(o, w.ack_ns);
+	KEY(o, "\"handshake_rtt_us\"");
+	json_nullable_i64(o, w.syn_ns >= 0 && w.ack_ns >= 0 ? (w.ack_ns - w.syn_ns) / 1000 : -1);
+	KEY(o, "\"syns\"");
+	ob_u64(&o->ob, w.syns);
+	KEY(o, "\"synacks\"");
+	ob_u64(&o->ob, w.synacks);
+	KEY(o, "\"syn_options\"");
+	if (w.syn_idx >= 0)
+		json_options(o, &f->seg[w.syn_idx]);
+	else
+		ob_puts(&o->ob, "null");
+	KEY(o, "\"synack_options\"");
+	if (w.synack_idx >= 0)
+		json_options(o, &f->seg[w.synack_idx]);
+	else
+		ob_puts(&o->ob, "null");
+	ob_putc(&o->ob, '}');
+	json_anomalies(o, w.anomalies);
+	KEY(o, "\"segments\"");
+	ob_putc(&o->ob, '[');
+	for (int i = 0, n = 0; i < f->nseg; i++) {
+		if (flow_is_duplicate(f, i))
+			continue;
+		ob_puts(&o->ob, n++ ? ",{\"ts_ns\":" : "{\"ts_ns\":");
+		ob_u64(&o->ob, f->seg[i].ts_ns);
+		KEY(o, "\"from\"");
+		json_str_field(o, flow_segment_side(f, i) == me ? "local" : "remote");
+		json_segment_core(o, &f->seg[i]);
+		ob_putc(&o->ob, '}');
+	}
+	ob_putc(&o->ob, ']');
+	KEY(o, "\"segments_truncated\"");
+	ob_puts(&o->ob, f->truncated ? "true" : "false");
+}
+
+static void json_conn_wire(struct output *o, const struct conn *c, const struct flow *f)
+{
+	json_conn_fields(o, c);
+	json_wire(o, c, f);
 	ob_write(&o->ob, "}\n", 2);
 }
 
@@ -246,6 +383,8 @@ const struct formatter json_formatter = {
 	.header = json_header,
 	.state = json_state,
 	.conn = json_conn,
+	.conn_wire = json_conn_wire,
+	.packet = json_packet,
 	.lost = json_lost,
 	.stuck = json_stuck,
 	.tw_end = json_tw_end,

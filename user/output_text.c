@@ -221,10 +221,45 @@ static void text_tw_end(struct output *o, const struct tw_entry *e, enum tw_end 
 	ob_putc(&o->ob, '\n');
 }
 
+/* The wire view of a lifecycle is the ladder, which is drawn once per flow. */
+static void text_conn_wire(struct output *o, const struct conn *c, const struct flow *f)
+{
+	(void)f;
+	text_conn(o, c);
+}
+
+/* One segment, in the spirit of tcpdump -S. */
+static void text_packet(struct output *o, const struct segment *s, const char *ifname)
+{
+	char flags[10];
+
+	text_time(o, s->ts_ns);
+	ob_text_str(&o->ob, ifname, 16);
+	ob_puts(&o->ob, s->dir ? " out " : " in  ");
+	text_endpoint(o, s->family, s->saddr, s->sport);
+	ob_puts(&o->ob, "> ");
+	text_endpoint(o, s->family, s->daddr, s->dport);
+	ob_puts(&o->ob, "Flags [");
+	ob_puts(&o->ob, tcp_flags_str(s->flags, flags));
+	ob_puts(&o->ob, "], seq ");
+	ob_u64(&o->ob, s->seq);
+	if (s->flags & TCPF_ACK) {
+		ob_puts(&o->ob, ", ack ");
+		ob_u64(&o->ob, s->ack);
+	}
+	ob_puts(&o->ob, ", win ");
+	ob_u64(&o->ob, s->win);
+	ob_puts(&o->ob, ", length ");
+	ob_u64(&o->ob, s->len);
+	ob_putc(&o->ob, '\n');
+}
+
 const struct formatter text_formatter = {
 	.header = text_header,
 	.state = text_state,
 	.conn = text_conn,
+	.conn_wire = text_conn_wire,
+	.packet = text_packet,
 	.lost = text_lost,
 	.stuck = text_stuck,
 	.tw_end = text_tw_end,

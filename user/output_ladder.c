@@ -1,0 +1,227 @@
+/*
+ * The textbook picture of one connection: both endpoints as columns, one
+ * arrow per segment (flags, seq/ack as tcpdump -S prints them, or relative
+ * to each side's ISN with --relative), the time offset, and the state each
+ * side entered beside the arrow nearest in time.
+ */
+#include <string.h>
+#include "names.h"
+#include "output.h"
+
+#define LADDER_WIDTH 46 /* between the two lifelines */
+#define STATE_COL 13
+#define MAX_STATE_MARKS 16
+
+#define C_RESET "\033[0m"
+#define C_A "\033[36m"     /* cyan: A -> B */
+#define C_B "\033[33m"     /* yellow: B -> A */
+#define C_STATE "\033[1;32m"
+
+struct state_mark {
+	uint64_t ts_ns;
+	uint8_t side, state;
+	int row; /* segment index it is printed beside */
+};
+
+/* The left column: the client when we know it, else whoever sent the first segment. */
+static int left_side(const struct flow *f)
+{
+	for (int s = 0; s < 2; s++)
+		if ((f->held_sides & (1 << s)) && f->conns[s].role == ROLE_CLIENT)
+			return s;
+	for (int s = 0; s < 2; s++)
+		if ((f->held_sides & (1 << s)) && f->conns[s].role == ROLE_SERVER)
+			return !s;
+	return 0;
+}
+
+/* When each state was entered, from the lifecycle: first_ns plus the time spent before it. */
+static int collect_marks(const struct flow *f, struct state_mark *marks)
+{
+	int n = 0;
+
+	for (int side = 0; side < 2; side++) {
+		const struct conn *c = &f->conns[side];
+		uint64_t ts = c->first_ns;
+
+		if (!(f->held_sides & (1 << side)))
+			continue;
+		for (int i = 0; i < c->nstates && n < MAX_STATE_MARKS - 2; i++) {
+			marks[n++] = (struct state_mark){ .ts_ns = ts, .side = (uint8_t)side,
+							  .state = c->states[i] };
+			if (c->state_us[i] != TRACKER_UNKNOWN_US)
+				ts += (uint64_t)c->state_us[i] * 1000;
+		}
+		/* TIME_WAIT is still running at CLOSE: only a final CLOSED when it is not. */
+		if (!c->nstates || c->states[c->nstates - 1] != SF_TCP_TIME_WAIT)
+			marks[n++] = (struct state_mark){ .ts_ns = c->state_ns, .side = (uint8_t)side,
+							  .state = SF_TCP_CLOSE };
+	}
+	return n;
+}
+
+static uint64_t abs_diff(uint64_t a, uint64_t b)
+{
+	return a > b ? a - b : b - a;
+}
+
+/* Each state goes beside the segment closest in time. */
+static void place_marks(const struct flow *f, struct state_mark *marks, int n)
+{
+	for (int m = 0; m < n; m++) {
+		uint64_t best = UINT64_MAX;
+
+		marks[m].row = -1;
+		for (int i = 0; i < f->nseg; i++) {
+			uint64_t d = abs_diff(f->seg[i].ts_ns, marks[m].ts_ns);
+
+			if (!flow_is_duplicate(f, i) && d < best) {
+				best = d;
+				marks[m].row = i;
+			}
+		}
+	}
+}
+
+static void write_marks(struct output *o, const struct state_mark *marks, int n, int row, int side)
+{
+	size_t mark = o->ob.len;
+	bool first = true;
+
+	for (int m = 0; m < n; m++) {
+		if (marks[m].row != row || marks[m].side != side)
+			continue;
+		if (!first)
+			ob_putc(&o->ob, ',');
+		if (o->color)
+			ob_puts(&o->ob, C_STATE);
+		ob_puts(&o->ob, marks[m].state == SF_TCP_CLOSE ? "CLOSED" : state_name(marks[m].state));
+		if (o->color)
+			ob_puts(&o->ob, C_RESET);
+		first = false;
+	}
+	if (!o->color)
+		ob_pad_from(&o->ob, mark, STATE_COL);
+	else if (first)
+		ob_pad_from(&o->ob, mark, STATE_COL);
+	else
+		ob_putc(&o->ob, ' ');
+}
+
+/* ISN of each side: its SYN's seq, for --relative. */
+static void find_isns(const struct flow *f, uint32_t isn[2], bool known[2])
+{
+	known[0] = known[1] = false;
+	for (int i = 0; i < f->nseg; i++) {
+		int side = flow_segment_side(f, i);
+
+		if ((f->seg[i].flags & TCPF_SYN) && !known[side]) {
+			isn[side] = f->seg[i].seq;
+			known[side] = true;
+		}
+	}
+}
+
+static void arrow_label(struct output *o, const struct flow *f, int i, const uint32_t isn[2],
+			const bool known[2])
+{
+	const struct segment *s = &f->seg[i];
+	int side = flow_segment_side(f, i);
+	bool rel = o->relative && known[side] && known[!side];
+	char flags[10];
+
+	ob_puts(&o->ob, tcp_flags_str(s->flags, flags));
+	ob_puts(&o->ob, " seq=");
+	ob_u64(&o->ob, rel ? s->seq - isn[side] : s->seq);
+	if (s->flags & TCPF_ACK) {
+		ob_puts(&o->ob, " ack=");
+		ob_u64(&o->ob, rel ? s->ack - isn[!side] : s->ack);
+	}
+	if (s->len) {
+		ob_puts(&o->ob, " len=");
+		ob_u64(&o->ob, s->len);
+	}
+}
+
+static void write_arrow(struct output *o, const struct flow *f, int i, int left,
+			const uint32_t isn[2], const bool known[2])
+{
+	bool rightward = flow_segment_side(f, i) == left;
+	size_t start;
+
+	if (o->color)
+		ob_puts(&o->ob, rightward ? C_A : C_B);
+	ob_puts(&o->ob, rightward ? "|-- " : "|<- ");
+	start = o->ob.len;
+	arrow_label(o, f, i, isn, known);
+	ob_putc(&o->ob, ' ');
+	while (o->ob.len >= start && o->ob.len - start < LADDER_WIDTH - 8)
+		ob_putc(&o->ob, '-');
+	ob_puts(&o->ob, rightward ? "-->|" : "---|");
+	if (o->color)
+		ob_puts(&o->ob, C_RESET);
+}
+
+static void write_endpoint(struct output *o, const struct flow *f, int side)
+{
+	const struct conn *c = &f->conns[side];
+
+	if (f->held_sides & (1 << side))
+		ob_puts(&o->ob, role_name(c->role));
+	else
+		ob_puts(&o->ob, "peer");
+	ob_putc(&o->ob, ' ');
+	if (f->family != 2)
+		ob_putc(&o->ob, '[');
+	ob_addr(&o->ob, f->family, f->addr[side]);
+	if (f->family != 2)
+		ob_putc(&o->ob, ']');
+	ob_putc(&o->ob, ':');
+	ob_u64(&o->ob, f->port[side]);
+}
+
+static void write_header(struct output *o, const struct flow *f, int left)
+{
+	size_t mark;
+
+	ob_puts(&o->ob, "\n    ms    ");
+	mark = o->ob.len;
+	write_endpoint(o, f, left);
+	ob_pad_from(&o->ob, mark, STATE_COL + LADDER_WIDTH - 4);
+	ob_puts(&o->ob, "    ");
+	write_endpoint(o, f, !left);
+	ob_putc(&o->ob, '\n');
+	ob_record_done(&o->ob);
+}
+
+void ladder_write(struct output *o, const struct flow *f)
+{
+	struct state_mark marks[MAX_STATE_MARKS];
+	int left = left_side(f), nmarks = collect_marks(f, marks);
+	uint64_t t0 = f->nseg ? f->seg[0].ts_ns : 0;
+	uint32_t isn[2] = { 0, 0 };
+	bool known[2];
+
+	place_marks(f, marks, nmarks);
+	find_isns(f, isn, known);
+	for (int m = 0; m < nmarks; m++)
+		if (marks[m].ts_ns < t0)
+			t0 = marks[m].ts_ns;
+	write_header(o, f, left);
+	for (int i = 0; i < f->nseg; i++) {
+		size_t mark = o->ob.len;
+
+		if (flow_is_duplicate(f, i))
+			continue;
+		ob_fixed(&o->ob, (f->seg[i].ts_ns - t0) / 1000, 3);
+		ob_pad_from(&o->ob, mark, 10);
+		write_marks(o, marks, nmarks, i, left);
+		write_arrow(o, f, i, left, isn, known);
+		ob_putc(&o->ob, ' ');
+		write_marks(o, marks, nmarks, i, !left);
+		ob_putc(&o->ob, '\n');
+		ob_record_done(&o->ob);
+	}
+	if (f->truncated)
+		ob_puts(&o->ob, "          (more segments than a ladder keeps)\n");
+}
