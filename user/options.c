@@ -44,6 +44,9 @@ enum {
 	OPT_HOOK,
 	OPT_USAGE,
 	OPT_STUCK,
+	OPT_ALL_SEGMENTS,
+	OPT_LADDER,
+	OPT_RELATIVE,
 };
 
 static const char doc[] =
@@ -61,6 +64,7 @@ static const char doc[] =
 	"  synfin --netns /run/netns/blue   # one network namespace (path or inode)\n"
 	"  synfin --cgroup /sys/fs/cgroup/system.slice  # a cgroup v2 subtree\n"
 	"  synfin -d 10 --life -j     # ten seconds of lifecycle records\n"
+	"  synfin -i eth0 --ladder    # each connection as a sequence diagram, from the wire\n"
 	"\n"
 	"OPTIONS:"
 	"\v"
@@ -82,6 +86,13 @@ static const struct argp_option option_table[] = {
 	{ "duration", 'd', "SECONDS", 0, "Stop after this many seconds", 0 },
 	{ "json", 'j', NULL, 0, "NDJSON output, one object per line", 0 },
 	{ "life", OPT_LIFE, NULL, 0, "Only finished connections, one line each", 0 },
+	{ "iface", 'i', "IFACE", 0,
+	  "Also watch TCP segments on this interface (XDP in, TC out; repeatable; lo works)", 0 },
+	{ "all-segments", OPT_ALL_SEGMENTS, NULL, 0,
+	  "With -i: every TCP segment, not only those that open and close connections", 0 },
+	{ "ladder", OPT_LADDER, NULL, 0,
+	  "With -i: draw each finished connection as a sequence diagram", 0 },
+	{ "relative", OPT_RELATIVE, NULL, 0, "With --ladder: seq/ack relative to each ISN", 0 },
 	{ "stuck", OPT_STUCK, "SECONDS", 0,
 	  "Report connections in CLOSE_WAIT, FIN_WAIT2 or SYN_SENT for longer than this", 0 },
 	{ "ringbuf-size", OPT_RINGBUF, "KIB", 0, "Ring buffer size in KiB (power of two, default 8192)", 0 },
@@ -185,6 +196,26 @@ static error_t set_family(struct options *o, int key)
 	return 0;
 }
 
+static error_t add_iface(struct options *o, const char *name)
+{
+	if (o->nifaces == MAX_IFACES)
+		return fail("at most %d interfaces (-i)", MAX_IFACES);
+	if (!*name || strlen(name) >= 16)
+		return fail("invalid interface name '%s'", name);
+	o->ifaces[o->nifaces++] = name;
+	return 0;
+}
+
+/* The packet-layer options mean nothing without an interface. */
+static error_t check_combination(const struct options *o)
+{
+	if (!o->nifaces && (o->all_segments || o->ladder))
+		return fail("--all-segments and --ladder need -i IFACE (the packet layer)");
+	if (o->relative && !o->ladder)
+		return fail("--relative goes with --ladder");
+	return 0;
+}
+
 /* What getopt refused: argp has already moved past it. */
 static error_t report_unknown_option(const struct argp_state *state)
 {
@@ -233,6 +264,17 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 	case OPT_LIFE:
 		o->life = true;
 		return 0;
+	case 'i':
+		return add_iface(o, arg);
+	case OPT_ALL_SEGMENTS:
+		o->all_segments = true;
+		return 0;
+	case OPT_LADDER:
+		o->ladder = true;
+		return 0;
+	case OPT_RELATIVE:
+		o->relative = true;
+		return 0;
 	case OPT_STUCK:
 		return PARSE_INTO(o->stuck_s, "stuck threshold", arg, 1, 100000000);
 	case OPT_RINGBUF:
@@ -256,6 +298,8 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 		return fail("unexpected argument '%s'", arg);
 	case ARGP_KEY_ERROR:
 		return report_unknown_option(state);
+	case ARGP_KEY_END:
+		return check_combination(o);
 	default:
 		return ARGP_ERR_UNKNOWN;
 	}

@@ -10,7 +10,12 @@ enum hook_choice {
 	HOOK_TRACEPOINT,
 };
 
+#define MAX_IFACES 8
+
 struct options {
+	const char *ifaces[MAX_IFACES]; /* -i: interfaces for the packet layer */
+	int nifaces;
+	bool all_segments, ladder, relative;
 	uint32_t pid;
 	uint16_t port, sport, dport;
 	uint8_t family; /* AF_INET, AF_INET6 or 0 */
