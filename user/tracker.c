@@ -177,10 +177,14 @@ static struct conn *start_conn(struct tracker *t, const struct synfin_event *e)
 	return c;
 }
 
-/* connect() enters SYN_SENT before it picks the local port: learn it later. */
+/*
+ * connect() enters SYN_SENT before it picks the local port, and before 6.x
+ * an accepted child enters SYN_RECV before its peer's address is set: learn
+ * whatever was missing from a later transition.
+ */
 static void complete_tuple(struct conn *c, const struct synfin_event *e)
 {
-	if (c->sport || !e->sport)
+	if ((c->sport && c->dport) || !e->sport || !e->dport)
 		return;
 	memcpy(c->saddr, e->saddr, sizeof(c->saddr));
 	memcpy(c->daddr, e->daddr, sizeof(c->daddr));

@@ -1,0 +1,61 @@
+#!/bin/sh
+# PID 1 of the test VM (busybox): mount the host's root read-only and the
+# checkout read-write over 9p, give the kernel's own modules a place where
+# modprobe finds them, run the command in a chroot, report its exit status
+# on the console for run-vm.sh, power off.
+export PATH=/bin
+/bin/busybox --install -s /bin
+MARKER=SYNFIN-VM-EXIT-STATUS
+
+param() {
+	for word in $(cat /proc/cmdline); do
+		case "$word" in "$1="*) echo "${word#*=}" ;; esac
+	done
+}
+
+finish() {
+	echo "$MARKER=$1"
+	sync
+	poweroff -f
+}
+
+mount -t proc proc /proc
+mount -t sysfs sys /sys
+mount -t devtmpfs dev /dev
+for m in $(cat /modules/order 2>/dev/null); do
+	insmod "/modules/$m" || echo "guest-init: insmod $m failed"
+done
+
+NR=/newroot
+REPO=$(param synfin.repo)
+MODULES=$(param synfin.modules)
+P9="trans=virtio,version=9p2000.L,msize=262144"
+mount -t 9p -o "$P9,ro" hostroot $NR || finish 125
+mount -t 9p -o "$P9" repo "$NR$REPO" || finish 125
+mount -t proc proc $NR/proc
+mount -t sysfs sys $NR/sys
+mount -t devtmpfs dev $NR/dev
+mkdir -p $NR/dev/pts $NR/dev/shm
+mount -t devpts devpts $NR/dev/pts
+mount -t tmpfs tmpfs $NR/dev/shm
+for d in /tmp /run /var/tmp /root; do
+	mount -t tmpfs tmpfs "$NR$d"
+done
+mount -t bpf bpf $NR/sys/fs/bpf
+mount -t tracefs tracefs $NR/sys/kernel/tracing
+mount -t debugfs debugfs $NR/sys/kernel/debug
+mount -t cgroup2 cgroup2 $NR/sys/fs/cgroup
+# The host's /lib/modules knows nothing of this kernel: lend it the unpacked package's.
+if [ -n "$MODULES" ]; then
+	mount -t tmpfs tmpfs $NR/usr/lib/modules
+	mkdir -p "$NR/usr/lib/modules/$(uname -r)"
+	mount --bind "$NR$MODULES" "$NR/usr/lib/modules/$(uname -r)"
+fi
+
+CMD=$(param synfin.cmd | base64 -d)
+echo "SYNFIN-VM-BEGIN"
+CI_FLAG=$(param synfin.ci)
+chroot $NR /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+	HOME=/root LANG=C.UTF-8 VMTEST=1 CI="$CI_FLAG" PYTHONDONTWRITEBYTECODE=1 \
+	/bin/sh -c "ip link set lo up; cd '$REPO' && $CMD"
+finish $?

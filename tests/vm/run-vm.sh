@@ -1,0 +1,134 @@
+#!/usr/bin/env bash
+# Runs a command inside a qemu VM booting another kernel, with the host's root
+# filesystem shared read-only (9p) and this checkout shared read-write at the
+# same path, and returns the command's exit status.
+#
+#   tests/vm/run-vm.sh [CMD ARGS...]       default CMD: uname -r
+#
+# Kernel: Debian's current linux-image-amd64 (resolved at run time, fetched
+# with apt-get download, unpacked, never installed), or KERNEL=/path/bzImage
+# (then its 9p/virtio drivers must be built in, or give INITRD=). If
+# VM_USE_VNG=1 and virtme-ng's vng is installed, vng runs the command instead.
+# VM_ACCEL=tcg (default; KVM cannot boot a normal kernel on our CI machines)
+# or kvm. VM_TIMEOUT seconds (default 1500). VM_MEM (default 2G).
+# Exit status: the command's; 125 when the guest gave none (crash, panic,
+# timeout); 2 when the host lacks a tool.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "$0")/../.." && pwd)
+CACHE=$REPO/.output/vm
+ACCEL=${VM_ACCEL:-tcg}
+TIMEOUT=${VM_TIMEOUT:-1500}
+MEM=${VM_MEM:-2G}
+MARKER=SYNFIN-VM-EXIT-STATUS
+
+die() {
+	echo "run-vm: $*" >&2
+	exit "${2:-2}"
+}
+
+require_tools() {
+	local missing=()
+	command -v qemu-system-x86_64 >/dev/null || missing+=(qemu-system-x86)
+	[ -x /bin/busybox ] && /bin/busybox --list | grep -x cpio >/dev/null || missing+=(busybox-static)
+	command -v depmod >/dev/null || missing+=(kmod)
+	command -v dpkg-deb >/dev/null || missing+=(dpkg)
+	[ ${#missing[@]} -eq 0 ] || die "missing host tools: apt-get install ${missing[*]}"
+}
+
+# linux-image-amd64 depends on the versioned image package of the day.
+debian_kernel_package() {
+	apt-cache depends linux-image-amd64 2>/dev/null |
+		sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n 1
+}
+
+# Unpacks Debian's kernel once into $CACHE/<package>/ (never installed).
+fetch_debian_kernel() {
+	local pkg=$1 dir=$CACHE/$1
+	if [ ! -f "$dir/.unpacked" ]; then
+		mkdir -p "$dir"
+		(cd "$CACHE" && apt-get download -qq "$pkg" 2>/dev/null) ||
+			{ apt-get update -qq >/dev/null && (cd "$CACHE" && apt-get download -qq "$pkg"); }
+		dpkg-deb -x "$CACHE/${pkg}"_*.deb "$dir"
+		rm -f "$CACHE/${pkg}"_*.deb
+		depmod -b "$dir" "${pkg#linux-image-}"
+		touch "$dir/.unpacked"
+	fi
+	echo "$dir"
+}
+
+# The modules that mounting a 9p root needs, in load order, for busybox insmod.
+root_modules() {
+	local dir=$1 ver=$2 mod
+	for mod in virtio_pci 9pnet_virtio 9p; do
+		modprobe -d "$dir" -S "$ver" --show-depends "$mod" | awk '$1 == "insmod" { print $2 }'
+	done | awk '!seen[$0]++'
+}
+
+# A small initramfs: static busybox, those modules, and the guest's init.
+build_initramfs() {
+	local dir=$1 ver=$2 out=$3 staging
+	staging=$(mktemp -d)
+	mkdir -p "$staging"/{bin,dev,proc,sys,newroot,modules}
+	cp /bin/busybox "$staging/bin/busybox"
+	ln -s busybox "$staging/bin/sh"
+	root_modules "$dir" "$ver" | while read -r ko; do
+		cp "$ko" "$staging/modules/"
+		basename "$ko" >>"$staging/modules/order"
+	done
+	cp "$REPO/tests/vm/guest-init.sh" "$staging/init"
+	chmod +x "$staging/init"
+	(cd "$staging" && find . | /bin/busybox cpio -o -H newc 2>/dev/null | gzip -1) >"$out"
+	rm -rf "$staging"
+}
+
+run_with_vng() {
+	exec timeout "$TIMEOUT" vng --run "${KERNEL:-}" --rwdir "$REPO" -- \
+		bash -c "cd '$REPO' && VMTEST=1 $(printf '%q ' "$@")"
+}
+
+boot() {
+	local kernel=$1 initrd=$2 modules=$3 log=$4
+	shift 4
+	# The command travels base64-encoded on the kernel command line: no quoting games.
+	local cmd
+	cmd=$(printf '%q ' "$@" | base64 -w0)
+	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m "$MEM" -smp 2 -no-reboot \
+		-nodefaults -display none -serial stdio -net none \
+		-kernel "$kernel" -initrd "$initrd" \
+		-append "console=ttyS0 quiet loglevel=0 panic=-1 synfin.repo=$REPO synfin.modules=$modules synfin.cmd=$cmd synfin.ci=${CI:-}" \
+		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
+		-virtfs "local,path=$REPO,mount_tag=repo,security_model=none,multidevs=remap" \
+		</dev/null | tee "$log" | sed -u -n "/^SYNFIN-VM-BEGIN/,\$ { /^SYNFIN-VM-BEGIN/d; /^$MARKER=/d; p }"
+}
+
+main() {
+	[ $# -gt 0 ] || set -- uname -r
+	if [ "${VM_USE_VNG:-}" = 1 ] && command -v vng >/dev/null; then
+		run_with_vng "$@"
+	fi
+	require_tools
+	mkdir -p "$CACHE"
+	local kernel initrd modules="" label pkg dir ver status
+	if [ -n "${KERNEL:-}" ]; then
+		kernel=$KERNEL initrd=${INITRD:-} label="$KERNEL"
+		[ -n "$initrd" ] || { initrd=$CACHE/initrd-builtin.gz; build_initramfs /nonexistent none "$initrd" 2>/dev/null || true; }
+	else
+		pkg=$(debian_kernel_package)
+		[ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
+		dir=$(fetch_debian_kernel "$pkg")
+		ver=${pkg#linux-image-}
+		kernel=$(echo "$dir"/boot/vmlinuz-*)
+		initrd=$CACHE/initrd-$ver.gz
+		[ -f "$initrd" ] || build_initramfs "$dir" "$ver" "$initrd"
+		modules=$dir/lib/modules/$ver
+		label="$ver (Debian $pkg)"
+	fi
+	echo "run-vm: kernel $label, accel $ACCEL" >&2
+	boot "$kernel" "$initrd" "$modules" "$CACHE/console.log" "$@" || true
+	status=$(sed -n "s/^$MARKER=\([0-9]*\).*/\1/p" "$CACHE/console.log" | tail -n 1)
+	[ -n "$status" ] || die "the guest returned no exit status (crash, panic or timeout after ${TIMEOUT}s); see $CACHE/console.log" 125
+	exit "$status"
+}
+
+main "$@"
