@@ -85,7 +85,7 @@ test-deps:
 	$(Q)bash tools/install-deps.sh test
 
 check: test-deps
-	$(Q)$(MAKE) --no-print-directory all unit asan-build fuzz-build
+	$(Q)$(MAKE) --no-print-directory all unit asan-build fuzz-build bench-build
 	$(Q)bash tests/run.sh
 
 vmlinux:

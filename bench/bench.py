@@ -1,0 +1,666 @@
+#!/usr/bin/env python3
+"""What a TCP tracer costs a loopback connection storm (issue 6).
+
+In one run, interleaved and repeated (rounds; medians with min-max), the
+storm of .output/bench/loadgen runs without a tracer and under each tracer
+(stdout to /dev/null): synfin --json, synfin --life --json, and libbpf-tools'
+tcpstates and tcplife. For each: connections/s, the ratio to the baseline of
+the same round, the tracer's CPU time (utime+stime from /proc/PID/stat,
+sampled just before it is stopped, less what it had used once ready) per
+1,000 connections, its peak RSS (VmHWM) and the events it says it lost.
+
+Then, once per tracer, a counting pass writes the tracer's output to a file
+to compare events expected (per-connection transitions measured by a slow
+calibration run under synfin) with events captured and lost; with BPF run
+time statistics on (kernel.bpf_stats_enabled) for that pass only, it also
+gives the BPF program's nanoseconds per run. Last, bench/micro.c measures
+synfin's user-space path alone.
+
+Markdown on stdout, progress on stderr, everything in --out (JSON).
+Python 3 standard library only; needs root.
+"""
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH_BIN = os.path.join(ROOT, ".output", "bench")
+LOADGEN = os.path.join(BENCH_BIN, "loadgen")
+MICRO = os.path.join(BENCH_BIN, "micro")
+READY = "Tracing TCP connections... Hit Ctrl-C to end."
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
+# After the load: let the tracer drain its buffers (synfin polls every 10 ms,
+# and looks up TIME_WAIT sockets 50 ms after their close) before sampling it.
+SETTLE_S = 0.3
+
+
+def log(msg):
+    print(f"bench: {msg}", file=sys.stderr, flush=True)
+
+
+# ---------------------------------------------------------------- tools
+
+def find_bcc_tool(name):
+    """libbpf-tools' binary: Debian installs /usr/sbin/NAME; other builds use a bpf- prefix."""
+    for cand in (name, "bpf-" + name, "/usr/sbin/" + name, "/usr/sbin/bpf-" + name):
+        path = shutil.which(cand)
+        if path:
+            return path
+    try:
+        files = subprocess.run(["dpkg", "-L", "libbpf-tools"], capture_output=True,
+                               text=True).stdout.split()
+    except FileNotFoundError:
+        files = []
+    for f in files:
+        if os.path.basename(f) in (name, "bpf-" + name) and os.access(f, os.X_OK):
+            return f
+    return None
+
+
+def ensure_bcc_tools():
+    """tcpstates and tcplife, installing Debian's libbpf-tools when they are missing."""
+    tools = {n: find_bcc_tool(n) for n in ("tcpstates", "tcplife")}
+    if all(tools.values()) or not shutil.which("apt-get"):
+        return tools
+    log("libbpf-tools missing: installing it with apt-get")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    cmd = ["apt-get", "install", "-y", "-q", "libbpf-tools"]
+    if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode:
+        subprocess.run(["apt-get", "update", "-q"], env=env, stdout=subprocess.DEVNULL)
+        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL)
+    return {n: find_bcc_tool(n) for n in ("tcpstates", "tcplife")}
+
+
+# ---------------------------------------------------------------- /proc
+
+def proc_cpu_ns(pid):
+    """utime + stime of the whole process, in ns (clock-tick resolution: 10 ms)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // CLK_TCK
+
+
+def proc_runtime_ns(pid):
+    """The same CPU time at nanosecond resolution: the scheduler's sum_exec_runtime of
+    every thread (/proc/PID/task/*/schedstat, first field); None when not available."""
+    total = 0
+    try:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return total
+
+
+def proc_status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def kernel_time_wait():
+    """TIME_WAIT sockets in the kernel now (/proc/net/sockstat "tw"). Past
+    net.ipv4.tcp_max_tw_buckets the kernel makes none, and synfin then has none to follow:
+    its cost depends on it, so every run records it."""
+    try:
+        with open("/proc/net/sockstat") as f:
+            for line in f:
+                if line.startswith("TCP:"):
+                    fields = line.split()
+                    return int(fields[fields.index("tw") + 1])
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+TW_BUCKETS = "/proc/sys/net/ipv4/tcp_max_tw_buckets"
+
+
+def max_tw_buckets():
+    try:
+        with open(TW_BUCKETS) as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def set_max_tw_buckets(value):
+    with open(TW_BUCKETS, "w") as f:
+        f.write(str(value))
+
+
+def prog_ids(pid):
+    """IDs of the BPF programs a process holds (its prog and link fds name them)."""
+    ids = set()
+    fdinfo = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fdinfo):
+        try:
+            with open(os.path.join(fdinfo, fd)) as f:
+                for line in f:
+                    if line.startswith("prog_id:"):
+                        ids.add(int(line.split()[1]))
+        except OSError:
+            pass
+    return sorted(ids)
+
+
+def prog_stats(ids):
+    """(run_time_ns, run_cnt) summed over the programs; zeros when stats are off."""
+    total_ns = total_cnt = 0
+    for pid_ in ids:
+        out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(pid_)],
+                             capture_output=True, text=True)
+        try:
+            info = json.loads(out.stdout)
+        except ValueError:
+            continue
+        total_ns += info.get("run_time_ns", 0)
+        total_cnt += info.get("run_cnt", 0)
+    return total_ns, total_cnt
+
+
+def fd_kinds(pid):
+    kinds = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                kinds.add(os.readlink(f"/proc/{pid}/fd/{fd}"))
+            except OSError:
+                pass
+    except OSError:
+        pass
+    return kinds
+
+
+# ---------------------------------------------------------------- tracers
+
+class Tracer:
+    """One tracer process: started, ready before the load, stopped with SIGINT after."""
+
+    def __init__(self, spec, out_path=None):
+        self.spec = spec
+        self.err = tempfile.TemporaryFile(mode="w+b")
+        self.out = open(out_path or os.devnull, "wb")
+        self.proc = subprocess.Popen(spec["argv"], stdout=self.out, stderr=self.err,
+                                     stdin=subprocess.DEVNULL)
+        try:
+            self._wait_ready()
+        except Exception:
+            self.kill()
+            raise
+
+    def stderr(self):
+        self.err.seek(0)
+        return self.err.read().decode(errors="replace")
+
+    def _wait_ready(self, timeout=30):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.spec['name']} exited early ({self.proc.returncode}): "
+                                   f"{self.stderr().strip()[-500:]}")
+            if self.spec["kind"] == "synfin":
+                if READY in self.stderr():
+                    return
+            else:
+                # bcc tools print their header once attached, but it goes to /dev/null:
+                # ready = the link exists and the perf buffer's epoll is set up.
+                kinds = fd_kinds(self.proc.pid)
+                if "anon_inode:bpf_link" in kinds and "anon_inode:[eventpoll]" in kinds:
+                    time.sleep(0.5)
+                    return
+            time.sleep(0.02)
+        raise RuntimeError(f"{self.spec['name']} never became ready")
+
+    def cpu_ns(self):
+        """(utime+stime, sum_exec_runtime) in ns."""
+        return proc_cpu_ns(self.proc.pid), proc_runtime_ns(self.proc.pid)
+
+    def hwm_kib(self):
+        return proc_status_kib(self.proc.pid, "VmHWM")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            rc = self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            rc = "killed (no exit 30 s after SIGINT)"
+        self.out.close()
+        return rc, self.stderr()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+        self.out.close()
+
+
+def lost_from_stderr(spec, err):
+    """Events the tracer itself says it lost."""
+    if spec["kind"] == "synfin":
+        return sum(int(n) for n in re.findall(r"(\d+) events lost", err))
+    # libbpf-tools: "lost N events on CPU #C" once per perf-buffer loss callback
+    return sum(int(n) for n in re.findall(r"lost (\d+) events", err))
+
+
+def tracer_specs(synfin, bcc, smoke):
+    specs = [{"name": "baseline", "label": "no tracer", "kind": None, "argv": None},
+             {"name": "synfin_json", "label": "synfin --json", "kind": "synfin",
+              "argv": [synfin, "--json"], "unit": "state"}]
+    if smoke:
+        return specs
+    specs.append({"name": "synfin_life", "label": "synfin --life --json", "kind": "synfin",
+                  "argv": [synfin, "--life", "--json"], "unit": "conn"})
+    for name, unit in (("tcpstates", "state"), ("tcplife", "conn")):
+        if bcc.get(name):
+            specs.append({"name": name, "label": f"libbpf-tools {name}", "kind": "bcc",
+                          "argv": [bcc[name]], "unit": unit})
+        else:
+            log(f"{name} not available: left out")
+    return specs
+
+
+# ---------------------------------------------------------------- runs
+
+def loadgen(args, count, extra=()):
+    cmd = [LOADGEN, "--clients", str(args.clients), "--servers", str(args.servers),
+           "--count", str(count), "--seconds", str(args.seconds), "--close", args.close,
+           *extra]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 60)
+    if done.returncode:
+        raise RuntimeError(f"loadgen failed ({done.returncode}): {done.stderr.strip()}")
+    res = json.loads(done.stdout.strip().splitlines()[-1])
+    if res["connections"] <= 0:
+        raise RuntimeError(f"loadgen made no connection: {res}")
+    return res
+
+
+def run_once(spec, args, count, out_path=None, bpf_stats=False, extra=()):
+    """One load under one tracer (or none). Returns the measurements."""
+    tw_before = kernel_time_wait()
+    if not spec["argv"]:
+        load = loadgen(args, count, extra)
+        return {"load": load, "conn_per_s": load["conn_per_s"], "kernel_tw_before": tw_before}
+    tracer = Tracer(spec, out_path)
+    try:
+        ids = prog_ids(tracer.proc.pid) if bpf_stats else []
+        k0 = prog_stats(ids) if bpf_stats else (0, 0)
+        cpu0 = tracer.cpu_ns()
+        load = loadgen(args, count, extra)
+        time.sleep(SETTLE_S)
+        cpu1 = tracer.cpu_ns()
+        tw_after = kernel_time_wait()
+        hwm = tracer.hwm_kib()
+        k1 = prog_stats(ids) if bpf_stats else (0, 0)
+    except Exception:
+        tracer.kill()
+        raise
+    rc, err = tracer.stop()
+    conns = load["connections"]
+    # CPU: the scheduler's runtime (ns resolution) when readable, else utime+stime (10 ms ticks).
+    stat_ns = cpu1[0] - cpu0[0]
+    run_ns = cpu1[1] - cpu0[1] if cpu0[1] is not None and cpu1[1] is not None else None
+    cpu_ns = run_ns if run_ns else stat_ns
+    res = {"load": load, "conn_per_s": load["conn_per_s"],
+           "cpu_ms": cpu_ns / 1e6, "cpu_ms_utime_stime": stat_ns / 1e6,
+           "cpu_ms_sched_runtime": None if run_ns is None else run_ns / 1e6,
+           "cpu_ms_per_1k": cpu_ns / 1e6 / conns * 1000,
+           "peak_rss_kib": hwm, "lost": lost_from_stderr(spec, err), "exit": rc,
+           "kernel_tw_before": tw_before, "kernel_tw_after": tw_after,
+           "tw_followed": sum(int(n) for n in re.findall(r"(\d+) connections in TIME_WAIT at exit",
+                                                         err)),
+           "stderr_summary": [l for l in err.splitlines() if l.strip() and READY not in l][:10]}
+    if bpf_stats:
+        runs, ns = k1[1] - k0[1], k1[0] - k0[0]
+        res["bpf"] = {"prog_ids": ids, "runs": runs, "run_time_ns": ns,
+                      "ns_per_run": ns / runs if runs else None,
+                      "ms_per_1k_conns": ns / 1e6 / conns * 1000}
+    if rc != 0:
+        log(f"{spec['name']} exited {rc}: {err.strip()[-300:]}")
+    return res
+
+
+# ---------------------------------------------------------------- counting
+
+def count_synfin(path, port):
+    """state and conn records of the load's connections, lost reports, unparseable lines."""
+    counts = {"state": 0, "conn": 0, "lost": 0, "bad_lines": 0, "lines": 0}
+    with open(path, "rb") as f:
+        for raw in f:
+            counts["lines"] += 1
+            try:
+                r = json.loads(raw)
+            except ValueError:
+                counts["bad_lines"] += 1
+                continue
+            t = r.get("type")
+            if t == "lost":
+                counts["lost"] = max(counts["lost"], r.get("total", 0))
+                continue
+            if port not in (r.get("sport"), r.get("dport")):
+                continue
+            if t == "state":
+                # the listener's own CLOSE->LISTEN / LISTEN->CLOSE are not per connection
+                if r["new"] == "LISTEN" or r["old"] == "LISTEN" and r["new"] == "CLOSE":
+                    continue
+                counts["state"] += 1
+            elif t == "conn":
+                counts["conn"] += 1
+    return counts
+
+
+def count_text(path, port):
+    """Lines of a libbpf-tools table whose LPORT or RPORT is the load's port."""
+    n, cols = 0, None
+    port = str(port)
+    with open(path, "rb") as f:
+        for raw in f:
+            fields = raw.decode(errors="replace").split()
+            if cols is None:
+                if "LPORT" in fields:
+                    cols = (fields.index("LPORT"), fields.index("RPORT"))
+                continue
+            if len(fields) > max(cols) and port in (fields[cols[0]], fields[cols[1]]):
+                # tcpstates: skip the listener's own CLOSE -> LISTEN / LISTEN -> CLOSE
+                if "LISTEN" in fields and "SYN_RECV" not in fields:
+                    continue
+                n += 1
+    return n
+
+
+def calibrate(synfin, args, tmpdir):
+    """Transitions and lifecycle records per connection, from a slow run nobody can lose."""
+    spec = {"name": "calibration", "kind": "synfin", "argv": [synfin, "--json"]}
+    path = os.path.join(tmpdir, "calibration.ndjson")
+    slow = argparse.Namespace(**vars(args))
+    slow.clients, slow.servers = 1, 1
+    res = run_once(spec, slow, args.calibration_conns, out_path=path, extra=("--pause-us", "2000"))
+    conns = res["load"]["connections"]
+    c = count_synfin(path, res["load"]["port"])
+    os.unlink(path)
+    return {"connections": conns, "state_records": c["state"], "conn_records": c["conn"],
+            "lost": c["lost"] + res["lost"],
+            "state_per_conn": c["state"] / conns, "conn_per_conn": c["conn"] / conns,
+            "close": args.close}
+
+
+def counting_pass(spec, args, calib, tmpdir, bpf_stats):
+    path = os.path.join(tmpdir, spec["name"] + ".out")
+    res = run_once(spec, args, args.conns, out_path=path, bpf_stats=bpf_stats)
+    conns, port = res["load"]["connections"], res["load"]["port"]
+    per_conn = calib["state_per_conn"] if spec["unit"] == "state" else calib["conn_per_conn"]
+    if spec["kind"] == "synfin":
+        c = count_synfin(path, port)
+        captured, lost_records, bad = c[spec["unit"]], c["lost"], c["bad_lines"]
+    else:
+        captured, lost_records, bad = count_text(path, port), 0, 0
+    size = os.path.getsize(path)
+    os.unlink(path)
+    res.update({"unit": spec["unit"], "expected": round(per_conn * conns), "captured": captured,
+                "lost_reported": max(res["lost"], lost_records), "bad_lines": bad,
+                "output_bytes": size})
+    return res
+
+
+def run_micro(smoke):
+    cmd = [MICRO] + (["--conns", "20000", "--tw-conns", "2000"] if smoke else [])
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    if done.returncode:
+        raise RuntimeError(f"micro failed: {done.stderr.strip()}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------- report
+
+def spread(values, fmt):
+    values = [v for v in values if v is not None]
+    if not values:
+        return "–"
+    med = statistics.median(values)
+    if len(values) == 1:
+        return fmt.format(med)
+    return f"{fmt.format(med)} ({fmt.format(min(values))}–{fmt.format(max(values))})"
+
+
+def summarise(name, runs, baseline_by_round):
+    ratios = [r["conn_per_s"] / baseline_by_round[i] for i, r in enumerate(runs)]
+    out = {"conn_per_s": [r["conn_per_s"] for r in runs], "ratio": ratios}
+    if name != "baseline":
+        out["cpu_ms_per_1k"] = [r["cpu_ms_per_1k"] for r in runs]
+        out["peak_rss_kib"] = [r["peak_rss_kib"] for r in runs]
+        out["lost"] = [r["lost"] for r in runs]
+    for key in list(out):
+        vals = out[key]
+        out[key] = {"median": statistics.median(vals), "min": min(vals), "max": max(vals),
+                    "values": vals}
+    return out
+
+
+def markdown(results):
+    lines = []
+    cfg = results["config"]
+    lines.append(f"Loopback storm: {cfg['conns']:,} connections per run, {cfg['clients']} client + "
+                 f"{cfg['servers']} server threads, close={cfg['close']}, {cfg['rounds']} "
+                 f"interleaved round(s); median (min–max). Kernel {results['env']['kernel']}, "
+                 f"{results['env']['cpus']} CPUs.")
+    tws = [r.get("kernel_tw_before") for rnd in results["rounds"] for r in rnd.values()]
+    tws = [t for t in tws if t is not None]
+    if tws:
+        lines.append(f"Kernel TIME_WAIT sockets at the start of a run: {min(tws):,}–{max(tws):,} "
+                     f"(net.ipv4.tcp_max_tw_buckets = {results['env']['tcp_max_tw_buckets']:,}).")
+    lines.append("")
+    lines.append("| tracer | conn/s | ratio to baseline | tracer CPU ms / 1k conns | peak RSS MiB "
+                 "| lost (timed runs) | events expected / captured / lost (counting pass) "
+                 "| BPF ns / run |")
+    lines.append("|---|---|---|---|---|---|---|---|")
+    for spec in results["tracers"]:
+        s = results["summary"][spec["name"]]
+        row = [spec["label"], spread(s["conn_per_s"]["values"], "{:,.0f}"),
+               spread(s["ratio"]["values"], "{:.2f}")]
+        if spec["name"] == "baseline":
+            row += ["–", "–", "–", "–", "–"]
+        else:
+            c = results["counting"].get(spec["name"])
+            if c:
+                events = (f"{c['expected']:,} / {c['captured']:,} / {c['lost_reported']:,} "
+                          f"({spec['unit']})")
+                bpf = c.get("bpf", {}).get("ns_per_run")
+                bpf = f"{bpf:,.0f}" if bpf else "–"
+            else:
+                events, bpf = "–", "–"
+            row += [spread(s["cpu_ms_per_1k"]["values"], "{:.1f}"),
+                    f"{max(s['peak_rss_kib']['values']) / 1024:.1f}",
+                    spread(s["lost"]["values"], "{:,.0f}"), events, bpf]
+        lines.append("| " + " | ".join(row) + " |")
+    cal = results["calibration"]
+    lines.append("")
+    lines.append(f"Expected per connection (slow calibration run, {cal['connections']} connections "
+                 f"under synfin --json): {cal['state_per_conn']:.2f} state records, "
+                 f"{cal['conn_per_conn']:.2f} lifecycle records.")
+    tw_notes = []
+    for spec in results["tracers"]:
+        if spec["kind"] != "synfin":
+            continue
+        runs = [rnd[spec["name"]] for rnd in results["rounds"]]
+        followed = [r for r in runs if r.get("tw_followed")]
+        if followed and len(followed) < len(runs):
+            cpu_f = statistics.median(r["cpu_ms_per_1k"] for r in followed)
+            cpu_n = statistics.median(r["cpu_ms_per_1k"] for r in runs if not r.get("tw_followed"))
+            tw_notes.append(f"{spec['label']}: {len(followed)} of {len(runs)} runs had TIME_WAIT "
+                            f"sockets to follow ({cpu_f:.1f} ms / 1k conns) and the others none "
+                            f"({cpu_n:.1f})")
+    if tw_notes:
+        lines.append("")
+        lines.append(f"TIME_WAIT: the kernel keeps at most {results['env']['tcp_max_tw_buckets']:,} "
+                     "TIME_WAIT sockets; past that a close makes none, and synfin has none to follow "
+                     "(sock_diag lookups find nothing). " + "; ".join(tw_notes) + ".")
+    m = results.get("micro")
+    if m:
+        lines.append("")
+        lines.append(f"User-space micro-benchmark (bench/micro.c, one thread, "
+                     f"{m['conns']:,} synthetic connections × {m['events_per_conn']} transitions):")
+        lines.append("")
+        lines.append("| path | events/s per core | ns / event |")
+        lines.append("|---|---|---|")
+        for key, label in (("tracker_only", "tracker_feed only"),
+                           ("json_full", "tracker + NDJSON, every transition (--json)"),
+                           ("json_life", "tracker + NDJSON lifecycles only (--life --json)"),
+                           ("text_full", "tracker + text columns"),
+                           ("json_full_tw_add", "--json path + tw_add() as in main.c")):
+            r = m[key]
+            lines.append(f"| {label} | {r['events_per_s']:,.0f} | {r['ns_per_event']:.1f} |")
+        ev = m["json_full"]["events_per_s"]
+        lines.append("")
+        lines.append(f"Targets: ≥ 3,000,000 events/s per core (--json path): {ev:,.0f} → "
+                     f"{'met' if ev >= 3e6 else 'NOT met'}; ≤ 256 bytes per tracked connection: "
+                     f"{m['bytes_per_tracked_conn']:.0f} (sizeof(struct conn) = {m['sizeof_conn']}, "
+                     f"table of {m['cap']:,} full) → "
+                     f"{'met' if 0 < m['bytes_per_tracked_conn'] <= 256 else 'NOT met'}.")
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------- main
+
+def env_int(name, default):
+    try:
+        return int(os.environ.get(name, default))
+    except ValueError:
+        return default
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--synfin", default=os.path.join(ROOT, "synfin"))
+    ap.add_argument("--rounds", type=int, default=env_int("BENCH_ROUNDS", 3))
+    ap.add_argument("--conns", type=int, default=env_int("BENCH_CONNS", 40000))
+    ap.add_argument("--seconds", type=float, default=env_int("BENCH_SECONDS", 60),
+                    help="time bound of one load run")
+    ap.add_argument("--clients", type=int, default=4)
+    ap.add_argument("--servers", type=int, default=4)
+    ap.add_argument("--close", choices=("client", "server", "rst"), default="client")
+    ap.add_argument("--calibration-conns", type=int, default=50)
+    ap.add_argument("--smoke", action="store_true",
+                    help="quick: 300 connections, 1 round, baseline + synfin only")
+    ap.add_argument("--no-micro", action="store_true")
+    ap.add_argument("--out", default=os.path.join(BENCH_BIN, "results.json"))
+    ap.add_argument("--tw-buckets", type=int, default=env_int("BENCH_TW_BUCKETS", 2000000),
+                    help="net.ipv4.tcp_max_tw_buckets during the run, restored after "
+                         "(0: leave it alone). Once the kernel holds that many TIME_WAIT "
+                         "sockets a close makes none: baseline and tracers then measure "
+                         "another kernel path, and synfin has nothing to follow")
+    args = ap.parse_args()
+    if args.smoke:
+        args.rounds, args.conns, args.seconds, args.calibration_conns = 1, 300, 15, 20
+        args.tw_buckets = 0
+    if args.rounds < 1 or args.conns < 1:
+        ap.error("--rounds and --conns must be positive")
+    if os.geteuid() != 0:
+        print("bench: needs root (the tracers load BPF programs)", file=sys.stderr)
+        return 1
+    for path in (args.synfin, LOADGEN) + (() if args.no_micro else (MICRO,)):
+        if not os.access(path, os.X_OK):
+            print(f"bench: {path} missing: run make bench-build", file=sys.stderr)
+            return 1
+    args.synfin = os.path.abspath(args.synfin)
+    bcc = {} if args.smoke else ensure_bcc_tools()
+    specs = tracer_specs(args.synfin, bcc, args.smoke)
+    started = time.time()
+    results = {"config": {"conns": args.conns, "rounds": args.rounds, "clients": args.clients,
+                          "servers": args.servers, "close": args.close, "seconds": args.seconds,
+                          "smoke": args.smoke, "synfin": args.synfin},
+               "env": {"kernel": os.uname().release, "cpus": os.cpu_count(),
+                       "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
+               "tracers": [{k: s.get(k) for k in ("name", "label", "kind", "argv", "unit")}
+                           for s in specs],
+               "rounds": [], "counting": {}}
+
+    tw_buckets_before = max_tw_buckets()
+    if args.tw_buckets and tw_buckets_before is not None and args.tw_buckets > tw_buckets_before:
+        log(f"net.ipv4.tcp_max_tw_buckets {tw_buckets_before} -> {args.tw_buckets} for the run")
+        set_max_tw_buckets(args.tw_buckets)
+    else:
+        tw_buckets_before = None
+    results["env"]["tcp_max_tw_buckets"] = max_tw_buckets()
+    try:
+        run_all(args, specs, results)
+    finally:
+        if tw_buckets_before is not None:
+            set_max_tw_buckets(tw_buckets_before)
+            log(f"net.ipv4.tcp_max_tw_buckets restored to {tw_buckets_before}")
+
+    if not args.no_micro:
+        log("micro-benchmark")
+        results["micro"] = run_micro(args.smoke)
+    results["elapsed_s"] = round(time.time() - started, 1)
+    results["markdown"] = markdown(results)
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w") as f:
+        json.dump(results, f, indent=1)
+    print(results["markdown"])
+    log(f"done in {results['elapsed_s']} s; JSON in {args.out}")
+    return 0
+
+
+def run_all(args, specs, results):
+    """Calibration, the interleaved rounds, then the counting passes."""
+    with tempfile.TemporaryDirectory(prefix="synfin-bench-") as tmpdir:
+        log("calibration: slow run under synfin --json")
+        results["calibration"] = calibrate(args.synfin, args, tmpdir)
+        log(f"calibration: {results['calibration']}")
+        runs = {s["name"]: [] for s in specs}
+        baseline_by_round = []
+        for rnd in range(args.rounds):
+            order = specs[rnd % len(specs):] + specs[:rnd % len(specs)]
+            this_round = {}
+            for spec in order:
+                res = run_once(spec, args, args.conns)
+                this_round[spec["name"]] = res
+                log(f"round {rnd + 1}/{args.rounds} {spec['name']}: {res['conn_per_s']:,.0f} conn/s"
+                    + (f", cpu {res['cpu_ms_per_1k']:.1f} ms/1k, lost {res['lost']}"
+                       if spec["argv"] else ""))
+            results["rounds"].append(this_round)
+            baseline_by_round.append(this_round["baseline"]["conn_per_s"])
+            for name, res in this_round.items():
+                runs[name].append(res)
+        results["summary"] = {name: summarise(name, r, baseline_by_round)
+                              for name, r in runs.items()}
+
+        # Counting pass: output to a file; BPF run-time statistics on for this pass only.
+        stats_before = None
+        if not args.smoke and os.path.exists(BPF_STATS):
+            with open(BPF_STATS) as f:
+                stats_before = f.read().strip()
+        try:
+            if stats_before is not None:
+                with open(BPF_STATS, "w") as f:
+                    f.write("1")
+            for spec in specs:
+                if not spec["argv"]:
+                    continue
+                res = counting_pass(spec, args, results["calibration"], tmpdir,
+                                    bpf_stats=stats_before is not None)
+                results["counting"][spec["name"]] = res
+                log(f"counting {spec['name']}: expected {res['expected']}, captured "
+                    f"{res['captured']}, lost {res['lost_reported']}")
+        finally:
+            if stats_before is not None:
+                with open(BPF_STATS, "w") as f:
+                    f.write(stats_before)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,31 @@
+# Overhead measurements (issue 6).
+#   make bench          loopback connection storm without and with each tracer, interleaved
+#                       rounds, medians; Markdown table on stdout, JSON in .output/bench/results.json
+#                       BENCH_ROUNDS=N (default 3), BENCH_CONNS=N (default 40000) change the run
+#   make bench-smoke    a few hundred connections, one round, baseline + synfin only (< 30 s)
+BENCH_DIR := $(OUTPUT)/bench
+BENCH_ROUNDS ?= 3
+BENCH_CONNS ?= 40000
+BENCH_BINS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/micro
+
+.PHONY: bench bench-smoke bench-build
+
+$(BENCH_DIR):
+	$(Q)mkdir -p $@
+
+$(BENCH_DIR)/loadgen: bench/loadgen.c | $(BENCH_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< -pthread -o $@
+
+$(BENCH_DIR)/micro: bench/micro.c $(CORE_OBJS) $(HEADERS) | $(BENCH_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< $(CORE_OBJS) -o $@
+
+bench-build: $(BIN) $(BENCH_BINS)
+
+bench: bench-build
+	$(Q)python3 bench/bench.py --synfin ./$(BIN) --rounds $(BENCH_ROUNDS) --conns $(BENCH_CONNS) \
+		--out $(BENCH_DIR)/results.json
+
+bench-smoke: bench-build
+	$(Q)python3 bench/bench.py --synfin ./$(BIN) --smoke --out $(BENCH_DIR)/smoke.json
