@@ -13,26 +13,38 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "index.h"
 
 #define FIRST_LOOK_NS 50000000ull   /* confirm soon after the close */
 #define AFTER_DUE_NS 200000000ull   /* the timer wheel fires a little late */
 #define RECHECK_NS 250000000ull
+#define DUMP_INTERVAL_NS 1000000000ull
 /* A time-wait socket lives TCP_TIMEWAIT_LEN (60 s); gone much sooner means something ended it. */
 #define EARLY_MARGIN_NS 1000000000ull
 #define MAX_NETNS 16
+/* sock_diag can fail for a moment (its modules load on first use): retry before giving up. */
+#define MAX_LOOKUP_ERRORS 8
+/* Follow at most this many new connections a second: a storm of closes must not become a storm of lookups. */
+#define MAX_NEW_PER_SECOND 1000
 
 struct netns_sock {
 	uint32_t netns;
 	int fd;
+	bool dump_mode;     /* exact lookups do not see time-wait sockets here */
+	uint64_t last_dump_ns;
 };
 
 struct tw_table {
-	uint32_t cap, used;
+	uint32_t cap, used, nfree;
 	uint64_t untracked;
-	uint32_t seq;
+	uint32_t seq, dump_gen;
 	uint32_t self_netns;
+	uint64_t second_start_ns;
+	uint32_t added_this_second;
 	struct netns_sock socks[MAX_NETNS];
 	uint32_t nsocks;
+	struct index by_key;
+	uint32_t *free;
 	struct tw_entry *entries;
 };
 
@@ -43,6 +55,25 @@ static uint32_t netns_inode(const char *path)
 	return stat(path, &st) ? 0 : (uint32_t)st.st_ino;
 }
 
+static uint64_t entry_key(const void *entry)
+{
+	return ((const struct tw_entry *)entry)->key;
+}
+
+/* FNV-1a of the tuple as sock_diag reports it (local side first). */
+static uint64_t tuple_hash(uint8_t family, const uint8_t *saddr, uint16_t sport,
+			   const uint8_t *daddr, uint16_t dport)
+{
+	size_t n = family == AF_INET ? 4 : 16;
+	uint64_t h = 1469598103934665603ull ^ family;
+	const uint8_t *parts[2] = { saddr, daddr };
+
+	for (int p = 0; p < 2; p++)
+		for (size_t i = 0; i < n; i++)
+			h = (h ^ parts[p][i]) * 1099511628211ull;
+	return (h ^ ((uint64_t)sport << 16 | dport)) * 1099511628211ull;
+}
+
 struct tw_table *tw_new(uint32_t cap)
 {
 	struct tw_table *t = calloc(1, sizeof(*t));
@@ -50,11 +81,15 @@ struct tw_table *tw_new(uint32_t cap)
 	if (!t)
 		return NULL;
 	t->entries = calloc(cap, sizeof(*t->entries));
-	if (!t->entries) {
-		free(t);
+	t->free = calloc(cap, sizeof(*t->free));
+	if (!t->entries || !t->free ||
+	    index_init(&t->by_key, 2 * cap, t->entries, sizeof(*t->entries), entry_key)) {
+		tw_free(t);
 		return NULL;
 	}
-	t->cap = cap;
+	t->cap = t->nfree = cap;
+	for (uint32_t i = 0; i < cap; i++)
+		t->free[i] = cap - 1 - i;
 	t->self_netns = netns_inode("/proc/self/ns/net");
 	return t;
 }
@@ -71,6 +106,8 @@ void tw_free(struct tw_table *t)
 	if (!t)
 		return;
 	close_netns_socks(t);
+	index_free(&t->by_key);
+	free(t->free);
 	free(t->entries);
 	free(t);
 }
@@ -89,17 +126,24 @@ uint64_t tw_untracked(const struct tw_table *t)
 	return t->untracked;
 }
 
+static bool over_rate(struct tw_table *t, uint64_t now_ns)
+{
+	if (now_ns - t->second_start_ns >= 1000000000ull) {
+		t->second_start_ns = now_ns;
+		t->added_this_second = 0;
+	}
+	return ++t->added_this_second > MAX_NEW_PER_SECOND;
+}
+
 void tw_add(struct tw_table *t, const struct conn *c)
 {
-	struct tw_entry *e = NULL;
+	struct tw_entry *e;
 
-	for (uint32_t i = 0; i < t->cap && !e; i++)
-		if (!t->entries[i].in_use)
-			e = &t->entries[i];
-	if (!e) {
+	if (!t->nfree || over_rate(t, c->state_ns)) {
 		t->untracked++;
 		return;
 	}
+	e = &t->entries[t->free[--t->nfree]];
 	memset(e, 0, sizeof(*e));
 	e->in_use = 1;
 	e->entered_ns = c->state_ns;
@@ -112,6 +156,9 @@ void tw_add(struct tw_table *t, const struct conn *c)
 	e->sport = c->sport;
 	e->dport = c->dport;
 	e->family = c->family;
+	e->key = tuple_hash(e->family, e->saddr, e->sport, e->daddr, e->dport);
+	/* A repeated key (the same tuple again) is found through the first: fine. */
+	index_add(&t->by_key, index_find(&t->by_key, e->key), (uint32_t)(e - t->entries));
 	t->used++;
 }
 
@@ -166,20 +213,20 @@ static int diag_socket_in(uint32_t netns)
 	return fd;
 }
 
-static int socket_for(struct tw_table *t, uint32_t netns)
+static struct netns_sock *socket_for(struct tw_table *t, uint32_t netns)
 {
 	int fd;
 
 	for (uint32_t i = 0; i < t->nsocks; i++)
 		if (t->socks[i].netns == netns)
-			return t->socks[i].fd;
+			return &t->socks[i];
 	if (t->nsocks == MAX_NETNS)
-		return -1;
+		return NULL;
 	fd = netns == t->self_netns ? diag_socket() : diag_socket_in(netns);
 	if (fd < 0)
-		return -1;
-	t->socks[t->nsocks++] = (struct netns_sock){ .netns = netns, .fd = fd };
-	return fd;
+		return NULL;
+	t->socks[t->nsocks] = (struct netns_sock){ .netns = netns, .fd = fd };
+	return &t->socks[t->nsocks++];
 }
 
 int tw_parse_reply(const void *buf, size_t len, struct tw_lookup *out)
@@ -208,37 +255,80 @@ int tw_parse_reply(const void *buf, size_t len, struct tw_lookup *out)
 	return 0;
 }
 
-static void fill_request(const struct tw_entry *e, struct inet_diag_req_v2 *req)
+static void to_tw_socket(const struct inet_diag_msg *m, struct tw_socket *s)
 {
-	memset(req, 0, sizeof(*req));
-	req->sdiag_family = e->family;
-	req->sdiag_protocol = IPPROTO_TCP;
-	req->idiag_states = ~0u;
-	req->id.idiag_sport = htons(e->sport);
-	req->id.idiag_dport = htons(e->dport);
-	memcpy(req->id.idiag_src, e->saddr, e->family == AF_INET ? 4 : 16);
-	memcpy(req->id.idiag_dst, e->daddr, e->family == AF_INET ? 4 : 16);
-	req->id.idiag_cookie[0] = req->id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+	memset(s, 0, sizeof(*s));
+	s->family = m->idiag_family;
+	s->state = m->idiag_state;
+	s->sport = ntohs(m->id.idiag_sport);
+	s->dport = ntohs(m->id.idiag_dport);
+	memcpy(s->saddr, m->id.idiag_src, 16);
+	memcpy(s->daddr, m->id.idiag_dst, 16);
+	s->expires_ms = m->idiag_expires;
 }
 
-/* One exact lookup: does this 4-tuple still have a socket, and in what state? */
-static struct tw_lookup lookup(struct tw_table *t, const struct tw_entry *e)
+int tw_parse_dump(const void *buf, size_t len, void (*fn)(void *ctx, const struct tw_socket *s),
+		  void *ctx)
+{
+	const char *p = buf;
+
+	while (len >= sizeof(struct nlmsghdr)) {
+		const struct nlmsghdr *nh = (const void *)p;
+		struct tw_socket s;
+		size_t step;
+
+		if (nh->nlmsg_len < sizeof(*nh) || nh->nlmsg_len > len)
+			return -1;
+		if (nh->nlmsg_type == NLMSG_DONE)
+			return 1;
+		if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		    nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+			return -1;
+		to_tw_socket(NLMSG_DATA(nh), &s);
+		fn(ctx, &s);
+		step = NLMSG_ALIGN(nh->nlmsg_len);
+		if (step >= len)
+			break;
+		p += step;
+		len -= step;
+	}
+	return 0;
+}
+
+static void fill_id(struct inet_diag_sockid *id, const struct tw_entry *e)
+{
+	id->idiag_sport = htons(e->sport);
+	id->idiag_dport = htons(e->dport);
+	memcpy(id->idiag_src, e->saddr, e->family == AF_INET ? 4 : 16);
+	memcpy(id->idiag_dst, e->daddr, e->family == AF_INET ? 4 : 16);
+	id->idiag_cookie[0] = id->idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+}
+
+static int send_request(int fd, uint32_t seq, uint16_t flags, uint8_t family, uint32_t states,
+			const struct tw_entry *e)
 {
 	struct {
 		struct nlmsghdr nh;
 		struct inet_diag_req_v2 req;
 	} msg = { .nh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			  .nlmsg_flags = NLM_F_REQUEST, .nlmsg_seq = ++t->seq } };
+			  .nlmsg_flags = flags, .nlmsg_seq = seq },
+		  .req = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
+			   .idiag_states = states } };
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+
+	if (e)
+		fill_id(&msg.req.id, e);
+	return sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0 ? -1 : 0;
+}
+
+/* One exact lookup: does this 4-tuple still have a socket, and in what state? */
+static struct tw_lookup lookup(struct tw_table *t, int fd, const struct tw_entry *e)
+{
 	struct tw_lookup res = { .found = -1 };
 	char buf[8192];
-	int fd = socket_for(t, e->netns);
 	ssize_t n;
 
-	if (fd < 0)
-		return res;
-	fill_request(e, &msg.req);
-	if (sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0)
+	if (send_request(fd, ++t->seq, NLM_F_REQUEST, e->family, ~0u, e))
 		return res;
 	n = recv(fd, buf, sizeof(buf), 0);
 	if (n <= 0 || tw_parse_reply(buf, (size_t)n, &res))
@@ -251,30 +341,142 @@ static bool is_time_wait_state(uint8_t state)
 	return state == SF_TCP_TIME_WAIT || state == SF_TCP_FIN_WAIT2;
 }
 
+struct dump_ctx {
+	struct tw_table *t;
+	uint32_t netns;
+	uint64_t now_ns;
+};
+
+/* A dumped socket: mark the entry that follows it as seen in this dump. */
+static void on_dumped(void *ctx, const struct tw_socket *s)
+{
+	struct dump_ctx *d = ctx;
+	struct tw_table *t = d->t;
+	int64_t at;
+	struct tw_entry *e;
+
+	at = index_at(&t->by_key, index_find(&t->by_key, tuple_hash(s->family, s->saddr, s->sport,
+								     s->daddr, s->dport)));
+	if (at < 0)
+		return;
+	e = &t->entries[at];
+	if (e->netns != d->netns || e->sport != s->sport || e->dport != s->dport ||
+	    !is_time_wait_state(s->state))
+		return;
+	e->dump_gen = t->dump_gen;
+	e->substate = s->state;
+	e->due_ns = d->now_ns + s->expires_ms * 1000000ull;
+}
+
+/* Lists the namespace's time-wait sockets (both families); false on failure. */
+static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_ns)
+{
+	static const uint8_t families[] = { AF_INET, AF_INET6 };
+	struct dump_ctx ctx = { .t = t, .netns = ns->netns, .now_ns = now_ns };
+	static char buf[65536];
+
+	t->dump_gen++;
+	for (size_t f = 0; f < sizeof(families); f++) {
+		int done = 0;
+
+		if (send_request(ns->fd, ++t->seq, NLM_F_REQUEST | NLM_F_DUMP, families[f],
+				 (1u << SF_TCP_TIME_WAIT) | (1u << SF_TCP_FIN_WAIT2), NULL))
+			return false;
+		while (!done) {
+			ssize_t n = recv(ns->fd, buf, sizeof(buf), 0);
+
+			done = n <= 0 ? -1 : tw_parse_dump(buf, (size_t)n, on_dumped, &ctx);
+			if (done < 0)
+				return false;
+		}
+	}
+	ns->last_dump_ns = now_ns;
+	return true;
+}
+
 static void finish(struct tw_table *t, struct tw_entry *e, enum tw_end how, uint64_t now_ns,
 		   tw_end_fn fn, void *ctx)
 {
 	fn(ctx, e, how, now_ns);
+	index_clear(&t->by_key, index_slot_of(&t->by_key, (uint32_t)(e - t->entries)));
 	e->in_use = 0;
+	t->free[t->nfree++] = (uint32_t)(e - t->entries);
 	t->used--;
 }
 
-static void check_entry(struct tw_table *t, struct tw_entry *e, uint64_t now_ns, tw_end_fn fn,
+/* Not (or no longer) there: how did its TIME_WAIT end? */
+static void finish_gone(struct tw_table *t, struct tw_entry *e, uint64_t now_ns, tw_end_fn fn,
 			void *ctx)
 {
-	struct tw_lookup res = lookup(t, e);
-
-	if (res.found == 1 && is_time_wait_state(res.state)) {
-		e->substate = res.state;
-		e->due_ns = now_ns + res.expires_ms * 1000000ull;
-		e->next_check_ns = res.expires_ms ? e->due_ns + AFTER_DUE_NS : now_ns + RECHECK_NS;
-		return;
-	}
 	if (!e->substate)
 		finish(t, e, TW_END_UNSEEN, now_ns, fn, ctx);
 	else
 		finish(t, e, now_ns + EARLY_MARGIN_NS < e->due_ns ? TW_END_EARLY : TW_END_EXPIRED,
 		       now_ns, fn, ctx);
+}
+
+static void schedule_next(struct tw_entry *e, uint64_t now_ns)
+{
+	e->next_check_ns = e->due_ns > now_ns ? e->due_ns + AFTER_DUE_NS : now_ns + RECHECK_NS;
+}
+
+/* Exact lookup; the first ENOENT for a fresh entry asks a dump whether this kernel hides time-wait sockets from exact lookups. */
+static void check_exact(struct tw_table *t, struct netns_sock *ns, struct tw_entry *e,
+			uint64_t now_ns, tw_end_fn fn, void *ctx)
+{
+	struct tw_lookup res = lookup(t, ns->fd, e);
+
+	if (res.found < 0 && ++e->lookup_errors < MAX_LOOKUP_ERRORS) {
+		e->next_check_ns = now_ns + RECHECK_NS;
+		return;
+	}
+	if (res.found == 1 && is_time_wait_state(res.state)) {
+		e->substate = res.state;
+		e->due_ns = now_ns + res.expires_ms * 1000000ull;
+		schedule_next(e, now_ns);
+		return;
+	}
+	if (res.found == 0 && !e->substate && dump_netns(t, ns, now_ns) &&
+	    e->dump_gen == t->dump_gen) {
+		ns->dump_mode = true;
+		schedule_next(e, now_ns);
+		return;
+	}
+	finish_gone(t, e, now_ns, fn, ctx);
+}
+
+/* Dump mode: one dump a second answers for every due entry of the namespace. */
+static void check_dumped(struct tw_table *t, struct netns_sock *ns, struct tw_entry *e,
+			 uint64_t now_ns, tw_end_fn fn, void *ctx)
+{
+	uint64_t next_dump = ns->last_dump_ns + DUMP_INTERVAL_NS;
+
+	if (now_ns >= next_dump) {
+		if (!dump_netns(t, ns, now_ns)) {
+			e->next_check_ns = now_ns + RECHECK_NS;
+			return;
+		}
+		next_dump = now_ns + DUMP_INTERVAL_NS;
+	}
+	if (e->dump_gen == t->dump_gen)
+		schedule_next(e, now_ns);
+	else if (ns->last_dump_ns > e->entered_ns) /* the latest dump should have listed it */
+		finish_gone(t, e, now_ns, fn, ctx);
+	else
+		e->next_check_ns = next_dump;
+}
+
+static void check_entry(struct tw_table *t, struct tw_entry *e, uint64_t now_ns, tw_end_fn fn,
+			void *ctx)
+{
+	struct netns_sock *ns = socket_for(t, e->netns);
+
+	if (!ns)
+		finish(t, e, TW_END_UNSEEN, now_ns, fn, ctx);
+	else if (ns->dump_mode)
+		check_dumped(t, ns, e, now_ns, fn, ctx);
+	else
+		check_exact(t, ns, e, now_ns, fn, ctx);
 }
 
 void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)

@@ -3,7 +3,9 @@
  * time-wait mini-socket that replaces a closed socket, so synfin looks it up
  * through sock_diag (the netlink interface behind `ss state time-wait`):
  * once shortly after the close to confirm it, then again when its timer is
- * due, to see it gone. Exact-tuple lookups, never a dump of the whole table.
+ * due, to see it gone. Exact-tuple lookups where the kernel answers them for
+ * time-wait sockets (6.x recent); where it does not (6.1 answers ENOENT),
+ * one dump of the namespace's time-wait sockets a second answers for all.
  */
 #ifndef SYNFIN_TIMEWAIT_H
 #define SYNFIN_TIMEWAIT_H
@@ -19,6 +21,7 @@ enum tw_end {
 };
 
 struct tw_entry {
+	uint64_t key;        /* tuple hash, for the dump's lookups */
 	uint64_t entered_ns; /* the CLOSE transition, bpf_ktime_get_ns() clock */
 	uint64_t next_check_ns;
 	uint64_t due_ns;     /* when the kernel's timer should fire; 0 until seen */
@@ -28,6 +31,8 @@ struct tw_entry {
 	uint8_t family;
 	uint8_t substate; /* last seen: SF_TCP_TIME_WAIT or SF_TCP_FIN_WAIT2; 0 = never seen */
 	uint8_t in_use;
+	uint8_t lookup_errors;
+	uint32_t dump_gen; /* the last dump that listed it */
 	char comm[SYNFIN_COMM_LEN];
 };
 
@@ -53,8 +58,21 @@ uint32_t tw_held(const struct tw_table *t);
 /* Connections not followed because the table was full. */
 uint64_t tw_untracked(const struct tw_table *t);
 
-/* Parses one sock_diag reply (untrusted bytes from the kernel). Returns 0 and
- * fills *out, or -1 if the bytes are not a well-formed reply. */
+/* One socket of a sock_diag answer. Addresses in network order. */
+struct tw_socket {
+	uint8_t family, state;
+	uint16_t sport, dport; /* host order */
+	uint8_t saddr[16], daddr[16];
+	uint32_t expires_ms;
+};
+
+/* Parses one sock_diag reply to an exact lookup (untrusted bytes from the
+ * kernel). Returns 0 and fills *out, or -1 if the bytes are not well formed. */
 int tw_parse_reply(const void *buf, size_t len, struct tw_lookup *out);
+/* Parses one datagram of a sock_diag dump: calls fn per socket. Returns 1 at
+ * the end of the dump, 0 when more datagrams follow, -1 on malformed bytes
+ * or an error reply. */
+int tw_parse_dump(const void *buf, size_t len, void (*fn)(void *ctx, const struct tw_socket *s),
+		  void *ctx);
 
 #endif

@@ -45,11 +45,16 @@ mount -t bpf bpf $NR/sys/fs/bpf
 mount -t tracefs tracefs $NR/sys/kernel/tracing
 mount -t debugfs debugfs $NR/sys/kernel/debug
 mount -t cgroup2 cgroup2 $NR/sys/fs/cgroup
-# The host's /lib/modules knows nothing of this kernel: lend it the unpacked package's.
+# The host's /lib/modules knows nothing of this kernel (and may not exist):
+# the unpacked package's modules are in the checkout. The kernel runs its
+# modprobe helper in PID 1's root (this initramfs), so point it at a wrapper
+# that runs the host's modprobe in the new root with that module tree:
+# autoloading (veth, nf_tables, tcp_diag, ...) then just works.
 if [ -n "$MODULES" ]; then
-	mount -t tmpfs tmpfs $NR/usr/lib/modules
-	mkdir -p "$NR/usr/lib/modules/$(uname -r)"
-	mount --bind "$NR$MODULES" "$NR/usr/lib/modules/$(uname -r)"
+	printf '#!/bin/sh\nexec /bin/chroot %s /sbin/modprobe -d %s "$@"\n' "$NR" "$MODULES" \
+		>/bin/modprobe-in-root
+	chmod +x /bin/modprobe-in-root
+	echo /bin/modprobe-in-root >/proc/sys/kernel/modprobe
 fi
 
 CMD=$(param synfin.cmd | base64 -d)

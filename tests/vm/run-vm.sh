@@ -121,7 +121,7 @@ main() {
 		kernel=$(echo "$dir"/boot/vmlinuz-*)
 		initrd=$CACHE/initrd-$ver.gz
 		[ -f "$initrd" ] || build_initramfs "$dir" "$ver" "$initrd"
-		modules=$dir/lib/modules/$ver
+		modules=$dir # modprobe -d: the tree that holds lib/modules/$ver
 		label="$ver (Debian $pkg)"
 	fi
 	echo "run-vm: kernel $label, accel $ACCEL" >&2
