@@ -2,6 +2,8 @@
 #   make            build ./synfin (BPF objects embedded through skeletons)
 #   make run        install missing build deps, build, trace (as root)
 #   make check      install missing deps, build, run the whole test suite
+#   make vmtest     the integration suite in a qemu VM booting another kernel
+#   make bench      overhead against no tracer, tcpstates and tcplife
 #   make vmlinux    regenerate vmlinux/<arch>/vmlinux.h from this kernel's BTF
 #   V=1             show full commands
 OUTPUT := .output
@@ -42,7 +44,7 @@ endif
 .DELETE_ON_ERROR:
 # Keep the BPF objects: the skeletons are made from them.
 .SECONDARY:
-.PHONY: all run check deps test-deps unit vmlinux clean
+.PHONY: all run check deps test-deps unit vmtest vmlinux clean
 
 all: $(BIN)
 
@@ -87,6 +89,12 @@ test-deps:
 check: test-deps
 	$(Q)$(MAKE) --no-print-directory all unit asan-build fuzz-build bench-build
 	$(Q)bash tests/run.sh
+
+# The integration suite inside a VM booting Debian's kernel (or KERNEL=bzImage).
+vmtest: test-deps
+	$(Q)$(MAKE) --no-print-directory all bench-build
+	$(Q)tests/vm/run-vm.sh sh -c \
+		'SYNFIN_SUITE_LABEL="integration (vm kernel $$(uname -r))" python3 tests/integration/run.py'
 
 vmlinux:
 	$(Q)mkdir -p $(dir $(VMLINUX))

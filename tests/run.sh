@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests, integration tests against this kernel, both
 # again under ASan + UBSan, the fuzz targets for a bounded time, then (when
-# tests/vm/vmtest.sh exists and SYNFIN_SKIP_VM is unset) the integration
-# tests inside a VM booting another kernel.
+# SYNFIN_SKIP_VM is unset) the integration tests inside a VM booting
+# another kernel (tests/vm/run-vm.sh).
 # Every part prints 'LABEL: N passed, N failed[, N skipped]'; this script adds
 # them up into the closing line.
 set -uo pipefail
@@ -50,8 +50,9 @@ if ls .output/fuzz/bin/fuzz_* >/dev/null 2>&1; then
 	run_part bash tests/fuzz/run.sh "${FUZZ_SECONDS:-20}"
 fi
 
-if [ -x tests/vm/vmtest.sh ] && [ -z "${SYNFIN_SKIP_VM:-}" ] && [ "$(id -u)" -eq 0 ]; then
-	run_part tests/vm/vmtest.sh env SYNFIN_SUITE_LABEL=vm python3 tests/integration/run.py
+if [ -z "${SYNFIN_SKIP_VM:-}" ] && [ "$(id -u)" -eq 0 ]; then
+	run_part tests/vm/run-vm.sh sh -c \
+		'SYNFIN_SUITE_LABEL="integration (vm kernel $(uname -r))" python3 tests/integration/run.py'
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
