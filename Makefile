@@ -22,13 +22,13 @@ BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(dir $
 LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
 
 BIN ?= synfin
-BPF_APPS := state
+BPF_APPS := state wire
 BPF_OBJS := $(patsubst %,$(OUTPUT)/%.bpf.o,$(BPF_APPS))
 SKELS := $(patsubst %,$(OUTPUT)/%.skel.h,$(BPF_APPS))
 # Pure user-space parts (no libbpf): unit-tested on their own.
 CORE_SRCS := user/tracker.c user/outbuf.c user/output_json.c user/output_text.c user/output.c user/names.c user/options.c user/timewait.c user/index.c user/flows.c user/output_ladder.c
 CORE_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(CORE_SRCS))
-APP_SRCS := user/main.c user/loader.c
+APP_SRCS := user/main.c user/loader.c user/wire.c
 APP_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(APP_SRCS))
 HEADERS := $(wildcard user/*.h) bpf/synfin.h
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(wildcard tests/unit/test_*.c))
@@ -51,7 +51,7 @@ all: $(BIN)
 $(OUTPUT) $(OUTPUT)/tests:
 	$(Q)mkdir -p $@
 
-$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/synfin.h $(VMLINUX) | $(OUTPUT)
+$(OUTPUT)/%.bpf.o: bpf/%.bpf.c bpf/synfin.h bpf/parse.bpf.h $(VMLINUX) | $(OUTPUT)
 	$(call msg,BPF,$@)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
 	$(Q)$(LLVM_STRIP) -g $@

@@ -34,7 +34,8 @@ enum synfin_tcp_state {
 };
 
 enum synfin_event_type {
-	SF_EV_STATE = 1, /* one tcp_set_state() transition */
+	SF_EV_STATE = 1,   /* one tcp_set_state() transition: struct synfin_event */
+	SF_EV_SEGMENT = 2, /* one TCP segment on the wire: struct synfin_segment */
 };
 
 /* synfin_event.close_flags: what the socket looked like when it reached CLOSE. */
@@ -94,6 +95,55 @@ struct synfin_event {
 	__u8 retrans;     /* at ESTABLISHED and CLOSE: retransmissions so far (SYNs/SYN-ACKs in a handshake) */
 	__u8 pad;
 	char comm[SYNFIN_COMM_LEN];
+};
+
+/* synfin_segment.opts: which TCP options the segment carried. */
+enum synfin_tcp_opt {
+	SF_OPT_MSS = 1 << 0,
+	SF_OPT_WSCALE = 1 << 1,
+	SF_OPT_SACK_OK = 1 << 2,
+	SF_OPT_TS = 1 << 3,
+};
+
+/* Indexes of the packet layer's per-CPU counter array. */
+enum synfin_seg_counter {
+	SF_SEG_SEEN = 0, /* TCP segments parsed */
+	SF_SEG_SYN,
+	SF_SEG_SYNACK,
+	SF_SEG_RST,
+	SF_SEG_FIN,
+	SF_SEG_MALFORMED, /* truncated or inconsistent headers: counted, passed */
+	SF_SEG_EMITTED,
+	SF_SEG_LOST,
+	SF_SEG_MAX,
+};
+
+/*
+ * One TCP segment, from XDP (ingress) or TC (egress). The tuple is as on the
+ * wire: source and destination, not local and remote.
+ * saddr/daddr: network byte order; everything else host order.
+ */
+struct synfin_segment {
+	__u64 ts_ns;
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 ifindex;
+	__u32 seq;
+	__u32 ack;
+	__u32 ts_val; /* timestamp option, when SF_OPT_TS */
+	__u32 ts_ecr;
+	__u16 sport;
+	__u16 dport;
+	__u16 win; /* the raw window field (unscaled) */
+	__u16 len; /* payload bytes */
+	__u16 mss; /* when SF_OPT_MSS */
+	__u8 type; /* SF_EV_SEGMENT */
+	__u8 family;
+	__u8 flags; /* the TCP header's flag byte: FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 */
+	__u8 opts;  /* enum synfin_tcp_opt bits */
+	__u8 wscale;
+	__u8 dir;   /* 0 ingress (XDP), 1 egress (TC) */
+	__u8 pad[4];
 };
 
 #endif /* SYNFIN_H */

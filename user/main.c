@@ -10,6 +10,8 @@
 #include <time.h>
 #include <unistd.h>
 #include "loader.h"
+#include "flows.h"
+#include "wire.h"
 #include "options.h"
 #include "output.h"
 #include "timewait.h"
@@ -22,6 +24,10 @@
 #define HOUSEKEEPING_NS 100000000ull
 /* Connections followed through TIME_WAIT at once; more are counted, not followed. */
 #define TW_TABLE_CAP 16384
+/* Segments that trail a flow's last state change (the final ACK) get this long to arrive. */
+#define FLOW_GRACE_NS 200000000ull
+#define FLOW_IDLE_NS 10000000000ull
+#define FLOW_TABLE_CAP 4096
 /* --stuck watches the states an application or a peer can leave a connection in. */
 #define STUCK_STATES ((1u << SF_TCP_CLOSE_WAIT) | (1u << SF_TCP_FIN_WAIT2) | (1u << SF_TCP_SYN_SENT))
 
@@ -32,7 +38,9 @@ struct app {
 	struct output out;
 	struct tracker *tracker;
 	struct tw_table *tw;
+	struct flow_table *flows; /* NULL without -i: no packet layer */
 	struct tracer tracer;
+	struct wire wire;
 	uint64_t lost_seen;
 	uint64_t stuck_ns; /* 0 = --stuck off */
 	bool tty;
@@ -76,8 +84,71 @@ static int on_event(void *ctx, void *data, size_t size)
 	tracker_feed(app->tracker, e, &tr);
 	if (tr.ended && time_wait_name(tr.ended))
 		tw_add(app->tw, tr.ended);
+	if (app->flows) {
+		flows_note_state(app->flows, e);
+		/* With the wire view, the record waits for its flow's last segments. */
+		if (tr.ended && flows_hold_conn(app->flows, tr.ended, e->ts_ns))
+			tr.ended = NULL;
+	}
 	/* A negative return stops ring_buffer__consume(): the reader is gone. */
 	return output_transition(&app->out, e, &tr) ? -1 : 0;
+}
+
+static void segment_from_record(const struct synfin_segment *r, struct segment *s)
+{
+	memset(s, 0, sizeof(*s));
+	s->ts_ns = r->ts_ns;
+	memcpy(s->saddr, r->saddr, sizeof(s->saddr));
+	memcpy(s->daddr, r->daddr, sizeof(s->daddr));
+	s->ifindex = r->ifindex;
+	s->seq = r->seq;
+	s->ack = r->ack;
+	s->ts_val = r->ts_val;
+	s->ts_ecr = r->ts_ecr;
+	s->sport = r->sport;
+	s->dport = r->dport;
+	s->win = r->win;
+	s->len = r->len;
+	s->mss = r->mss;
+	s->family = r->family;
+	s->flags = r->flags;
+	s->opts = r->opts;
+	s->wscale = r->wscale;
+	s->dir = r->dir;
+}
+
+static int on_segment(void *ctx, void *data, size_t size)
+{
+	struct app *app = ctx;
+	const struct synfin_segment *r = data;
+	struct segment s;
+
+	if (size < sizeof(*r) || r->type != SF_EV_SEGMENT)
+		return 0;
+	segment_from_record(r, &s);
+	flows_add_segment(app->flows, &s);
+	if (!app->out.life_only) {
+		app->out.fmt->packet(&app->out, &s, wire_ifname(&app->wire, s.ifindex));
+		return ob_record_done(&app->out.ob) ? -1 : 0;
+	}
+	return 0;
+}
+
+/* A flow is finished: its lifecycle records with their wire view, and the ladder. */
+static void on_flow_done(void *ctx, const struct flow *f)
+{
+	struct app *app = ctx;
+
+	for (int side = 0; side < 2; side++) {
+		if (!(f->held_sides & (1 << side)))
+			continue;
+		app->out.fmt->conn_wire(&app->out, &f->conns[side], f);
+		ob_record_done(&app->out.ob);
+	}
+	if (app->out.ladder && app->out.fmt == &text_formatter && f->held_sides) {
+		ladder_write(&app->out, f);
+		ob_record_done(&app->out.ob);
+	}
 }
 
 static void on_stuck(void *ctx, const struct conn *c, uint64_t now_ns)
@@ -100,6 +171,8 @@ static void on_tw_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint
 static void housekeeping(struct app *app, uint64_t now)
 {
 	tw_poll(app->tw, now, on_tw_end, app);
+	if (app->flows)
+		flows_flush(app->flows, now, FLOW_GRACE_NS, FLOW_IDLE_NS);
 	if (app->stuck_ns)
 		tracker_find_stuck(app->tracker, now, app->stuck_ns, STUCK_STATES, on_stuck, app);
 }
@@ -195,6 +268,17 @@ int main(int argc, char **argv)
 	err = tracer_start(&app.tracer, &opts, on_event, &app);
 	if (err)
 		goto out;
+	if (opts.nifaces) {
+		app.flows = flows_new(FLOW_TABLE_CAP, on_flow_done, &app);
+		err = !app.flows ? 1 : wire_start(&app.wire, &opts, app.tracer.rb, on_segment, &app);
+		if (err) {
+			tracer_stop(&app.tracer);
+			goto out;
+		}
+	}
+	app.out.ladder = opts.ladder;
+	app.out.relative = opts.relative;
+	app.out.color = app.tty;
 	app.out.fmt->header(&app.out);
 	ob_flush(&app.out.ob);
 	fprintf(stderr, "Tracing TCP connections... Hit Ctrl-C to end.\n");
@@ -202,11 +286,15 @@ int main(int argc, char **argv)
 	if (!output_broken(&app)) {
 		ring_buffer__consume(app.tracer.rb);
 		report_lost(&app);
+		if (app.flows)
+			flows_flush(app.flows, now_ns(), 0, 0);
 		ob_flush(&app.out.ob);
 	}
 	print_exit_summary(&app);
+	wire_stop(&app.wire);
 	tracer_stop(&app.tracer);
 out:
+	flows_free(app.flows);
 	tw_free(app.tw);
 	tracker_free(app.tracker);
 	return err;
