@@ -39,9 +39,11 @@ class Synfin:
     """./synfin running in the background; stop() ends it with SIGINT and
     returns (exit status, stdout, stderr)."""
 
-    def __init__(self, *args, json_output=True, stdout=None, wrapper=()):
+    def __init__(self, *args, json_output=True, stdout=None, wrapper=(), netns_exec=None):
         _running.add(self)
-        self.args = list(wrapper) + [SYNFIN] + (["--json"] if json_output else []) + list(args)
+        prefix = ["ip", "netns", "exec", netns_exec] if netns_exec else []
+        self.args = (prefix + list(wrapper) + [SYNFIN] + (["--json"] if json_output else [])
+                     + list(args))
         self.out = tempfile.TemporaryFile(mode="w+b")
         self.err = tempfile.TemporaryFile(mode="w+b")
         self.proc = subprocess.Popen(self.args, stdout=stdout or self.out, stderr=self.err,
