@@ -87,14 +87,14 @@ test-deps:
 	$(Q)bash tools/install-deps.sh test
 
 check: test-deps
-	$(Q)$(MAKE) --no-print-directory all unit asan-build fuzz-build bench-build
+	$(Q)$(MAKE) --no-print-directory all unit bpf-tests asan-build fuzz-build bench-build
 	$(Q)bash tests/run.sh
 
 # The integration suite inside a VM booting Debian's kernel (or KERNEL=bzImage).
 vmtest: test-deps
-	$(Q)$(MAKE) --no-print-directory all bench-build
-	$(Q)tests/vm/run-vm.sh sh -c \
-		'SYNFIN_SUITE_LABEL="integration (vm kernel $$(uname -r))" python3 tests/integration/run.py'
+	$(Q)$(MAKE) --no-print-directory all bench-build bpf-tests
+	$(Q)tests/vm/run-vm.sh sh -c '.output/bpftests/test_parser; \
+		SYNFIN_SUITE_LABEL="integration (vm kernel $$(uname -r))" python3 tests/integration/run.py'
 
 vmlinux:
 	$(Q)mkdir -p $(dir $(VMLINUX))

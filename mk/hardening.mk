@@ -27,3 +27,13 @@ fuzz-build: $(FUZZ_TARGETS)
 
 fuzz: fuzz-build
 	$(Q)bash tests/fuzz/run.sh $(FUZZ_SECONDS)
+
+# The packet parser through BPF_PROG_TEST_RUN (root): not a plain unit test.
+BPF_TESTS := $(OUTPUT)/bpftests/test_parser
+$(OUTPUT)/bpftests/test_parser: tests/bpf/test_parser.c $(OUTPUT)/wire.skel.h tests/unit/check.h bpf/synfin.h
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) -Itests/unit $< $(LIBS) -o $@
+
+bpf-tests: $(BPF_TESTS)
+.PHONY: bpf-tests

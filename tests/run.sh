@@ -36,6 +36,7 @@ for t in .output/tests/test_*; do
 done
 
 if [ "$(id -u)" -eq 0 ]; then
+	run_part .output/bpftests/test_parser
 	SYNFIN_SUITE_LABEL="integration (host kernel $(uname -r))" run_part python3 tests/integration/run.py
 else
 	echo "integration: skipped, needs root (sudo make check)"
@@ -51,8 +52,8 @@ if ls .output/fuzz/bin/fuzz_* >/dev/null 2>&1; then
 fi
 
 if [ -z "${SYNFIN_SKIP_VM:-}" ] && [ "$(id -u)" -eq 0 ]; then
-	run_part tests/vm/run-vm.sh sh -c \
-		'SYNFIN_SUITE_LABEL="integration (vm kernel $(uname -r))" python3 tests/integration/run.py'
+	run_part tests/vm/run-vm.sh sh -c '.output/bpftests/test_parser | sed "s/^bpf\/parser:/bpf\/parser (vm kernel $(uname -r)):/";
+		SYNFIN_SUITE_LABEL="integration (vm kernel $(uname -r))" python3 tests/integration/run.py'
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"
