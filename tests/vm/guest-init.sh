@@ -31,7 +31,6 @@ REPO=$(param synfin.repo)
 MODULES=$(param synfin.modules)
 P9="trans=virtio,version=9p2000.L,msize=262144"
 mount -t 9p -o "$P9,ro" hostroot $NR || finish 125
-mount -t 9p -o "$P9" repo "$NR$REPO" || finish 125
 mount -t proc proc $NR/proc
 mount -t sysfs sys $NR/sys
 mount -t devtmpfs dev $NR/dev
@@ -41,6 +40,9 @@ mount -t tmpfs tmpfs $NR/dev/shm
 for d in /tmp /run /var/tmp /root; do
 	mount -t tmpfs tmpfs "$NR$d"
 done
+# After the tmpfs mounts: the checkout may live under one of them (CI clones into /tmp).
+mkdir -p "$NR$REPO" 2>/dev/null
+mount -t 9p -o "$P9" repo "$NR$REPO" || finish 125
 mount -t bpf bpf $NR/sys/fs/bpf
 mount -t tracefs tracefs $NR/sys/kernel/tracing
 mount -t debugfs debugfs $NR/sys/kernel/debug
