@@ -15,6 +15,9 @@ Scenarios (who does what, at the socket API):
   close-wait    the server closes; the client holds its CLOSE_WAIT for --hold-seconds
   syn-timeout   connect() to --port whose SYNs are dropped (the test's nftables rule)
   hold          --count connections held open for --hold-seconds
+  serve         (two namespaces) listen on --bind:--port, serve one client-first
+                connection, print a line when listening
+  connect       (two namespaces) one connection to --bind:--port, shutdown first
 
 --capture records every TCP segment on lo (AF_PACKET) while it works and
 reports them, so the tests can compare synfin with the wire.
@@ -35,8 +38,10 @@ def parse_args():
     p.add_argument("--family", type=int, choices=(4, 6), default=4)
     p.add_argument("--scenario", default="client-first",
                    choices=("client-first", "server-first", "reset", "refused", "hold",
-                            "shutdown", "close-wait", "syn-timeout"))
+                            "shutdown", "close-wait", "syn-timeout", "serve", "connect"))
     p.add_argument("--capture", action="store_true")
+    p.add_argument("--capture-iface", default="lo")
+    p.add_argument("--bind", help="address for serve/connect")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--port", type=int, default=0, help="listener port (0: any)")
     p.add_argument("--wait", action="store_true",
@@ -94,6 +99,36 @@ def one_connection(listener, family, host, port, scenario):
 HOLD_SECONDS = 0.0
 
 
+def serve_one(family, addr, port):
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((addr, port))
+    listener.listen(1)
+    print(json.dumps({"listening": port}), flush=True)
+    listener.settimeout(20)
+    server, peer = listener.accept()
+    assert server.recv(4) == b"ping"
+    server.sendall(b"pong")
+    read_eof(server)
+    server.close()
+    listener.close()
+    return {"client_port": peer[1]}
+
+
+def connect_one(family, addr, port):
+    client = socket.socket(family, socket.SOCK_STREAM)
+    client.settimeout(10)
+    client.connect((addr, port))
+    client_port = client.getsockname()[1]
+    client.sendall(b"ping")
+    assert client.recv(4) == b"pong"
+    client.shutdown(socket.SHUT_WR)
+    read_eof(client)
+    client.close()
+    time.sleep(0.1)
+    return {"client_port": client_port}
+
+
 def syn_timeout_connection(family, host, port):
     client = socket.socket(family, socket.SOCK_STREAM)
     start = time.monotonic()
@@ -108,11 +143,13 @@ def syn_timeout_connection(family, host, port):
 
 
 class Capture:
-    """Every TCP segment crossing lo, once (incoming copies only), via AF_PACKET."""
+    """Every TCP segment crossing an interface, via AF_PACKET. On lo each segment is
+    seen leaving and arriving: only the arriving copy is kept."""
 
-    def __init__(self):
+    def __init__(self, iface):
+        self.iface = iface
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
-        self.sock.bind(("lo", 0))
+        self.sock.bind((iface, 0))
         self.sock.setblocking(False)
         self.segments = []
 
@@ -122,7 +159,7 @@ class Capture:
                 frame, addr = self.sock.recvfrom(65535)
             except BlockingIOError:
                 return self.segments
-            if addr[2] == socket.PACKET_OUTGOING:
+            if addr[2] == socket.PACKET_OUTGOING and self.iface == "lo":
                 continue
             seg = parse_tcp(frame[14:], int.from_bytes(frame[12:14], "big"))
             if seg:
@@ -182,9 +219,13 @@ def main():
         sys.stdin.readline()
     global HOLD_SECONDS
     HOLD_SECONDS = args.hold_seconds
-    capture = Capture() if args.capture else None
+    capture = Capture(args.capture_iface) if args.capture else None
     result = {"pid": os.getpid(), "comm": comm, "family": args.family, "conns": []}
-    if args.scenario == "syn-timeout":
+    if args.scenario == "serve":
+        result["conns"] = [serve_one(family, args.bind, args.port)]
+    elif args.scenario == "connect":
+        result["conns"] = [connect_one(family, args.bind, args.port)]
+    elif args.scenario == "syn-timeout":
         result["conns"] = [syn_timeout_connection(family, host, args.port)]
     elif args.scenario == "refused":
         result["conns"] = [refused_connection(family, host) for _ in range(args.count)]
