@@ -291,6 +291,7 @@ int main(int argc, char **argv)
 		ob_flush(&app.out.ob);
 	}
 	print_exit_summary(&app);
+	wire_report(&app.wire);
 	wire_stop(&app.wire);
 	tracer_stop(&app.tracer);
 out:

@@ -29,6 +29,8 @@ struct wire {
 int wire_start(struct wire *w, const struct options *o, struct ring_buffer *rb,
 	       ring_buffer_sample_fn on_segment, void *ctx);
 void wire_stop(struct wire *w);
+/* One line on stderr with the packet layer's counters (segments, SYNs, ..., malformed, lost). */
+void wire_report(const struct wire *w);
 /* The name of an interface synfin watches, for records ("?" if unknown). */
 const char *wire_ifname(const struct wire *w, unsigned ifindex);
 
