@@ -18,7 +18,6 @@
 #define AF_INET6 10
 #define IPPROTO_TCP 6
 #define MAX_CGROUP_DEPTH 16
-#define RCV_SHUTDOWN 1
 #define SEND_SHUTDOWN 2
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
@@ -314,19 +313,21 @@ static __always_inline void read_handshake(const struct tcp_sock *tp, bool btf,
 }
 
 /*
- * How the socket reached CLOSE, from its own fields. tcp_fin() sets
- * RCV_SHUTDOWN before tcp_time_wait(); tcp_reset() and tcp_write_err() set
- * sk_err before tcp_done(); so at this tracepoint the two are decisive.
+ * How the socket reached CLOSE, from its own fields. tcp_fin() marks the
+ * socket SOCK_DONE before tcp_time_wait() (sk_shutdown will not do: close()
+ * sets RCV_SHUTDOWN without any FIN), and tcp_reset() and tcp_write_err() set
+ * sk_err before tcp_done(): at this tracepoint the two are decisive.
  */
 static __always_inline void read_close(const struct sock *sk, const struct tcp_sock *tp,
 				       bool btf, int oldstate, struct synfin_event *e)
 {
 	__u8 shutdown = btf ? BPF_CORE_READ_BITFIELD(sk, sk_shutdown) :
 			      BPF_CORE_READ_BITFIELD_PROBED(sk, sk_shutdown);
+	unsigned long sk_flags = RD(btf, sk, __sk_common.skc_flags);
 	int err = RD(btf, sk, sk_err);
 	__u8 flags = 0;
 
-	if (shutdown & RCV_SHUTDOWN)
+	if (sk_flags & (1UL << bpf_core_enum_value(enum sock_flags, SOCK_DONE)))
 		flags |= SF_CLOSE_FIN_RCVD;
 	if (shutdown & SEND_SHUTDOWN)
 		flags |= SF_CLOSE_FIN_SENT;

@@ -40,7 +40,7 @@ enum synfin_event_type {
 
 /* synfin_event.close_flags: what the socket looked like when it reached CLOSE. */
 enum synfin_close_flag {
-	SF_CLOSE_FIN_RCVD = 1 << 0,   /* the peer's FIN arrived (RCV_SHUTDOWN) */
+	SF_CLOSE_FIN_RCVD = 1 << 0,   /* the peer's FIN arrived (SOCK_DONE) */
 	SF_CLOSE_FIN_SENT = 1 << 1,   /* we sent our FIN (SEND_SHUTDOWN) */
 	/*
 	 * FIN_WAIT2 or CLOSING -> CLOSE with both FINs exchanged and no error:

@@ -58,6 +58,8 @@ def test_reset_names_who_sent_it():
     assert (server["outcome"], server["reset_by"]) == ("reset", "remote"), server
     assert server["sk_err"] == 104  # ECONNRESET
     assert client["closer"] is None and server["closer"] is None
+    # close() marks the socket shut down both ways, but no FIN came: nothing to subtract.
+    assert (client["tx_bytes"], client["rx_bytes"]) == (4, 4), client
 
 
 def test_refused_connect_outcome():
