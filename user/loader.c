@@ -200,23 +200,32 @@ void tracer_stop(struct tracer *t)
 	t->skel = NULL;
 }
 
-int tracer_counters(struct tracer *t, uint64_t *emitted, uint64_t *lost)
+int percpu_array_sum(int map_fd, uint32_t nkeys, uint64_t *sums)
 {
 	int ncpus = libbpf_num_possible_cpus();
-	int fd = bpf_map__fd(t->skel->maps.counters);
-	uint64_t totals[SF_CNT_MAX] = {};
 
 	if (ncpus <= 0)
 		return -EINVAL;
 	uint64_t vals[ncpus];
-	/* The kernel fills vals; valgrind cannot see that through bpf(). */
-	memset(vals, 0, sizeof(vals));
-	for (uint32_t key = 0; key < SF_CNT_MAX; key++) {
-		if (bpf_map_lookup_elem(fd, &key, vals))
+	for (uint32_t key = 0; key < nkeys; key++) {
+		/* The kernel fills vals; valgrind cannot see that through bpf(). */
+		memset(vals, 0, sizeof(vals));
+		if (bpf_map_lookup_elem(map_fd, &key, vals))
 			return -errno;
+		sums[key] = 0;
 		for (int cpu = 0; cpu < ncpus; cpu++)
-			totals[key] += vals[cpu];
+			sums[key] += vals[cpu];
 	}
+	return 0;
+}
+
+int tracer_counters(struct tracer *t, uint64_t *emitted, uint64_t *lost)
+{
+	uint64_t totals[SF_CNT_MAX];
+	int err = percpu_array_sum(bpf_map__fd(t->skel->maps.counters), SF_CNT_MAX, totals);
+
+	if (err)
+		return err;
 	*emitted = totals[SF_CNT_EMITTED];
 	*lost = totals[SF_CNT_LOST];
 	return 0;

@@ -15,6 +15,8 @@ struct tracer {
 int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_fn on_event,
 		 void *ctx);
 void tracer_stop(struct tracer *t);
+/* Sums each key of a per-CPU array map over the CPUs into sums[0..nkeys). */
+int percpu_array_sum(int map_fd, uint32_t nkeys, uint64_t *sums);
 /* Sums the per-CPU counters. */
 int tracer_counters(struct tracer *t, uint64_t *emitted, uint64_t *lost);
 

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
+#include "loader.h"
 #include "synfin.h"
 #include "wire.skel.h"
 
@@ -161,24 +162,16 @@ void wire_stop(struct wire *w)
 
 void wire_report(const struct wire *w)
 {
-	int ncpus = libbpf_num_possible_cpus(), fd;
-	unsigned long long sum[SF_SEG_MAX] = {};
+	uint64_t n[SF_SEG_MAX];
 
-	if (!w->skel || ncpus <= 0)
+	if (!w->skel || percpu_array_sum(bpf_map__fd(w->skel->maps.seg_counters), SF_SEG_MAX, n))
 		return;
-	fd = bpf_map__fd(w->skel->maps.seg_counters);
-	uint64_t vals[ncpus];
-	for (__u32 key = 0; key < SF_SEG_MAX; key++) {
-		memset(vals, 0, sizeof(vals)); /* filled by the kernel */
-		if (bpf_map_lookup_elem(fd, &key, vals))
-			return;
-		for (int cpu = 0; cpu < ncpus; cpu++)
-			sum[key] += vals[cpu];
-	}
 	fprintf(stderr, "synfin: packet layer: %llu TCP segments (%llu SYN, %llu SYN-ACK, %llu FIN, "
 			"%llu RST), %llu malformed, %llu reported, %llu lost\n",
-		sum[SF_SEG_SEEN], sum[SF_SEG_SYN], sum[SF_SEG_SYNACK], sum[SF_SEG_FIN], sum[SF_SEG_RST],
-		sum[SF_SEG_MALFORMED], sum[SF_SEG_EMITTED], sum[SF_SEG_LOST]);
+		(unsigned long long)n[SF_SEG_SEEN], (unsigned long long)n[SF_SEG_SYN],
+		(unsigned long long)n[SF_SEG_SYNACK], (unsigned long long)n[SF_SEG_FIN],
+		(unsigned long long)n[SF_SEG_RST], (unsigned long long)n[SF_SEG_MALFORMED],
+		(unsigned long long)n[SF_SEG_EMITTED], (unsigned long long)n[SF_SEG_LOST]);
 }
 
 const char *wire_ifname(const struct wire *w, unsigned ifindex)
