@@ -9,6 +9,8 @@ import tempfile
 import time
 import uuid
 
+from schema import check_record
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 # SYNFIN_BIN: another build of synfin to test (the sanitizer build, for instance).
@@ -81,9 +83,13 @@ class Synfin:
         return status, self.out.read().decode(errors="replace"), self._stderr()
 
     def records(self, **stop_args):
+        """The NDJSON records, each checked against its schema in docs/schema/."""
         status, out, err = self.stop(**stop_args)
         assert status == 0, f"synfin exited {status}: {err.strip()}"
-        return [json.loads(line) for line in out.splitlines() if line.strip()]
+        records = [json.loads(line) for line in out.splitlines() if line.strip()]
+        for record in records:
+            check_record(record)
+        return records
 
     def kill(self):
         if self.proc.poll() is None:
