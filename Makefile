@@ -93,8 +93,7 @@ check: test-deps
 # The integration suite inside a VM booting Debian's kernel (or KERNEL=bzImage).
 vmtest: test-deps
 	$(Q)$(MAKE) --no-print-directory all bench-build bpf-tests
-	$(Q)tests/vm/run-vm.sh sh -c '.output/bpftests/test_parser; \
-		SYNFIN_SUITE_LABEL="integration (vm kernel $$(uname -r))" python3 tests/integration/run.py'
+	$(Q)tests/vm/run-vm.sh bash tests/vm/suite.sh
 
 vmlinux:
 	$(Q)mkdir -p $(dir $(VMLINUX))

@@ -52,8 +52,7 @@ if ls .output/fuzz/bin/fuzz_* >/dev/null 2>&1; then
 fi
 
 if [ -z "${SYNFIN_SKIP_VM:-}" ] && [ "$(id -u)" -eq 0 ]; then
-	run_part tests/vm/run-vm.sh sh -c '.output/bpftests/test_parser | sed "s/^bpf\/parser:/bpf\/parser (vm kernel $(uname -r)):/";
-		SYNFIN_SUITE_LABEL="integration (vm kernel $(uname -r))" python3 tests/integration/run.py'
+	run_part tests/vm/run-vm.sh bash tests/vm/suite.sh
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"

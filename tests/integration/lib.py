@@ -150,10 +150,12 @@ def conn_records(records, sport=None, dport=None):
             (sport is None or r["sport"] == sport) and (dport is None or r["dport"] == dport)]
 
 
-def synfin_programs_loaded():
-    """Names of synfin's BPF programs still in the kernel (bpftool's view)."""
+def synfin_programs_loaded(pid=None):
+    """Names of synfin's BPF programs still in the kernel (bpftool's view); with pid,
+    only those that process holds (other synfin instances may be running)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
-    names = {p.get("name", "") for p in json.loads(out.stdout or "[]")}
+    names = {p.get("name", "") for p in json.loads(out.stdout or "[]")
+             if pid is None or pid in {h.get("pid") for h in p.get("pids", [])}}
     return names & {"set_state_btf", "set_state_tp"}
 
 

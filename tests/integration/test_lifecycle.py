@@ -18,7 +18,7 @@ def trace_in_netns(peer_args, synfin_args=(), expect_programs=None):
         tracer = Synfin("--netns", str(ns.inode), *synfin_args)
         try:
             if expect_programs is not None:
-                loaded = synfin_programs_loaded()
+                loaded = synfin_programs_loaded(pid=tracer.proc.pid)
                 assert loaded == expect_programs, f"attached {loaded}, want {expect_programs}"
             peer = run_peer(*peer_args, netns=ns.name)
         except BaseException:

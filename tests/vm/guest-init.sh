@@ -64,5 +64,5 @@ echo "SYNFIN-VM-BEGIN"
 CI_FLAG=$(param synfin.ci)
 chroot $NR /usr/bin/env -i PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
 	HOME=/root LANG=C.UTF-8 VMTEST=1 CI="$CI_FLAG" PYTHONDONTWRITEBYTECODE=1 \
-	/bin/sh -c "ip link set lo up; cd '$REPO' && $CMD"
+	/bin/bash -c "ip link set lo up; cd '$REPO' && $CMD"
 finish $?

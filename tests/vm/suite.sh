@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# What runs inside the VM: the parser tests and the integration suite, each
+# result line naming the guest's kernel.
+kernel=$(uname -r)
+status=0
+.output/bpftests/test_parser | sed "s|^bpf/parser:|bpf/parser (vm kernel $kernel):|" || status=1
+SYNFIN_SUITE_LABEL="integration (vm kernel $kernel)" python3 tests/integration/run.py || status=1
+exit $status
