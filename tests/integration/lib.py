@@ -150,12 +150,26 @@ def conn_records(records, sport=None, dport=None):
             (sport is None or r["sport"] == sport) and (dport is None or r["dport"] == dport)]
 
 
+def program_ids_held_by(pid):
+    """BPF program ids a process holds through its fds (programs and links): /proc fdinfo."""
+    ids = set()
+    fd_dir = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fd_dir):
+        try:
+            with open(os.path.join(fd_dir, fd)) as f:
+                ids |= {int(line.split()[1]) for line in f if line.startswith("prog_id:")}
+        except OSError:
+            pass
+    return ids
+
+
 def synfin_programs_loaded(pid=None):
     """Names of synfin's BPF programs still in the kernel (bpftool's view); with pid,
     only those that process holds (other synfin instances may be running)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    held = program_ids_held_by(pid) if pid is not None else None
     names = {p.get("name", "") for p in json.loads(out.stdout or "[]")
-             if pid is None or pid in {h.get("pid") for h in p.get("pids", [])}}
+             if held is None or p.get("id") in held}
     return names & {"set_state_btf", "set_state_tp"}
 
 
