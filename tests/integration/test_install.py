@@ -1,0 +1,51 @@
+"""make install / uninstall, and the man page: renders cleanly and documents every option."""
+import os
+import re
+import subprocess
+import tempfile
+
+from lib import ROOT, SYNFIN
+
+EXPECTED = {
+    "usr/local/sbin/synfin",
+    "usr/local/share/man/man8/synfin.8",
+    "usr/local/share/bash-completion/completions/synfin",
+} | {f"usr/local/share/synfin/schema/{name}.schema.json"
+     for name in ("state", "conn", "lost", "stuck", "time_wait_end", "packet")}
+
+
+def installed_files(root):
+    return {os.path.relpath(os.path.join(d, f), root) for d, _, files in os.walk(root) for f in files}
+
+
+def test_install_puts_exactly_the_listed_files_and_uninstall_removes_them():
+    with tempfile.TemporaryDirectory() as dest:
+        subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={dest}"], check=True,
+                       capture_output=True)
+        assert installed_files(dest) == EXPECTED, installed_files(dest) ^ EXPECTED
+        assert os.access(os.path.join(dest, "usr/local/sbin/synfin"), os.X_OK)
+        subprocess.run(["make", "-s", "-C", ROOT, "uninstall", f"DESTDIR={dest}"], check=True,
+                       capture_output=True)
+        assert installed_files(dest) == set()
+
+
+def test_prefix_is_honoured():
+    with tempfile.TemporaryDirectory() as dest:
+        subprocess.run(["make", "-s", "-C", ROOT, "install", f"DESTDIR={dest}", "PREFIX=/opt/sf"],
+                       check=True, capture_output=True)
+        assert os.path.exists(os.path.join(dest, "opt/sf/sbin/synfin"))
+
+
+def test_man_page_renders_without_warnings_and_documents_every_option():
+    page = os.path.join(ROOT, "man", "synfin.8")
+    done = subprocess.run(["groff", "-ww", "-man", "-z", page], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    done = subprocess.run(["man", "-l", page], capture_output=True, text=True,
+                          env={**os.environ, "MANWIDTH": "80"})
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    help_text = subprocess.run([SYNFIN, "--help"], capture_output=True, text=True).stdout
+    options = set(re.findall(r"--[a-z][a-z0-9-]+", help_text))
+    with open(page) as f:
+        source = f.read().replace("\\-", "-")
+    missing = {opt for opt in options if opt not in source}
+    assert not missing, missing
