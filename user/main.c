@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +15,7 @@
 #include "wire.h"
 #include "options.h"
 #include "output.h"
+#include "summary.h"
 #include "timewait.h"
 #include "tracker.h"
 
@@ -39,6 +41,8 @@ struct app {
 	struct tracker *tracker;
 	struct tw_table *tw;
 	struct flow_table *flows; /* NULL without -i: no packet layer */
+	struct summary *summary;  /* --summary, else NULL */
+	uint64_t interval_ns, next_summary_ns, last_summary_ns;
 	struct tracer tracer;
 	struct wire wire;
 	uint64_t lost_seen;
@@ -84,6 +88,11 @@ static int on_event(void *ctx, void *data, size_t size)
 	tracker_feed(app->tracker, e, &tr);
 	if (tr.ended && time_wait_name(tr.ended))
 		tw_add(app->tw, tr.ended);
+	if (app->summary) {
+		if (tr.ended)
+			summary_add_conn(app->summary, tr.ended);
+		return 0;
+	}
 	if (app->flows) {
 		flows_note_state(app->flows, e);
 		/* With the wire view, the record waits for its flow's last segments. */
@@ -126,6 +135,8 @@ static int on_segment(void *ctx, void *data, size_t size)
 	if (size < sizeof(*r) || r->type != SF_EV_SEGMENT)
 		return 0;
 	segment_from_record(r, &s);
+	if (app->summary) /* the summary counts lifecycles, not segments */
+		return 0;
 	flows_add_segment(app->flows, &s);
 	if (!app->out.life_only) {
 		app->out.fmt->packet(&app->out, &s, wire_ifname(&app->wire, s.ifindex));
@@ -163,13 +174,30 @@ static void on_tw_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint
 {
 	struct app *app = ctx;
 
+	if (app->summary) {
+		if (how != TW_END_UNSEEN)
+			summary_add_time_wait(app->summary, (now_ns - e->entered_ns) / 1000);
+		return;
+	}
 	app->out.fmt->tw_end(&app->out, e, how, now_ns);
 	ob_record_done(&app->out.ob);
 }
 
-/* Work on a slower clock than the ring: TIME_WAIT lookups and --stuck. */
+static void write_summary(struct app *app, uint64_t now)
+{
+	summary_write(app->summary, &app->out.ob, app->out.fmt == &json_formatter, now,
+		      now - app->last_summary_ns);
+	summary_reset(app->summary);
+	app->last_summary_ns = now;
+}
+
+/* Work on a slower clock than the ring: TIME_WAIT lookups, --stuck, --interval. */
 static void housekeeping(struct app *app, uint64_t now)
 {
+	if (app->summary && app->interval_ns && now >= app->next_summary_ns) {
+		write_summary(app, now);
+		app->next_summary_ns = now + app->interval_ns;
+	}
 	tw_poll(app->tw, now, on_tw_end, app);
 	if (app->flows)
 		flows_flush(app->flows, now, FLOW_GRACE_NS, FLOW_IDLE_NS);
@@ -276,10 +304,17 @@ int main(int argc, char **argv)
 			goto out;
 		}
 	}
+	if (opts.summary) {
+		app.summary = calloc(1, sizeof(*app.summary));
+		app.interval_ns = opts.interval_s * 1000000000ull;
+		app.last_summary_ns = now_ns();
+		app.next_summary_ns = app.last_summary_ns + app.interval_ns;
+	}
 	app.out.ladder = opts.ladder;
 	app.out.relative = opts.relative;
 	app.out.color = app.tty;
-	app.out.fmt->header(&app.out);
+	if (!app.summary)
+		app.out.fmt->header(&app.out);
 	ob_flush(&app.out.ob);
 	fprintf(stderr, "Tracing TCP connections... Hit Ctrl-C to end.\n");
 	trace_loop(&app, opts.duration_s ? now_ns() + opts.duration_s * 1000000000ull : 0);
@@ -288,6 +323,8 @@ int main(int argc, char **argv)
 		report_lost(&app);
 		if (app.flows)
 			flows_flush(app.flows, now_ns(), 0, 0);
+		if (app.summary)
+			write_summary(&app, now_ns());
 		ob_flush(&app.out.ob);
 	}
 	print_exit_summary(&app);
@@ -295,6 +332,7 @@ int main(int argc, char **argv)
 	wire_stop(&app.wire);
 	tracer_stop(&app.tracer);
 out:
+	free(app.summary);
 	flows_free(app.flows);
 	tw_free(app.tw);
 	tracker_free(app.tracker);

@@ -47,6 +47,8 @@ enum {
 	OPT_ALL_SEGMENTS,
 	OPT_LADDER,
 	OPT_RELATIVE,
+	OPT_SUMMARY,
+	OPT_INTERVAL,
 };
 
 static const char doc[] =
@@ -65,6 +67,7 @@ static const char doc[] =
 	"  synfin --cgroup /sys/fs/cgroup/system.slice  # a cgroup v2 subtree\n"
 	"  synfin -d 10 --life -j     # ten seconds of lifecycle records\n"
 	"  synfin -i eth0 --ladder    # each connection as a sequence diagram, from the wire\n"
+	"  synfin --summary --interval 10   # histograms every ten seconds, like tcptop\n"
 	"\n"
 	"OPTIONS:"
 	"\v"
@@ -93,6 +96,10 @@ static const struct argp_option option_table[] = {
 	{ "ladder", OPT_LADDER, NULL, 0,
 	  "With -i: draw each finished connection as a sequence diagram", 0 },
 	{ "relative", OPT_RELATIVE, NULL, 0, "With --ladder: seq/ack relative to each ISN", 0 },
+	{ "summary", OPT_SUMMARY, NULL, 0,
+	  "Histograms and counts (handshake, lifetime, teardown times; outcomes, closers, ports, "
+	  "talkers) instead of a line per event", 0 },
+	{ "interval", OPT_INTERVAL, "SECONDS", 0, "With --summary: print one every SECONDS", 0 },
 	{ "stuck", OPT_STUCK, "SECONDS", 0,
 	  "Report connections in CLOSE_WAIT, FIN_WAIT2 or SYN_SENT for longer than this", 0 },
 	{ "ringbuf-size", OPT_RINGBUF, "KIB", 0, "Ring buffer size in KiB (power of two, default 8192)", 0 },
@@ -213,6 +220,10 @@ static error_t check_combination(const struct options *o)
 		return fail("--all-segments and --ladder need -i IFACE (the packet layer)");
 	if (o->relative && !o->ladder)
 		return fail("--relative goes with --ladder");
+	if (o->interval_s && !o->summary)
+		return fail("--interval goes with --summary");
+	if (o->summary && (o->life || o->ladder))
+		return fail("--summary replaces the per-connection output: drop --life/--ladder");
 	return 0;
 }
 
@@ -275,6 +286,11 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 	case OPT_RELATIVE:
 		o->relative = true;
 		return 0;
+	case OPT_SUMMARY:
+		o->summary = true;
+		return 0;
+	case OPT_INTERVAL:
+		return PARSE_INTO(o->interval_s, "interval", arg, 1, 100000000);
 	case OPT_STUCK:
 		return PARSE_INTO(o->stuck_s, "stuck threshold", arg, 1, 100000000);
 	case OPT_RINGBUF:

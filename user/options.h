@@ -24,6 +24,8 @@ struct options {
 	const char *cgroup_path;
 	uint32_t duration_s; /* 0 = until interrupted */
 	uint32_t stuck_s;    /* 0 = off */
+	bool summary;        /* --summary: histograms and counts instead of events */
+	uint32_t interval_s; /* --interval: a summary every N seconds (0: only at exit) */
 	bool json, life, verbose;
 	uint64_t ringbuf_bytes;
 	uint32_t max_conns;

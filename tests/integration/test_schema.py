@@ -4,7 +4,7 @@ import os
 
 from schema import SCHEMA_DIR, check_record, errors
 
-RECORD_TYPES = {"state", "conn", "lost", "stuck", "time_wait_end", "packet"}
+RECORD_TYPES = {"state", "conn", "lost", "stuck", "time_wait_end", "packet", "summary"}
 
 
 def test_a_schema_for_every_record_type_each_versioned():

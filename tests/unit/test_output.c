@@ -3,6 +3,7 @@
 #include <unistd.h>
 #include "check.h"
 #include "output.h"
+#include "summary.h"
 
 static char captured[OUTBUF_SIZE * 4];
 
@@ -199,6 +200,36 @@ static void buffer_flushes_whole_records_when_full(void)
 	CHECK(strlen(captured) > OUTBUF_SIZE); /* it really went past one buffer */
 }
 
+static void log2_buckets_like_bcc(void)
+{
+	CHECK_INT(hist_bucket(0), 0);
+	CHECK_INT(hist_bucket(1), 0);
+	CHECK_INT(hist_bucket(2), 1);
+	CHECK_INT(hist_bucket(3), 1);
+	CHECK_INT(hist_bucket(1023), 9);
+	CHECK_INT(hist_bucket(1024), 10);
+	CHECK_INT(hist_bucket(UINT64_MAX), HIST_BUCKETS - 1);
+}
+
+static void summary_tables_stay_bounded(void)
+{
+	static struct summary s;
+	struct conn c = sample_conn();
+
+	summary_reset(&s);
+	for (uint32_t i = 0; i < SUMMARY_PORTS + 50; i++) {
+		c.dport = (uint16_t)(1000 + i);
+		c.daddr[3] = (uint8_t)i;
+		c.daddr[2] = (uint8_t)(i >> 8);
+		summary_add_conn(&s, &c);
+	}
+	CHECK_INT(s.nports, SUMMARY_PORTS);
+	CHECK_INT(s.other_ports, 50);
+	CHECK_INT(s.connections, SUMMARY_PORTS + 50);
+	CHECK_INT(s.hist[SH_HANDSHAKE_CLIENT].count, SUMMARY_PORTS + 50);
+	CHECK_INT(s.hist[SH_FIN_WAIT2].count, SUMMARY_PORTS + 50);
+}
+
 int main(void)
 {
 	RUN(json_escapes_quotes_backslashes_and_controls);
@@ -210,5 +241,7 @@ int main(void)
 	RUN(unknown_owner_and_durations_are_null);
 	RUN(text_conn_line_is_readable);
 	RUN(buffer_flushes_whole_records_when_full);
+	RUN(log2_buckets_like_bcc);
+	RUN(summary_tables_stay_bounded);
 	return check_summary("unit/output");
 }

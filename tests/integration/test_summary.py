@@ -1,0 +1,55 @@
+"""--summary: histograms and counts that add up to the connections really made."""
+import json
+
+from lib import Netns, Synfin, require_root, run_peer
+
+
+def summaries(*synfin_args, peers=(), json_output=True, settle=0.3):
+    require_root()
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode), "--summary", *synfin_args,
+                        json_output=json_output)
+        for args in peers:
+            run_peer(*args, netns=ns.name)
+        if json_output:
+            return tracer.records(settle=settle)
+        return tracer.stop(settle=settle)
+
+
+def total(hist):
+    return sum(b["count"] for b in hist)
+
+
+def test_summary_counts_every_connection_once():
+    records = summaries(peers=[("--count", "5"), ("--scenario", "server-first", "--count", "3"),
+                               ("--scenario", "refused",)])
+    assert [r["type"] for r in records] == ["summary"], records
+    s = records[0]
+    # 5 + 3 connections, two sockets each, and one refused connect.
+    assert s["connections"] == 17, s
+    assert s["outcome"]["closed"] == 16 and s["outcome"]["refused"] == 1, s["outcome"]
+    assert s["closer"]["local"] == 8 and s["closer"]["remote"] == 8 and s["closer"]["none"] == 1
+    hist = s["hist"]
+    assert total(hist["handshake_us_client"]) == 8 and total(hist["handshake_us_server"]) == 8
+    assert total(hist["lifetime_us"]) == 17
+    assert total(hist["close_wait_us"]) == 8
+    ports = {(p["role"], p["count"]) for p in s["top_ports"]}
+    assert ("server", 5) in ports and ("server", 3) in ports, s["top_ports"]
+    assert s["top_talkers"][0] == {"addr": "127.0.0.1", "count": 17}
+
+
+def test_interval_prints_periodic_summaries():
+    records = summaries("--interval", "1", "-d", "3", peers=[("--count", "2",)], settle=3.5)
+    summ = [r for r in records if r["type"] == "summary"]
+    assert len(summ) >= 3, summ  # one a second, and one at exit
+    assert sum(r["connections"] for r in summ) == 4
+    assert all(900_000_000 <= r["interval_ns"] <= 1_500_000_000 for r in summ[:-1]), summ
+
+
+def test_text_summary_looks_like_bcc_histograms():
+    status, out, err = summaries(peers=[("--count", "4",)], json_output=False)
+    assert status == 0, err
+    assert "connections: 8" in out
+    assert "     usecs               : count     distribution" in out
+    assert "|****************************************|" in out  # the fullest bucket
+    assert "PORT   ROLE     CONNECTIONS" in out
