@@ -198,11 +198,11 @@ static void text_hist(struct outbuf *ob, const struct hist *h, const char *title
 	}
 }
 
+static const char *const outcomes[] = { "unknown", "closed", "reset", "refused", "timeout", "aborted" };
+static const char *const closers[] = { "none", "local", "remote", "both" };
+
 static void text_counts(const struct summary *s, struct outbuf *ob)
 {
-	static const char *const outcomes[] = { "unknown", "closed", "reset", "refused", "timeout", "aborted" };
-	static const char *const closers[] = { "none", "local", "remote", "both" };
-
 	ob_puts(ob, "connections: ");
 	ob_u64(ob, s->connections);
 	ob_puts(ob, "\noutcome:");
@@ -270,9 +270,6 @@ static void json_hist(struct outbuf *ob, const struct hist *h)
 
 static void json_counts(const struct summary *s, struct outbuf *ob)
 {
-	static const char *const outcomes[] = { "unknown", "closed", "reset", "refused", "timeout", "aborted" };
-	static const char *const closers[] = { "none", "local", "remote", "both" };
-
 	ob_puts(ob, ",\"connections\":");
 	ob_u64(ob, s->connections);
 	ob_puts(ob, ",\"outcome\":{");

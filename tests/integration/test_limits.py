@@ -5,16 +5,21 @@ import time
 from lib import Netns, Synfin, require_root, run_peer
 
 
+def overflow_the_ring(ns):
+    """4 KiB holds ~40 records: stop the reader, make 20 connections (~200 records), resume."""
+    tracer = Synfin("--netns", str(ns.inode), "--ringbuf-size", "4")
+    tracer.proc.send_signal(signal.SIGSTOP)
+    try:
+        run_peer("--count", "20", netns=ns.name)
+    finally:
+        tracer.proc.send_signal(signal.SIGCONT)
+    return tracer
+
+
 def test_full_ring_buffer_is_reported_as_lost_events():
     require_root()
     with Netns() as ns:
-        # 4 KiB holds ~40 records; stop the reader and make 20 connections (~200 records).
-        tracer = Synfin("--netns", str(ns.inode), "--ringbuf-size", "4")
-        tracer.proc.send_signal(signal.SIGSTOP)
-        try:
-            run_peer("--count", "20", netns=ns.name)
-        finally:
-            tracer.proc.send_signal(signal.SIGCONT)
+        tracer = overflow_the_ring(ns)
         time.sleep(1.0)  # one counter check (every 0.5 s) after the reader resumes
         records = tracer.records()
     lost = [r for r in records if r["type"] == "lost"]
@@ -28,13 +33,7 @@ def test_full_ring_buffer_is_reported_as_lost_events():
 def test_lost_events_are_summarised_on_stderr():
     require_root()
     with Netns() as ns:
-        tracer = Synfin("--netns", str(ns.inode), "--ringbuf-size", "4")
-        tracer.proc.send_signal(signal.SIGSTOP)
-        try:
-            run_peer("--count", "20", netns=ns.name)
-        finally:
-            tracer.proc.send_signal(signal.SIGCONT)
-        status, _, err = tracer.stop()
+        status, _, err = overflow_the_ring(ns).stop()
     assert status == 0
     assert "events lost (ring buffer full): try a larger --ringbuf-size" in err, err
 
