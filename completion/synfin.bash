@@ -13,11 +13,13 @@ _synfin() {
 	--hook)
 		COMPREPLY=($(compgen -W "auto tp_btf tracepoint" -- "$cur"))
 		return ;;
-	-p | --pid | -P | --port | --sport | --dport | -d | --duration | --stuck | --ringbuf-size | --max-conns)
+	-p | --pid | -P | --port | --sport | --dport | -d | --duration | --stuck | --ringbuf-size | \
+	--max-conns | --interval | --metrics)
 		return ;;
 	esac
 	COMPREPLY=($(compgen -W "-p --pid -P --port --sport --dport -4 --ipv4 -6 --ipv6 --netns
-		--cgroup -d --duration -j --json --life --stuck -i --iface --all-segments --ladder
+		--cgroup -d --duration -j --json --life --summary --interval --metrics --stuck -i --iface
+		--all-segments --ladder
 		--relative --ringbuf-size --max-conns --hook -v --verbose -h --help --usage -V
 		--version" -- "$cur"))
 }

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "loader.h"
+#include "metrics.h"
 #include "flows.h"
 #include "wire.h"
 #include "options.h"
@@ -42,6 +43,8 @@ struct app {
 	struct tw_table *tw;
 	struct flow_table *flows; /* NULL without -i: no packet layer */
 	struct summary *summary;  /* --summary, else NULL */
+	struct metrics_server *metrics; /* --metrics, else NULL */
+	struct metrics_snapshot msnap;
 	uint64_t interval_ns, next_summary_ns, last_summary_ns;
 	struct tracer tracer;
 	struct wire wire;
@@ -86,6 +89,9 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (size < sizeof(*e) || e->type != SF_EV_STATE)
 		return 0;
 	tracker_feed(app->tracker, e, &tr);
+	app->msnap.events++;
+	if (tr.ended && app->metrics)
+		metrics_snapshot_add_conn(&app->msnap, tr.ended);
 	if (tr.ended && time_wait_name(tr.ended))
 		tw_add(app->tw, tr.ended);
 	if (app->summary) {
@@ -191,6 +197,18 @@ static void write_summary(struct app *app, uint64_t now)
 	app->last_summary_ns = now;
 }
 
+static void publish_metrics(struct app *app)
+{
+	uint64_t emitted, lost;
+
+	if (!tracer_counters(&app->tracer, &emitted, &lost))
+		app->msnap.lost = lost;
+	app->msnap.evicted = tracker_evicted(app->tracker);
+	app->msnap.time_wait = tw_held(app->tw);
+	tracker_state_counts(app->tracker, app->msnap.state_count);
+	metrics_publish(app->metrics, &app->msnap);
+}
+
 /* Work on a slower clock than the ring: TIME_WAIT lookups, --stuck, --interval. */
 static void housekeeping(struct app *app, uint64_t now)
 {
@@ -199,6 +217,8 @@ static void housekeeping(struct app *app, uint64_t now)
 		app->next_summary_ns = now + app->interval_ns;
 	}
 	tw_poll(app->tw, now, on_tw_end, app);
+	if (app->metrics)
+		publish_metrics(app);
 	if (app->flows)
 		flows_flush(app->flows, now, FLOW_GRACE_NS, FLOW_IDLE_NS);
 	if (app->stuck_ns)
@@ -293,6 +313,16 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	install_signals();
+	if (opts.metrics) {
+		char why[256];
+
+		app.metrics = metrics_start(opts.metrics_host, opts.metrics_port, why, sizeof(why));
+		if (!app.metrics) {
+			fprintf(stderr, "synfin: %s\n", why);
+			err = 1;
+			goto out;
+		}
+	}
 	err = tracer_start(&app.tracer, &opts, on_event, &app);
 	if (err)
 		goto out;
@@ -332,6 +362,7 @@ int main(int argc, char **argv)
 	wire_stop(&app.wire);
 	tracer_stop(&app.tracer);
 out:
+	metrics_stop(app.metrics);
 	free(app.summary);
 	flows_free(app.flows);
 	tw_free(app.tw);

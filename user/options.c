@@ -1,4 +1,5 @@
 #include "options.h"
+#include "metrics.h"
 #include <argp.h>
 #include <errno.h>
 #include <stdarg.h>
@@ -49,6 +50,7 @@ enum {
 	OPT_RELATIVE,
 	OPT_SUMMARY,
 	OPT_INTERVAL,
+	OPT_METRICS,
 };
 
 static const char doc[] =
@@ -100,6 +102,8 @@ static const struct argp_option option_table[] = {
 	  "Histograms and counts (handshake, lifetime, teardown times; outcomes, closers, ports, "
 	  "talkers) instead of a line per event", 0 },
 	{ "interval", OPT_INTERVAL, "SECONDS", 0, "With --summary: print one every SECONDS", 0 },
+	{ "metrics", OPT_METRICS, "[ADDR:]PORT", 0,
+	  "Serve Prometheus metrics on http://ADDR:PORT/metrics (default address 127.0.0.1)", 0 },
 	{ "stuck", OPT_STUCK, "SECONDS", 0,
 	  "Report connections in CLOSE_WAIT, FIN_WAIT2 or SYN_SENT for longer than this", 0 },
 	{ "ringbuf-size", OPT_RINGBUF, "KIB", 0, "Ring buffer size in KiB (power of two, default 8192)", 0 },
@@ -291,6 +295,15 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 		return 0;
 	case OPT_INTERVAL:
 		return PARSE_INTO(o->interval_s, "interval", arg, 1, 100000000);
+	case OPT_METRICS: {
+		char why[160];
+
+		o->metrics = arg;
+		if (metrics_parse_addr(arg, o->metrics_host, sizeof(o->metrics_host), &o->metrics_port,
+				       why, sizeof(why)))
+			return fail("%s", why);
+		return 0;
+	}
 	case OPT_STUCK:
 		return PARSE_INTO(o->stuck_s, "stuck threshold", arg, 1, 100000000);
 	case OPT_RINGBUF:

@@ -27,6 +27,9 @@ struct options {
 	bool summary;        /* --summary: histograms and counts instead of events */
 	uint32_t interval_s; /* --interval: a summary every N seconds (0: only at exit) */
 	bool json, life, verbose;
+	const char *metrics;      /* --metrics [ADDR:]PORT, or NULL */
+	char metrics_host[64];
+	uint16_t metrics_port;
 	uint64_t ringbuf_bytes;
 	uint32_t max_conns;
 	enum hook_choice hook;

@@ -30,41 +30,237 @@ void hist_add(struct hist *h, uint64_t value)
 	h->count++;
 }
 
+struct summary *summary_new(void)
+{
+	return calloc(1, sizeof(struct summary));
+}
+
+void summary_free(struct summary *s)
+{
+	free(s);
+}
+
 void summary_reset(struct summary *s)
 {
 	memset(s, 0, sizeof(*s));
 }
 
-static void count_port(struct summary *s, uint16_t port, uint8_t role)
+/* ---- bounded top-N tables (Space-Saving, see summary.h) ---------------- */
+
+/* One table of either size, seen through pointers into the summary. */
+struct top_view {
+	struct top_entry *e;
+	uint16_t *heap, *where, *index;
+	uint32_t cap, *n;
+	uint64_t *other;
+};
+
+#define TOP_VIEW(t, n_, other_)                                                         \
+	((struct top_view){ (t).e, (t).heap, (t).where, (t).index,                      \
+			    sizeof((t).e) / sizeof((t).e[0]), (n_), (other_) })
+
+static uint32_t key_hash(const uint8_t *key, uint32_t mask)
 {
-	for (uint32_t i = 0; i < s->nports; i++) {
-		if (s->ports[i].port == port && s->ports[i].role == role) {
-			s->ports[i].count++;
-			return;
+	uint32_t h = 2166136261u; /* FNV-1a */
+
+	for (int i = 0; i < TOP_KEY_LEN; i++)
+		h = (h ^ key[i]) * 16777619u;
+	return h & mask;
+}
+
+/* The index position holding slot + 1 for key, or of the empty cell where it would go. */
+static uint32_t index_probe(const struct top_view *v, const uint8_t *key)
+{
+	uint32_t mask = 2 * v->cap - 1, i = key_hash(key, mask);
+
+	while (v->index[i] && memcmp(v->e[v->index[i] - 1].key, key, TOP_KEY_LEN))
+		i = (i + 1) & mask;
+	return i;
+}
+
+/* Linear-probing deletion by backward shift: no tombstones to pile up. */
+static void index_remove(const struct top_view *v, const uint8_t *key)
+{
+	uint32_t mask = 2 * v->cap - 1, hole = index_probe(v, key), j = hole;
+
+	for (;;) {
+		uint32_t home;
+
+		j = (j + 1) & mask;
+		if (!v->index[j])
+			break;
+		home = key_hash(v->e[v->index[j] - 1].key, mask);
+		/* Moves into the hole unless its home lies cyclically in (hole, j]. */
+		if (hole <= j ? (home <= hole || home > j) : (home <= hole && home > j)) {
+			v->index[hole] = v->index[j];
+			hole = j;
 		}
 	}
-	if (s->nports == SUMMARY_PORTS) {
-		s->other_ports++;
+	v->index[hole] = 0;
+}
+
+static void heap_swap(const struct top_view *v, uint32_t a, uint32_t b)
+{
+	uint16_t t = v->heap[a];
+
+	v->heap[a] = v->heap[b];
+	v->heap[b] = t;
+	v->where[v->heap[a]] = (uint16_t)a;
+	v->where[v->heap[b]] = (uint16_t)b;
+}
+
+static uint64_t heap_count(const struct top_view *v, uint32_t i)
+{
+	return v->e[v->heap[i]].count;
+}
+
+/* A new entry (count 1, the least there is) rises above the larger counts. */
+static void heap_up(const struct top_view *v, uint32_t i)
+{
+	while (i > 0 && heap_count(v, (i - 1) / 2) > heap_count(v, i)) {
+		heap_swap(v, i, (i - 1) / 2);
+		i = (i - 1) / 2;
+	}
+}
+
+/* A count went up: the entry sinks below the smaller counts. */
+static void heap_down(const struct top_view *v, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, min = i;
+
+		if (l < *v->n && heap_count(v, l) < heap_count(v, min))
+			min = l;
+		if (r < *v->n && heap_count(v, r) < heap_count(v, min))
+			min = r;
+		if (min == i)
+			return;
+		heap_swap(v, i, min);
+		i = min;
+	}
+}
+
+static void top_add(const struct top_view *v, const uint8_t *key)
+{
+	uint32_t pos = index_probe(v, key), slot;
+
+	if (v->index[pos]) {
+		slot = v->index[pos] - 1u;
+		v->e[slot].count++;
+		heap_down(v, v->where[slot]);
 		return;
 	}
-	s->ports[s->nports++] = (struct port_count){ .port = port, .role = role, .count = 1 };
+	if (*v->n < v->cap) {
+		slot = (*v->n)++;
+		v->e[slot] = (struct top_entry){ .count = 1 };
+		v->heap[slot] = v->where[slot] = (uint16_t)slot;
+		heap_up(v, slot);
+	} else {
+		/* Full: the least counted entry makes room and hands on its count. */
+		slot = v->heap[0];
+		*v->other += v->e[slot].count - v->e[slot].err;
+		index_remove(v, v->e[slot].key);
+		v->e[slot].err = v->e[slot].count++;
+		pos = index_probe(v, key);
+		heap_down(v, 0);
+	}
+	memcpy(v->e[slot].key, key, TOP_KEY_LEN);
+	v->index[pos] = (uint16_t)(slot + 1);
+}
+
+static uint64_t certain(const struct top_entry *e)
+{
+	return e->count - e->err;
+}
+
+/* Before: more connections certain, then the smaller key (a stable order for tests and diffs). */
+static bool ranks_before(const struct top_entry *a, const struct top_entry *b)
+{
+	if (certain(a) != certain(b))
+		return certain(a) > certain(b);
+	return memcmp(a->key, b->key, TOP_KEY_LEN) < 0;
+}
+
+/* The n best entries by insertion into a short sorted list: O(cap * n), n is 10. */
+static uint32_t top_best(const struct top_view *v, const struct top_entry **best, uint32_t n)
+{
+	uint32_t got = 0;
+
+	if (!n)
+		return 0;
+	for (uint32_t s = 0; s < *v->n; s++) {
+		uint32_t i = got < n ? got++ : n;
+
+		if (i == n && !ranks_before(&v->e[s], best[n - 1]))
+			continue;
+		if (i == n)
+			i = n - 1;
+		while (i > 0 && ranks_before(&v->e[s], best[i - 1])) {
+			best[i] = best[i - 1];
+			i--;
+		}
+		best[i] = &v->e[s];
+	}
+	return got;
+}
+
+static struct top_view port_view(const struct summary *s)
+{
+	struct summary *m = (struct summary *)s; /* views of a const summary only read */
+
+	return TOP_VIEW(m->port_top, &m->nports, &m->other_ports);
+}
+
+static struct top_view talker_view(const struct summary *s)
+{
+	struct summary *m = (struct summary *)s;
+
+	return TOP_VIEW(m->talker_top, &m->ntalkers, &m->other_talkers);
+}
+
+uint32_t summary_top_ports(const struct summary *s, struct top_item *out, uint32_t n)
+{
+	const struct top_entry *best[SUMMARY_PORTS];
+	struct top_view v = port_view(s);
+	uint32_t got = top_best(&v, best, n < SUMMARY_PORTS ? n : SUMMARY_PORTS);
+
+	for (uint32_t i = 0; i < got; i++) {
+		out[i] = (struct top_item){ .count = certain(best[i]), .role = best[i]->key[2] };
+		memcpy(&out[i].port, best[i]->key, sizeof(out[i].port));
+	}
+	return got;
+}
+
+uint32_t summary_top_talkers(const struct summary *s, struct top_item *out, uint32_t n)
+{
+	const struct top_entry *best[SUMMARY_TALKERS];
+	struct top_view v = talker_view(s);
+	uint32_t got = top_best(&v, best, n < SUMMARY_TALKERS ? n : SUMMARY_TALKERS);
+
+	for (uint32_t i = 0; i < got; i++) {
+		out[i] = (struct top_item){ .count = certain(best[i]), .family = best[i]->key[0] };
+		memcpy(out[i].addr, best[i]->key + 1, sizeof(out[i].addr));
+	}
+	return got;
+}
+
+static void count_port(struct summary *s, uint16_t port, uint8_t role)
+{
+	uint8_t key[TOP_KEY_LEN] = { 0 };
+	struct top_view v = port_view(s);
+
+	memcpy(key, &port, sizeof(port));
+	key[2] = role;
+	top_add(&v, key);
 }
 
 static void count_talker(struct summary *s, uint8_t family, const uint8_t *addr)
 {
-	for (uint32_t i = 0; i < s->ntalkers; i++) {
-		if (s->talkers[i].family == family && !memcmp(s->talkers[i].addr, addr, 16)) {
-			s->talkers[i].count++;
-			return;
-		}
-	}
-	if (s->ntalkers == SUMMARY_TALKERS) {
-		s->other_talkers++;
-		return;
-	}
-	s->talkers[s->ntalkers].family = family;
-	memcpy(s->talkers[s->ntalkers].addr, addr, 16);
-	s->talkers[s->ntalkers++].count = 1;
+	uint8_t key[TOP_KEY_LEN] = { family };
+	struct top_view v = talker_view(s);
+
+	memcpy(key + 1, addr, 16);
+	top_add(&v, key);
 }
 
 static void add_state_times(struct summary *s, const struct conn *c)
@@ -104,35 +300,6 @@ void summary_add_time_wait(struct summary *s, uint64_t time_wait_us)
 	hist_add(&s->hist[SH_TIME_WAIT], time_wait_us);
 }
 
-static int cmp_ports(const void *a, const void *b)
-{
-	const struct port_count *x = a, *y = b;
-
-	return x->count < y->count ? 1 : x->count > y->count ? -1 : x->port - y->port;
-}
-
-static int cmp_talkers(const void *a, const void *b)
-{
-	const struct talker_count *x = a, *y = b;
-
-	return x->count < y->count ? 1 : x->count > y->count ? -1 : memcmp(x->addr, y->addr, 16);
-}
-
-/* The top entries, most frequent first (a sorted copy: the summary keeps counting). */
-static uint32_t top_ports(const struct summary *s, struct port_count *out)
-{
-	memcpy(out, s->ports, s->nports * sizeof(*out));
-	qsort(out, s->nports, sizeof(*out), cmp_ports);
-	return s->nports < SUMMARY_TOP ? s->nports : SUMMARY_TOP;
-}
-
-static uint32_t top_talkers(const struct summary *s, struct talker_count *out)
-{
-	memcpy(out, s->talkers, s->ntalkers * sizeof(*out));
-	qsort(out, s->ntalkers, sizeof(*out), cmp_talkers);
-	return s->ntalkers < SUMMARY_TOP ? s->ntalkers : SUMMARY_TOP;
-}
-
 static uint64_t bucket_lo(int b)
 {
 	return b ? 1ull << b : 0;
@@ -140,7 +307,23 @@ static uint64_t bucket_lo(int b)
 
 static uint64_t bucket_hi(int b)
 {
-	return (1ull << (b + 1)) - 1;
+	return b >= 63 ? UINT64_MAX : (1ull << (b + 1)) - 1;
+}
+
+static int last_used_bucket(const struct hist *h)
+{
+	int last = -1;
+
+	for (int b = 0; b < HIST_BUCKETS; b++)
+		if (h->bucket[b])
+			last = b;
+	return last;
+}
+
+static void pad(struct outbuf *ob, int n)
+{
+	while (n-- > 0)
+		ob_putc(ob, ' ');
 }
 
 static int digits(uint64_t v)
@@ -154,46 +337,43 @@ static int digits(uint64_t v)
 	return n;
 }
 
-static int last_used_bucket(const struct hist *h)
+/* bcc's "%*d -> %-*d : %-8d |%-40s|": width 10, or 20 once values pass 2^32. */
+static void text_hist_row(struct outbuf *ob, int b, uint64_t count, uint64_t max, int width)
 {
-	int last = -1;
+	int stars = max ? (int)((double)count * 40 / (double)max) : 0;
 
-	for (int b = 0; b < HIST_BUCKETS; b++)
-		if (h->bucket[b])
-			last = b;
-	return last;
+	pad(ob, width - digits(bucket_lo(b)));
+	ob_u64(ob, bucket_lo(b));
+	ob_puts(ob, " -> ");
+	ob_u64(ob, bucket_hi(b));
+	pad(ob, width - digits(bucket_hi(b)));
+	ob_puts(ob, " : ");
+	ob_u64(ob, count);
+	pad(ob, 8 - digits(count));
+	ob_puts(ob, " |");
+	for (int i = 0; i < 40; i++)
+		ob_putc(ob, i < stars ? '*' : ' ');
+	ob_puts(ob, "|\n");
 }
 
 /* Like bcc's print_log2_hist: a row per bucket up to the last used, bars scaled to 40. */
 static void text_hist(struct outbuf *ob, const struct hist *h, const char *title)
 {
 	uint64_t max = 0;
-	int last = last_used_bucket(h);
+	int last = last_used_bucket(h), wide = last > 32;
 
-	ob_puts(ob, "\n");
+	ob_putc(ob, '\n');
 	ob_puts(ob, title);
-	ob_puts(ob, "\n     usecs               : count     distribution\n");
+	ob_putc(ob, '\n');
+	pad(ob, wide ? 15 : 5);
+	ob_puts(ob, "usecs");
+	pad(ob, (wide ? 29 : 19) - 5);
+	ob_puts(ob, " : count     distribution\n");
 	for (int b = 0; b <= last; b++)
 		if (h->bucket[b] > max)
 			max = h->bucket[b];
 	for (int b = 0; b <= last; b++) {
-		size_t mark = ob->len;
-		int stars = max ? (int)(h->bucket[b] * 40 / max) : 0;
-
-		for (int w = digits(bucket_lo(b)); w < 10; w++)
-			ob_putc(ob, ' ');
-		ob_u64(ob, bucket_lo(b));
-		ob_puts(ob, " -> ");
-		ob_u64(ob, bucket_hi(b));
-		ob_pad_from(ob, mark, 24);
-		ob_puts(ob, ": ");
-		mark = ob->len;
-		ob_u64(ob, h->bucket[b]);
-		ob_pad_from(ob, mark, 10);
-		ob_puts(ob, "|");
-		for (int i = 0; i < 40; i++)
-			ob_putc(ob, i < stars ? '*' : ' ');
-		ob_puts(ob, "|\n");
+		text_hist_row(ob, b, h->bucket[b], max, wide ? 20 : 10);
 		ob_record_done(ob);
 	}
 }
@@ -224,9 +404,9 @@ static void text_counts(const struct summary *s, struct outbuf *ob)
 
 static void text_tops(const struct summary *s, struct outbuf *ob)
 {
-	static struct port_count ports[SUMMARY_PORTS];
-	static struct talker_count talkers[SUMMARY_TALKERS];
-	uint32_t np = top_ports(s, ports), nt = top_talkers(s, talkers);
+	struct top_item ports[SUMMARY_TOP], talkers[SUMMARY_TOP];
+	uint32_t np = summary_top_ports(s, ports, SUMMARY_TOP);
+	uint32_t nt = summary_top_talkers(s, talkers, SUMMARY_TOP);
 
 	ob_puts(ob, "\nPORT   ROLE     CONNECTIONS\n");
 	for (uint32_t i = 0; i < np; i++) {
@@ -291,9 +471,9 @@ static void json_counts(const struct summary *s, struct outbuf *ob)
 
 static void json_tops(const struct summary *s, struct outbuf *ob)
 {
-	static struct port_count ports[SUMMARY_PORTS];
-	static struct talker_count talkers[SUMMARY_TALKERS];
-	uint32_t np = top_ports(s, ports), nt = top_talkers(s, talkers);
+	struct top_item ports[SUMMARY_TOP], talkers[SUMMARY_TOP];
+	uint32_t np = summary_top_ports(s, ports, SUMMARY_TOP);
+	uint32_t nt = summary_top_talkers(s, talkers, SUMMARY_TOP);
 
 	ob_puts(ob, ",\"top_ports\":[");
 	for (uint32_t i = 0; i < np; i++) {

@@ -10,10 +10,21 @@
 #include "outbuf.h"
 #include "tracker.h"
 
-#define HIST_BUCKETS 40
+/* 64 log2 buckets: every uint64_t value has its own, none saturates. */
+#define HIST_BUCKETS 64
 #define SUMMARY_TOP 10
-#define SUMMARY_PORTS 256   /* distinct ports counted; more go to "other" */
-#define SUMMARY_TALKERS 1024
+/*
+ * Ports and remote addresses are counted in bounded tables with the
+ * Space-Saving algorithm (Metwally et al., 2005): when a table is full, a
+ * new key takes the place of the least counted one. Any key that makes up
+ * more than 1/SUMMARY_PORTS (1/SUMMARY_TALKERS) of the connections is always
+ * in its table, so the top ten are right even when a scan or a flood brings
+ * thousands of one-off keys. O(1) lookups (hash index) and O(log n)
+ * replacements (min-heap); a few dozen KiB in all.
+ */
+#define SUMMARY_PORTS 256   /* (port, role) pairs counted at once */
+#define SUMMARY_TALKERS 1024 /* remote addresses counted at once */
+#define TOP_KEY_LEN 18
 
 struct hist {
 	uint64_t bucket[HIST_BUCKETS]; /* bucket i: [2^i, 2^(i+1)) us; bucket 0 also holds 0 */
@@ -30,37 +41,55 @@ enum summary_hist {
 	SH_COUNT,
 };
 
-struct port_count {
-	uint16_t port;
-	uint8_t role;
-	uint64_t count;
+/* One counted key. count - err connections are certain to be its own: the
+ * ones since it last entered the table (err is what its slot held before). */
+struct top_entry {
+	uint64_t count, err;
+	uint8_t key[TOP_KEY_LEN]; /* port: port (host order), role; talker: family, address */
 };
 
-struct talker_count {
-	uint8_t family;
-	uint8_t addr[16];
-	uint64_t count;
-};
+/* Entries, a min-heap of their slots by count, and an open-addressing index
+ * (slot + 1; 0 = empty). All zero is an empty table. */
+#define TOP_TABLE(cap)                                                           \
+	struct {                                                                 \
+		struct top_entry e[cap];                                         \
+		uint16_t heap[cap], where[cap], index[2 * (cap)];                \
+	}
 
 struct summary {
 	struct hist hist[SH_COUNT];
 	uint64_t connections;
 	uint64_t outcome[6]; /* enum conn_outcome */
 	uint64_t closer[4];  /* enum conn_closer */
-	struct port_count ports[SUMMARY_PORTS];
-	uint32_t nports;
-	uint64_t other_ports;
-	struct talker_count talkers[SUMMARY_TALKERS];
+	TOP_TABLE(SUMMARY_PORTS) port_top;
+	uint32_t nports;      /* entries of port_top in use */
+	uint64_t other_ports; /* connections not attributed to a port in the table */
+	TOP_TABLE(SUMMARY_TALKERS) talker_top;
 	uint32_t ntalkers;
 	uint64_t other_talkers;
+};
+
+/* One line of a top list, decoded. */
+struct top_item {
+	uint64_t count;
+	uint16_t port;
+	uint8_t role;   /* ports */
+	uint8_t family; /* talkers */
+	uint8_t addr[16];
 };
 
 void hist_add(struct hist *h, uint64_t value);
 /* The bucket a value falls into. */
 int hist_bucket(uint64_t value);
+/* A zeroed summary (calloc) is ready to use; summary_new/free for callers that prefer them. */
+struct summary *summary_new(void);
+void summary_free(struct summary *s);
 void summary_reset(struct summary *s);
 void summary_add_conn(struct summary *s, const struct conn *c);
 void summary_add_time_wait(struct summary *s, uint64_t time_wait_us);
+/* Up to n of the most frequent ports / remote addresses, most first; returns how many. */
+uint32_t summary_top_ports(const struct summary *s, struct top_item *out, uint32_t n);
+uint32_t summary_top_talkers(const struct summary *s, struct top_item *out, uint32_t n);
 /* Text (bcc-style histograms and tables) or one JSON object. */
 void summary_write(const struct summary *s, struct outbuf *ob, bool json, uint64_t ts_ns,
 		   uint64_t interval_ns);

@@ -420,3 +420,15 @@ int64_t conn_duration_us(const struct conn *c)
 {
 	return (int64_t)((c->state_ns - c->first_ns) / 1000);
 }
+
+void tracker_state_counts(const struct tracker *t, uint32_t *out)
+{
+	memset(out, 0, SF_TCP_MAX_STATES * sizeof(*out));
+	for (uint32_t i = t->oldest; i != NIL; i = t->pool[i].newer) {
+		const struct conn *c = &t->pool[i];
+		uint8_t state = c->nstates ? c->states[c->nstates - 1] : 0;
+
+		if (state < SF_TCP_MAX_STATES)
+			out[state]++;
+	}
+}

@@ -87,6 +87,8 @@ void tracker_free(struct tracker *t);
 /* Feeds one state event. out->ended stays valid until the next call. */
 void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transition *out);
 uint32_t tracker_count(const struct tracker *t);
+/* Tracked sockets per current state (out: SF_TCP_MAX_STATES entries). */
+void tracker_state_counts(const struct tracker *t, uint32_t *out);
 uint64_t tracker_evicted(const struct tracker *t);
 
 /* Derived facts of a finished lifecycle; -1 when not measurable. */

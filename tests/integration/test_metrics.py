@@ -1,0 +1,242 @@
+"""--metrics: a Prometheus endpoint whose counters move by exactly the
+connections really made, that promtool accepts, and that keeps answering
+while a storm of connections runs."""
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+from lib import PEER, ROOT, SYNFIN, Netns, Skip, Synfin, require_root, run_peer
+
+SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
+# The tracer publishes a snapshot every ~100 ms: this is ample for the last one.
+PUBLISH_WAIT = 0.5
+
+
+def require_metrics_option():
+    require_root()
+    help_text = subprocess.run([SYNFIN, "--help"], capture_output=True, text=True).stdout
+    if "--metrics" not in help_text:
+        raise Skip("synfin has no --metrics option yet")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def scrape(port, timeout=2.0):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=timeout) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4"), resp.headers
+        return resp.read().decode()
+
+
+def parse(text):
+    """{'name{labels}': value} for every sample line."""
+    samples = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = SAMPLE.match(line)
+        assert m, f"not an exposition line: {line!r}"
+        samples[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return samples
+
+
+def promtool_check(text):
+    if not shutil.which("promtool"):
+        return  # Debian package prometheus; the unit test says so too
+    done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                          text=True)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def wait_ready(port, timeout=5):
+    """The first scrape, retried while the server comes up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return scrape(port)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def delta(before, after, key):
+    return after.get(key, 0) - before.get(key, 0)
+
+
+class Endpoint:
+    """synfin --metrics 127.0.0.1:PORT tracing one namespace."""
+
+    def __init__(self, ns, *extra):
+        self.port = free_port()
+        self.tracer = Synfin("--netns", str(ns.inode), "--metrics", f"127.0.0.1:{self.port}",
+                             *extra)
+        wait_ready(self.port)
+
+    def samples(self):
+        time.sleep(PUBLISH_WAIT)
+        text = scrape(self.port)
+        promtool_check(text)
+        return parse(text)
+
+
+def test_counters_move_by_the_connections_made():
+    require_metrics_option()
+    with Netns() as ns:
+        ep = Endpoint(ns)
+        before = ep.samples()
+        report = run_peer("--count", "5", netns=ns.name)
+        run_peer("--scenario", "refused", netns=ns.name)
+        after = ep.samples()
+        ep.tracer.records()  # the usual records still flow, each valid
+    # 5 connections, two sockets each, and one refused connect().
+    assert delta(before, after, 'synfin_connections_total{outcome="closed"}') == 10
+    assert delta(before, after, 'synfin_connections_total{outcome="refused"}') == 1
+    assert delta(before, after, 'synfin_connections_closed_total{closer="local"}') == 5
+    assert delta(before, after, 'synfin_connections_closed_total{closer="remote"}') == 5
+    assert delta(before, after, 'synfin_connections_closed_total{closer="none"}') == 1
+    hs = "synfin_handshake_duration_seconds"
+    assert delta(before, after, f'{hs}_count{{role="client"}}') == 5
+    assert delta(before, after, f'{hs}_count{{role="server"}}') == 5
+    assert delta(before, after, f'{hs}_bucket{{role="client",le="+Inf"}}') == 5
+    assert 0 < delta(before, after, f'{hs}_sum{{role="client"}}') < 5
+    port = report["listen_port"]
+    assert delta(before, after, f'synfin_listener_connections_total{{port="{port}"}}') == 5
+    assert delta(before, after, "synfin_events_total") >= 5 * 8
+    assert after["synfin_lost_events_total"] == 0
+    assert after["synfin_evicted_connections_total"] == 0
+    # Nothing of the loopback peer is left open: the state gauges are back to zero.
+    assert after['synfin_connections{state="ESTABLISHED"}'] == 0
+
+
+def test_histogram_buckets_are_cumulative_and_complete():
+    require_metrics_option()
+    with Netns() as ns:
+        ep = Endpoint(ns)
+        run_peer("--count", "3", netns=ns.name)
+        samples = ep.samples()
+        ep.tracer.stop()
+    for role in ("client", "server"):
+        buckets = [(float(m.group(1)) if m.group(1) != "+Inf" else float("inf"), v)
+                   for k, v in samples.items()
+                   if (m := re.fullmatch(rf'synfin_handshake_duration_seconds_bucket'
+                                         rf'\{{role="{role}",le="([^"]+)"\}}', k))]
+        buckets.sort()
+        counts = [v for _, v in buckets]
+        assert counts == sorted(counts), buckets
+        assert buckets[-1][0] == float("inf") and buckets[-1][1] == 3, buckets
+
+
+def test_gauges_follow_connections_held_open():
+    require_metrics_option()
+    with Netns() as ns:
+        ep = Endpoint(ns)
+        peer = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, PEER,
+                                 "--scenario", "hold", "--count", "4", "--hold-seconds", "3"],
+                                stdout=subprocess.DEVNULL)
+        try:
+            deadline = time.monotonic() + 2.5
+            held = 0
+            while time.monotonic() < deadline and held < 8:
+                held = ep.samples()['synfin_connections{state="ESTABLISHED"}']
+        finally:
+            peer.wait(timeout=30)
+        ep.tracer.stop()
+    assert held == 8, held  # 4 clients and their 4 accepted children
+
+
+def test_endpoint_answers_during_a_connection_storm():
+    require_metrics_option()
+    storm = 2000
+    with Netns() as ns:
+        ep = Endpoint(ns)
+        before = ep.samples()
+        scrapes, failures = [], []
+        stop = threading.Event()
+
+        def scraper():
+            while not stop.is_set():
+                start = time.monotonic()
+                try:
+                    parse(scrape(ep.port, timeout=2.0))
+                    scrapes.append(time.monotonic() - start)
+                except Exception as err:  # noqa: BLE001 - every failure is reported
+                    failures.append(repr(err))
+                time.sleep(0.02)
+
+        thread = threading.Thread(target=scraper)
+        thread.start()
+        try:
+            run_peer("--count", str(storm), netns=ns.name, timeout=110)
+        finally:
+            stop.set()
+            thread.join()
+        after = ep.samples()
+        status, _, err = ep.tracer.stop()
+    assert status == 0, err
+    assert not failures, failures[:5]
+    assert len(scrapes) >= 5 and max(scrapes) < 1.0, (len(scrapes), max(scrapes))
+    lost = delta(before, after, "synfin_lost_events_total")
+    if lost == 0:
+        assert delta(before, after, 'synfin_connections_total{outcome="closed"}') == 2 * storm
+
+
+def test_port_alone_listens_on_loopback_only():
+    require_metrics_option()
+    port = free_port()
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode), "--metrics", str(port))
+        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                                   text=True).stdout.split()
+        scrape_ok = "synfin_events_total" in wait_ready(port)
+        tracer.stop()
+    assert f"127.0.0.1:{port}" in listening, listening
+    assert scrape_ok
+
+
+def test_bad_metrics_address_is_a_command_line_error():
+    require_metrics_option()
+    for bad in ("0", "65536", "nonsense", ":9102", "localhost:9102"):
+        done = subprocess.run([SYNFIN, "--metrics", bad], capture_output=True, text=True,
+                              timeout=10)
+        assert done.returncode == 2, (bad, done.returncode, done.stderr)
+        assert done.stderr.startswith("synfin: ") and "metrics" in done.stderr, done.stderr
+
+
+def test_busy_port_stops_synfin_from_starting():
+    require_metrics_option()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([SYNFIN, "--metrics", f"127.0.0.1:{port}", "-d", "1"],
+                              capture_output=True, text=True, timeout=30)
+    assert done.returncode == 1, (done.returncode, done.stderr)
+    assert "Address already in use" in done.stderr, done.stderr
+
+
+def test_dashboard_queries_only_metrics_synfin_exports():
+    # The exposition is written by user/metrics_text.c.
+    with open(os.path.join(ROOT, "user", "metrics_text.c")) as f:
+        exported = set(re.findall(r"synfin_[a-z_]+", f.read()))
+    hist = "synfin_handshake_duration_seconds"
+    exported |= {hist + suffix for suffix in ("_bucket", "_sum", "_count")}
+    with open(os.path.join(ROOT, "contrib", "grafana", "synfin-dashboard.json")) as f:
+        dashboard = json.load(f)
+    used = set()
+    for panel in dashboard["panels"]:
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            used |= set(re.findall(r"synfin_[a-z_]+", target["expr"]))
+    assert used and used <= exported, used - exported

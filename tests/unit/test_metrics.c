@@ -1,0 +1,312 @@
+/*
+ * The Prometheus side: address parsing, the text exposition (checked by
+ * promtool when it is installed) and one real scrape over loopback.
+ */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "check.h"
+#include "metrics.h"
+
+static char host[64], err[256];
+static uint16_t port;
+
+static int parse(const char *arg)
+{
+	host[0] = err[0] = '\0';
+	port = 0;
+	return metrics_parse_addr(arg, host, sizeof(host), &port, err, sizeof(err));
+}
+
+static void port_alone_binds_loopback(void)
+{
+	CHECK_INT(parse("9102"), 0);
+	CHECK_STR(host, "127.0.0.1");
+	CHECK_INT(port, 9102);
+}
+
+static void explicit_addresses_are_taken_as_written(void)
+{
+	CHECK_INT(parse("0.0.0.0:9102"), 0);
+	CHECK_STR(host, "0.0.0.0");
+	CHECK_INT(parse("[::1]:65535"), 0);
+	CHECK_STR(host, "::1");
+	CHECK_INT(port, 65535);
+	CHECK_INT(parse("[::]:1"), 0);
+	CHECK_STR(host, "::");
+	CHECK_INT(parse("10.1.2.3:80"), 0);
+	CHECK_STR(host, "10.1.2.3");
+}
+
+static void bad_addresses_say_why(void)
+{
+	const char *bad[] = { "",         "0",        "65536",      "99999999", "-1",
+			      "9102x",    ":9102",    "1.2.3.4:",   "[::1]9102", "[::1]",
+			      "::1:9102", "localhost:9102", "1.2.3:80", "[1.2.3.4]:80x" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		CHECK_INT(parse(bad[i]), -1);
+		CHECK(strlen(err) > 10);
+	}
+	parse("70000");
+	CHECK(strstr(err, "1 to 65535") != NULL);
+	parse("::1:9102");
+	CHECK(strstr(err, "[IPV6]:PORT") != NULL);
+}
+
+static struct conn finished(uint8_t role, uint32_t hs_us, uint16_t sport)
+{
+	struct conn c = {
+		.role = role, .nstates = 4, .sport = sport, .dport = 40000,
+		.flags = CONN_HANDSHAKE_SEEN | CONN_CLOSED, .srtt_us = hs_us,
+		.close_flags = SF_CLOSE_TIME_WAIT,
+		.states = { SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, SF_TCP_FIN_WAIT2 },
+		.state_us = { hs_us, 100, 10, 10 },
+	};
+
+	if (role == ROLE_SERVER) { /* the passive side's path */
+		c.states[0] = SF_TCP_SYN_RECV;
+		c.states[2] = SF_TCP_CLOSE_WAIT;
+		c.states[3] = SF_TCP_LAST_ACK;
+		c.close_flags = 0;
+	}
+	return c;
+}
+
+/* A snapshot with something in every series. */
+static void synthetic(struct metrics_snapshot *s)
+{
+	struct conn c;
+
+	memset(s, 0, sizeof(*s));
+	c = finished(ROLE_CLIENT, 43, 0);
+	metrics_snapshot_add_conn(s, &c);
+	c = finished(ROLE_CLIENT, 1500000, 0); /* one lost SYN */
+	metrics_snapshot_add_conn(s, &c);
+	c = finished(ROLE_SERVER, 7, 8080);
+	metrics_snapshot_add_conn(s, &c);
+	c = finished(ROLE_SERVER, 100, 8080); /* exactly on a bound: le is inclusive */
+	metrics_snapshot_add_conn(s, &c);
+	c = finished(ROLE_SERVER, 20000000, 443); /* beyond every bound: +Inf only */
+	metrics_snapshot_add_conn(s, &c);
+	s->state_count[SF_TCP_ESTABLISHED] = 12;
+	s->state_count[SF_TCP_CLOSE_WAIT] = 1;
+	s->time_wait = 3;
+	s->events = 1234;
+	s->lost = 5;
+	s->evicted = 2;
+}
+
+static char text[METRICS_TEXT_MAX];
+
+static void snapshot_counts_each_conn_once(void)
+{
+	struct metrics_snapshot s;
+
+	synthetic(&s);
+	CHECK_INT(s.handshake[METRICS_CLIENT].count, 2);
+	CHECK_INT(s.handshake[METRICS_CLIENT].sum_us, 1500043);
+	CHECK_INT(s.handshake[METRICS_SERVER].count, 3);
+	CHECK_INT(s.outcome[OUTCOME_CLOSED], 5);
+	CHECK_INT(s.closer[CLOSER_LOCAL], 2);
+	CHECK_INT(s.closer[CLOSER_REMOTE], 3);
+	CHECK_INT(s.nports, 2);
+	CHECK_INT(s.ports[0].port, 8080);
+	CHECK_INT(s.ports[0].count, 2);
+}
+
+static void exposition_has_every_series(void)
+{
+	struct metrics_snapshot s;
+	size_t n;
+
+	synthetic(&s);
+	n = metrics_format(&s, text, sizeof(text));
+	CHECK_INT(n, strlen(text));
+	const char *want[] = {
+		"# TYPE synfin_handshake_duration_seconds histogram\n",
+		"synfin_handshake_duration_seconds_bucket{role=\"client\",le=\"0.00005\"} 1\n",
+		"synfin_handshake_duration_seconds_bucket{role=\"client\",le=\"1\"} 1\n",
+		"synfin_handshake_duration_seconds_bucket{role=\"client\",le=\"2.5\"} 2\n",
+		"synfin_handshake_duration_seconds_bucket{role=\"client\",le=\"+Inf\"} 2\n",
+		"synfin_handshake_duration_seconds_sum{role=\"client\"} 1.500043\n",
+		"synfin_handshake_duration_seconds_count{role=\"client\"} 2\n",
+		"synfin_handshake_duration_seconds_bucket{role=\"server\",le=\"0.0001\"} 2\n",
+		"synfin_handshake_duration_seconds_bucket{role=\"server\",le=\"10\"} 2\n",
+		"synfin_handshake_duration_seconds_bucket{role=\"server\",le=\"+Inf\"} 3\n",
+		"synfin_handshake_duration_seconds_sum{role=\"server\"} 20.000107\n",
+		"synfin_connections_total{outcome=\"closed\"} 5\n",
+		"synfin_connections_total{outcome=\"refused\"} 0\n",
+		"synfin_connections_closed_total{closer=\"local\"} 2\n",
+		"synfin_connections_closed_total{closer=\"remote\"} 3\n",
+		"# TYPE synfin_connections gauge\n",
+		"synfin_connections{state=\"ESTABLISHED\"} 12\n",
+		"synfin_connections{state=\"CLOSE_WAIT\"} 1\n",
+		"synfin_connections{state=\"NEW_SYN_RECV\"} 0\n",
+		"synfin_time_wait_connections 3\n",
+		"# TYPE synfin_events_total counter\nsynfin_events_total 1234\n",
+		"synfin_lost_events_total 5\n",
+		"synfin_evicted_connections_total 2\n",
+		"synfin_listener_connections_total{port=\"8080\"} 2\n",
+		"synfin_listener_connections_total{port=\"443\"} 1\n",
+		"synfin_listener_connections_total{port=\"other\"} 0\n",
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		if (!strstr(text, want[i])) {
+			printf("    missing: %s", want[i]);
+			check_failures_in_test++;
+		}
+	CHECK(text[n - 1] == '\n');
+}
+
+static void listener_ports_are_bounded_and_sticky(void)
+{
+	struct metrics_snapshot s = { 0 };
+
+	for (int round = 0; round < 3; round++)
+		for (uint16_t p = 1; p <= METRICS_PORTS + 30; p++) {
+			struct conn c = finished(ROLE_SERVER, 10, p);
+
+			metrics_snapshot_add_conn(&s, &c);
+		}
+	CHECK_INT(s.nports, METRICS_PORTS);
+	CHECK_INT(s.ports[0].port, 1);
+	CHECK_INT(s.ports[METRICS_PORTS - 1].port, METRICS_PORTS);
+	CHECK_INT(s.ports[0].count, 3);
+	CHECK_INT(s.other_port_conns, 3 * 30);
+	/* Clients never make listener series: their local port is ephemeral. */
+	struct conn c = finished(ROLE_CLIENT, 10, 55555);
+	metrics_snapshot_add_conn(&s, &c);
+	CHECK_INT(s.other_port_conns, 3 * 30);
+}
+
+static void short_buffer_gives_nothing_rather_than_half(void)
+{
+	struct metrics_snapshot s;
+
+	synthetic(&s);
+	CHECK_INT(metrics_format(&s, text, 100), 0);
+	CHECK_STR(text, "");
+	CHECK_INT(metrics_format(&s, text, 0), 0);
+}
+
+/* The worst case must fit METRICS_TEXT_MAX: every counter at its maximum, every port in use. */
+static void largest_snapshot_fits(void)
+{
+	static struct metrics_snapshot s;
+
+	memset(&s, 0xff, sizeof(s));
+	s.nports = METRICS_PORTS;
+	CHECK(metrics_format(&s, text, sizeof(text)) > 0);
+}
+
+static void promtool_accepts_the_exposition(void)
+{
+	struct metrics_snapshot s;
+	char path[] = "/tmp/synfin-metrics-XXXXXX", cmd[128];
+	FILE *f;
+	int fd;
+
+	if (system("command -v promtool >/dev/null 2>&1")) {
+		printf("    promtool not installed (Debian: prometheus): exposition not linted\n");
+		return;
+	}
+	synthetic(&s);
+	metrics_format(&s, text, sizeof(text));
+	fd = mkstemp(path);
+	CHECK(fd >= 0);
+	f = fdopen(fd, "w");
+	fputs(text, f);
+	fclose(f);
+	snprintf(cmd, sizeof(cmd), "promtool check metrics < %s", path);
+	CHECK_INT(system(cmd), 0);
+	unlink(path);
+}
+
+/* A free loopback port: bind to 0, read it back, let it go. */
+static uint16_t free_port(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof(a);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	bind(fd, (struct sockaddr *)&a, sizeof(a));
+	getsockname(fd, (struct sockaddr *)&a, &len);
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+static const char *http_get(uint16_t p, const char *path)
+{
+	static char resp[METRICS_TEXT_MAX + 1024];
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(p),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	char req[128];
+	size_t got = 0;
+	ssize_t n;
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	resp[0] = '\0';
+	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
+		close(fd);
+		return resp;
+	}
+	snprintf(req, sizeof(req), "GET %s HTTP/1.0\r\n\r\n", path);
+	if (write(fd, req, strlen(req)) < 0)
+		return resp;
+	while (got < sizeof(resp) - 1 && (n = read(fd, resp + got, sizeof(resp) - 1 - got)) > 0)
+		got += (size_t)n;
+	resp[got] = '\0';
+	close(fd);
+	return resp;
+}
+
+static void server_serves_the_last_published_snapshot(void)
+{
+	struct metrics_snapshot s;
+	struct metrics_server *m, *again;
+	uint16_t p = free_port();
+	const char *r;
+
+	m = metrics_start("127.0.0.1", p, err, sizeof(err));
+	CHECK(m != NULL);
+	if (!m) {
+		printf("    %s\n", err);
+		return;
+	}
+	r = http_get(p, "/metrics");
+	CHECK(strstr(r, "HTTP/1.0 200") != NULL || strstr(r, "HTTP/1.1 200") != NULL);
+	CHECK(strstr(r, "text/plain; version=0.0.4") != NULL);
+	CHECK(strstr(r, "\nsynfin_events_total 0\n") != NULL);
+	synthetic(&s);
+	metrics_publish(m, &s);
+	CHECK(strstr(http_get(p, "/metrics"), "\nsynfin_events_total 1234\n") != NULL);
+	CHECK(strstr(http_get(p, "/"), " 404 ") != NULL);
+	again = metrics_start("127.0.0.1", p, err, sizeof(err));
+	CHECK(again == NULL);
+	CHECK(strstr(err, "Address already in use") != NULL);
+	metrics_stop(m);
+	/* Stopped: the port is free again. */
+	m = metrics_start("127.0.0.1", p, err, sizeof(err));
+	CHECK(m != NULL);
+	metrics_stop(m);
+}
+
+int main(void)
+{
+	RUN(port_alone_binds_loopback);
+	RUN(explicit_addresses_are_taken_as_written);
+	RUN(bad_addresses_say_why);
+	RUN(snapshot_counts_each_conn_once);
+	RUN(exposition_has_every_series);
+	RUN(listener_ports_are_bounded_and_sticky);
+	RUN(short_buffer_gives_nothing_rather_than_half);
+	RUN(largest_snapshot_fits);
+	RUN(promtool_accepts_the_exposition);
+	RUN(server_serves_the_last_published_snapshot);
+	return check_summary("unit/metrics");
+}

@@ -1,0 +1,88 @@
+/*
+ * --metrics [ADDR:]PORT: a Prometheus endpoint (text exposition 0.0.4) served
+ * by libmicrohttpd on its own thread.
+ *
+ * The tracing thread owns a struct metrics_snapshot, adds to it as records
+ * arrive, and every ~100 ms publishes a copy under a mutex; the HTTP thread
+ * only formats the last copy. A scrape therefore never touches the tracker,
+ * and the tracer never waits for a slow scraper longer than one memcpy.
+ *
+ * metrics_parse_addr(), metrics_format() and metrics_snapshot_add_conn() are
+ * pure and unit-tested; metrics_start/publish/stop are the HTTP side.
+ */
+#ifndef SYNFIN_METRICS_H
+#define SYNFIN_METRICS_H
+#include <stddef.h>
+#include <stdint.h>
+#include "synfin.h"
+#include "tracker.h"
+
+/* Upper bounds of the handshake histogram, in microseconds (exported in seconds):
+ * loopback handshakes take tens of us, WAN ones tens of ms, and a lost SYN
+ * costs 1 s, 3 s, 7 s: the buckets cover all three. */
+#define METRICS_HS_BOUNDS 17
+/* Listener ports with their own series; more go to port="other" (bounded cardinality). */
+#define METRICS_PORTS 20
+/* Longest exposition metrics_format() can produce for any snapshot (a few KiB in practice). */
+#define METRICS_TEXT_MAX 16384
+
+extern const uint32_t metrics_hs_bounds_us[METRICS_HS_BOUNDS];
+
+enum metrics_role { METRICS_CLIENT, METRICS_SERVER, METRICS_ROLES };
+
+struct metrics_hist {
+	uint64_t bucket[METRICS_HS_BOUNDS]; /* per bound, not cumulative: value <= bound[i], > bound[i-1] */
+	uint64_t count;                     /* every observation: the +Inf bucket */
+	uint64_t sum_us;
+};
+
+struct metrics_port {
+	uint16_t port;
+	uint64_t count;
+};
+
+struct metrics_snapshot {
+	/* Counters: only ever grow while synfin runs. */
+	struct metrics_hist handshake[METRICS_ROLES];
+	uint64_t outcome[6]; /* enum conn_outcome */
+	uint64_t closer[4];  /* enum conn_closer */
+	uint64_t lost, evicted, events;
+	struct metrics_port ports[METRICS_PORTS]; /* the first METRICS_PORTS listener ports seen */
+	uint32_t nports;
+	uint64_t other_port_conns;
+	/* Gauges: set by the caller before each publish. */
+	uint32_t state_count[SF_TCP_MAX_STATES]; /* tracked sockets per kernel TCP state */
+	uint32_t time_wait;                      /* connections held in TIME_WAIT now */
+};
+
+struct metrics_server;
+
+/*
+ * "[ADDR:]PORT" -> numeric host and port. PORT alone binds 127.0.0.1: a
+ * tracer's endpoint shows every connection of the host, so it is never
+ * exposed beyond loopback unless an address is written out ("0.0.0.0:9102",
+ * "[::]:9102"). ":PORT" is refused rather than guessed at (Go programs read
+ * it as "every interface"). Returns 0, or -1 with a sentence in err.
+ */
+int metrics_parse_addr(const char *arg, char *host, size_t hostlen, uint16_t *port, char *err,
+		       size_t errlen);
+
+/* Counts one finished lifecycle (outcome, closer, handshake by role, listener port). */
+void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct conn *c);
+
+/* The text exposition of snap into buf (NUL-terminated); returns its length,
+ * or 0 if len was too small (METRICS_TEXT_MAX always suffices). */
+size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len);
+
+/* Binds host:port and serves GET /metrics on libmicrohttpd's own thread.
+ * NULL with a sentence in err when the address cannot be used. */
+struct metrics_server *metrics_start(const char *host, uint16_t port, char *err, size_t errlen);
+/* Makes snap what the next scrape sees. */
+void metrics_publish(struct metrics_server *m, const struct metrics_snapshot *snap);
+/* Stops serving and frees m (NULL is fine). */
+void metrics_stop(struct metrics_server *m);
+
+/* Formats an error into err (for metrics.c and metrics_text.c); returns -1. */
+__attribute__((format(printf, 3, 4))) int metrics_fail(char *err, size_t errlen, const char *fmt, ...);
+
+#endif

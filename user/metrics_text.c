@@ -1,0 +1,302 @@
+/* The metrics that need no HTTP server: address parsing, the snapshot, the
+ * text exposition format. Kept apart from metrics.c (libmicrohttpd) so the
+ * unit tests and fuzz targets link them without that library. */
+#include "metrics.h"
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "names.h"
+
+#ifndef SYNFIN_VERSION
+#define SYNFIN_VERSION "unknown"
+#endif
+
+const uint32_t metrics_hs_bounds_us[METRICS_HS_BOUNDS] = {
+	50,    100,    250,    500,    1000,    2500,    5000,    10000,    25000,
+	50000, 100000, 250000, 500000, 1000000, 2500000, 5000000, 10000000,
+};
+
+/* ---- "[ADDR:]PORT" ---------------------------------------------------- */
+
+__attribute__((format(printf, 3, 4))) int metrics_fail(char *err, size_t errlen,
+							    const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(err, errlen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+static int parse_port(const char *s, uint16_t *port)
+{
+	unsigned long v = 0;
+
+	if (!*s || strlen(s) > 5)
+		return -1;
+	for (const char *p = s; *p; p++) {
+		if (*p < '0' || *p > '9')
+			return -1;
+		v = v * 10 + (unsigned long)(*p - '0');
+	}
+	if (v < 1 || v > 65535)
+		return -1;
+	*port = (uint16_t)v;
+	return 0;
+}
+
+/* Splits "ADDR:PORT" / "[V6]:PORT" / "PORT" into the address text and the port text. */
+static int split_addr(const char *arg, char *addr, size_t addrlen, const char **port_text)
+{
+	const char *colon;
+	size_t n;
+
+	if (arg[0] == '[') {
+		const char *close = strchr(arg, ']');
+
+		if (!close || close[1] != ':')
+			return -1;
+		n = (size_t)(close - arg - 1);
+		arg++;
+		colon = close + 1;
+	} else {
+		colon = strchr(arg, ':');
+		/* "::1:9102" could be an address or an address and a port: brackets say which. */
+		if (colon && strchr(colon + 1, ':'))
+			return -1;
+		if (!colon) {
+			snprintf(addr, addrlen, "127.0.0.1");
+			*port_text = arg;
+			return 0;
+		}
+		n = (size_t)(colon - arg);
+	}
+	if (n == 0 || n >= addrlen)
+		return -1;
+	memcpy(addr, arg, n);
+	addr[n] = '\0';
+	*port_text = colon + 1;
+	return 0;
+}
+
+int metrics_parse_addr(const char *arg, char *host, size_t hostlen, uint16_t *port, char *err,
+		       size_t errlen)
+{
+	char addr[INET6_ADDRSTRLEN];
+	const char *port_text;
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	if (!arg || split_addr(arg, addr, sizeof(addr), &port_text))
+		return metrics_fail(err, errlen,
+				  "invalid metrics address '%s': expected PORT (binds 127.0.0.1), "
+				  "ADDR:PORT or [IPV6]:PORT", arg ? arg : "");
+	if (parse_port(port_text, port))
+		return metrics_fail(err, errlen, "invalid metrics port '%s': expected 1 to 65535",
+				  port_text);
+	/* Numeric only: a name could resolve to a public address behind the user's back. */
+	if (inet_pton(AF_INET, addr, &a4) != 1 && inet_pton(AF_INET6, addr, &a6) != 1)
+		return metrics_fail(err, errlen,
+				  "invalid metrics address '%s': expected an IPv4 or [IPv6] address",
+				  addr);
+	if (strlen(addr) >= hostlen)
+		return metrics_fail(err, errlen, "metrics address '%s' too long", addr);
+	memcpy(host, addr, strlen(addr) + 1);
+	return 0;
+}
+
+/* ---- the snapshot ----------------------------------------------------- */
+
+static void hist_observe(struct metrics_hist *h, uint64_t us)
+{
+	for (int i = 0; i < METRICS_HS_BOUNDS; i++) {
+		if (us <= metrics_hs_bounds_us[i]) {
+			h->bucket[i]++;
+			break;
+		}
+	}
+	h->count++;
+	h->sum_us += us;
+}
+
+/*
+ * Sticky: the first METRICS_PORTS listener ports keep their series for the
+ * whole run, later ones count under "other". A ranking that could move a
+ * port in and out of its own series would make its counter go backwards.
+ */
+static void count_listener_port(struct metrics_snapshot *s, uint16_t port)
+{
+	for (uint32_t i = 0; i < s->nports; i++) {
+		if (s->ports[i].port == port) {
+			s->ports[i].count++;
+			return;
+		}
+	}
+	if (s->nports < METRICS_PORTS) {
+		s->ports[s->nports++] = (struct metrics_port){ .port = port, .count = 1 };
+		return;
+	}
+	s->other_port_conns++;
+}
+
+void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct conn *c)
+{
+	int64_t hs = conn_handshake_us(c);
+
+	s->outcome[conn_outcome(c)]++;
+	s->closer[conn_closer(c)]++;
+	if (hs >= 0 && (c->role == ROLE_CLIENT || c->role == ROLE_SERVER))
+		hist_observe(&s->handshake[c->role == ROLE_SERVER ? METRICS_SERVER : METRICS_CLIENT],
+			     (uint64_t)hs);
+	if (c->role == ROLE_SERVER)
+		count_listener_port(s, c->sport);
+}
+
+/* ---- the exposition ---------------------------------------------------- */
+
+struct text {
+	char *buf;
+	size_t len, cap;
+	bool full;
+};
+
+__attribute__((format(printf, 2, 3))) static void put(struct text *t, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	if (t->full)
+		return;
+	va_start(ap, fmt);
+	n = vsnprintf(t->buf + t->len, t->cap - t->len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= t->cap - t->len) {
+		t->full = true;
+		return;
+	}
+	t->len += (size_t)n;
+}
+
+static void header(struct text *t, const char *name, const char *type, const char *help)
+{
+	put(t, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+}
+
+/* Microseconds as seconds, shortest exact decimal: 50 -> "0.00005", 2500000 -> "2.5". */
+static void put_seconds(struct text *t, uint64_t us)
+{
+	char frac[8];
+	int n;
+
+	n = snprintf(frac, sizeof(frac), "%06llu", (unsigned long long)(us % 1000000));
+	while (n > 0 && frac[n - 1] == '0')
+		frac[--n] = '\0';
+	put(t, "%llu%s%s", (unsigned long long)(us / 1000000), n ? "." : "", frac);
+}
+
+static void format_hist(struct text *t, const struct metrics_hist *h, const char *role)
+{
+	const char *name = "synfin_handshake_duration_seconds";
+	uint64_t cumulative = 0;
+
+	for (int i = 0; i < METRICS_HS_BOUNDS; i++) {
+		cumulative += h->bucket[i];
+		put(t, "%s_bucket{role=\"%s\",le=\"", name, role);
+		put_seconds(t, metrics_hs_bounds_us[i]);
+		put(t, "\"} %llu\n", (unsigned long long)cumulative);
+	}
+	put(t, "%s_bucket{role=\"%s\",le=\"+Inf\"} %llu\n", name, role, (unsigned long long)h->count);
+	put(t, "%s_sum{role=\"%s\"} ", name, role);
+	put_seconds(t, h->sum_us);
+	put(t, "\n%s_count{role=\"%s\"} %llu\n", name, role, (unsigned long long)h->count);
+}
+
+static void format_handshakes(struct text *t, const struct metrics_snapshot *s)
+{
+	header(t, "synfin_handshake_duration_seconds", "histogram",
+	       "TCP handshake latency: SYN sent to ESTABLISHED (client), SYN-ACK sent to the "
+	       "final ACK (server).");
+	format_hist(t, &s->handshake[METRICS_CLIENT], "client");
+	format_hist(t, &s->handshake[METRICS_SERVER], "server");
+}
+
+/* Every value of each label, so the series sum to the connections seen. */
+static const char *const outcome_labels[6] = { "unknown", "closed",  "reset",
+					       "refused", "timeout", "aborted" };
+static const char *const closer_labels[4] = { "none", "local", "remote", "both" };
+
+static void format_endings(struct text *t, const struct metrics_snapshot *s)
+{
+	header(t, "synfin_connections_total", "counter",
+	       "Finished connections by outcome (closed: FIN teardown; unknown: not seen closing).");
+	for (int i = 0; i < 6; i++)
+		put(t, "synfin_connections_total{outcome=\"%s\"} %llu\n", outcome_labels[i],
+		    (unsigned long long)s->outcome[i]);
+	header(t, "synfin_connections_closed_total", "counter",
+	       "Finished connections by who sent the first FIN (none: no FIN exchange).");
+	for (int i = 0; i < 4; i++)
+		put(t, "synfin_connections_closed_total{closer=\"%s\"} %llu\n", closer_labels[i],
+		    (unsigned long long)s->closer[i]);
+}
+
+static void format_gauges(struct text *t, const struct metrics_snapshot *s)
+{
+	header(t, "synfin_connections", "gauge",
+	       "Connections synfin tracks, by current TCP state (the ss -s view).");
+	for (uint8_t st = 1; st < SF_TCP_MAX_STATES; st++)
+		put(t, "synfin_connections{state=\"%s\"} %u\n", state_name(st), s->state_count[st]);
+	header(t, "synfin_time_wait_connections", "gauge",
+	       "Connections whose time-wait socket is still held by the kernel.");
+	put(t, "synfin_time_wait_connections %u\n", s->time_wait);
+}
+
+static void counter(struct text *t, const char *name, const char *help, uint64_t v)
+{
+	header(t, name, "counter", help);
+	put(t, "%s %llu\n", name, (unsigned long long)v);
+}
+
+static void format_listeners(struct text *t, const struct metrics_snapshot *s)
+{
+	header(t, "synfin_listener_connections_total", "counter",
+	       "Accepted connections by local port (first 20 ports seen; the rest under "
+	       "port=\"other\").");
+	for (uint32_t i = 0; i < s->nports && i < METRICS_PORTS; i++)
+		put(t, "synfin_listener_connections_total{port=\"%u\"} %llu\n", s->ports[i].port,
+		    (unsigned long long)s->ports[i].count);
+	put(t, "synfin_listener_connections_total{port=\"other\"} %llu\n",
+	    (unsigned long long)s->other_port_conns);
+}
+
+size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len)
+{
+	struct text t = { .buf = buf, .cap = len };
+
+	if (!len)
+		return 0;
+	buf[0] = '\0';
+	format_handshakes(&t, snap);
+	format_endings(&t, snap);
+	format_gauges(&t, snap);
+	counter(&t, "synfin_events_total", "State transitions received from the kernel.",
+		snap->events);
+	counter(&t, "synfin_lost_events_total",
+		"Records dropped because the ring buffer was full.", snap->lost);
+	counter(&t, "synfin_evicted_connections_total",
+		"Tracked connections dropped to stay within --max-conns.", snap->evicted);
+	format_listeners(&t, snap);
+	header(&t, "synfin_build_info", "gauge", "Always 1; the version in a label.");
+	put(&t, "synfin_build_info{version=\"%s\"} 1\n", SYNFIN_VERSION);
+	if (t.full) {
+		buf[0] = '\0';
+		return 0;
+	}
+	return t.len;
+}
+
