@@ -143,14 +143,16 @@ def test_gauges_follow_connections_held_open():
     with Netns() as ns:
         ep = Endpoint(ns)
         peer = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, PEER,
-                                 "--scenario", "hold", "--count", "4", "--hold-seconds", "3"],
+                                 "--scenario", "hold", "--count", "4", "--hold-seconds", "30"],
                                 stdout=subprocess.DEVNULL)
         try:
-            deadline = time.monotonic() + 2.5
+            # Generous: under TCG the peer's start-up and each promtool run take seconds.
+            deadline = time.monotonic() + 25
             held = 0
             while time.monotonic() < deadline and held < 8:
                 held = ep.samples()['synfin_connections{state="ESTABLISHED"}']
         finally:
+            peer.terminate()
             peer.wait(timeout=30)
         ep.tracer.stop()
     assert held == 8, held  # 4 clients and their 4 accepted children
