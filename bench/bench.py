@@ -66,8 +66,18 @@ def find_bcc_tool(name):
     return None
 
 
+def ensure_tracefs():
+    """bcc's tools attach classic tracepoints, whose ids libbpf reads from tracefs."""
+    if any(os.path.isdir(d) for d in ("/sys/kernel/tracing/events",
+                                       "/sys/kernel/debug/tracing/events")):
+        return
+    log("tracefs not mounted: mounting it on /sys/kernel/tracing")
+    subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], check=False)
+
+
 def ensure_bcc_tools():
     """tcpstates and tcplife, installing Debian's libbpf-tools when they are missing."""
+    ensure_tracefs()
     tools = {n: find_bcc_tool(n) for n in ("tcpstates", "tcplife")}
     if all(tools.values()) or not shutil.which("apt-get"):
         return tools

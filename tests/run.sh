@@ -35,7 +35,16 @@ for t in .output/tests/test_*; do
 	run_part "$t"
 done
 
+# The classic tracepoint twin (and bcc's tools) find tracepoints through
+# tracefs, which a bare machine may not have mounted.
+ensure_tracefs() {
+	[ -d /sys/kernel/tracing/events ] || [ -d /sys/kernel/debug/tracing/events ] ||
+		mount -t tracefs nodev /sys/kernel/tracing ||
+		echo "tests/run.sh: could not mount tracefs; the classic tracepoint tests will fail"
+}
+
 if [ "$(id -u)" -eq 0 ]; then
+	ensure_tracefs
 	run_part .output/bpftests/test_parser
 	SYNFIN_SUITE_LABEL="integration (host kernel $(uname -r))" run_part python3 tests/integration/run.py
 else

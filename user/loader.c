@@ -96,17 +96,21 @@ static bool kernel_takes_tp_btf(void)
 }
 
 /* Loads one twin, and creates only the owner map that twin uses. */
-static int choose_hook(struct tracer *t, enum hook_choice choice)
+static int choose_hook(struct tracer *t, enum hook_choice choice, bool keep_history)
 {
 	bool btf = choice == HOOK_TP_BTF || (choice == HOOK_AUTO && kernel_takes_tp_btf());
 	struct state_bpf *skel = t->skel;
 	int err;
 
 	t->hook = btf ? "tp_btf" : "tracepoint";
+	/* Socket storage needs tp_btf: the classic twin always sends every transition. */
+	skel->rodata->keep_history = btf && keep_history;
 	err = bpf_program__set_autoload(btf ? skel->progs.set_state_tp : skel->progs.set_state_btf,
 					false);
 	if (!err)
 		err = bpf_map__set_autocreate(btf ? skel->maps.owners : skel->maps.sk_owners, false);
+	if (!err && !skel->rodata->keep_history)
+		err = bpf_map__set_autocreate(skel->maps.sk_history, false);
 	return err;
 }
 
@@ -131,7 +135,7 @@ static int configure(struct tracer *t, const struct options *o)
 	if (!err)
 		err = bpf_map__set_max_entries(t->skel->maps.owners, o->max_conns);
 	if (!err)
-		err = choose_hook(t, o->hook);
+		err = choose_hook(t, o->hook, o->kernel_history);
 	return err;
 }
 
@@ -147,6 +151,24 @@ static void explain_load_error(int err)
 	}
 	fprintf(stderr, "synfin: failed to load BPF programs: %s (run with -v for the "
 			"verifier's log)\n", strerror(-err));
+}
+
+/* libbpf finds a classic tracepoint's id through tracefs, which a bare system may not mount. */
+static bool tracefs_mounted(void)
+{
+	return access("/sys/kernel/tracing/events", F_OK) == 0 ||
+	       access("/sys/kernel/debug/tracing/events", F_OK) == 0;
+}
+
+static void explain_attach_error(const char *hook, int err)
+{
+	if (err == -ENOENT && strcmp(hook, "tracepoint") == 0 && !tracefs_mounted()) {
+		fprintf(stderr, "synfin: the classic tracepoint needs tracefs: run "
+				"'mount -t tracefs nodev /sys/kernel/tracing' (or use --hook tp_btf)\n");
+		return;
+	}
+	fprintf(stderr, "synfin: failed to attach to sock:inet_sock_set_state (%s): %s\n", hook,
+		strerror(-err));
 }
 
 int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_fn on_event,
@@ -175,8 +197,7 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 	}
 	err = state_bpf__attach(t->skel);
 	if (err) {
-		fprintf(stderr, "synfin: failed to attach to sock:inet_sock_set_state (%s): %s\n",
-			t->hook, strerror(-err));
+		explain_attach_error(t->hook, err);
 		goto fail;
 	}
 	if (o->verbose)

@@ -72,6 +72,20 @@ def test_kernel_without_btf_is_named():
     assert_one_line_error(done, "no BTF", "CONFIG_DEBUG_INFO_BTF")
 
 
+def test_classic_tracepoint_without_tracefs_says_how_to_mount_it():
+    require_root()
+    # Hide tracefs (and debugfs, where it can also appear) in a private mount namespace.
+    hide = " && ".join(f"mount -t tmpfs none {d}" for d in ("/sys/kernel/tracing", "/sys/kernel/debug")
+                       if os.path.isdir(d))
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
+                           f"{hide} && exec {SYNFIN} --hook tracepoint"],
+                          capture_output=True, text=True, timeout=20)
+    if "mount" in done.stderr and "synfin" not in done.stderr:
+        raise Skip(f"cannot hide tracefs here: {done.stderr.strip()}")
+    assert done.returncode == 1
+    assert_one_line_error(done, "tracefs", "mount -t tracefs")
+
+
 def test_duration_exits_on_time():
     require_root()
     start = time.monotonic()
