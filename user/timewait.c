@@ -31,6 +31,7 @@ struct netns_sock {
 	uint32_t netns;
 	int fd;
 	bool dump_mode;     /* exact lookups do not see time-wait sockets here */
+	bool exact_works;   /* an exact lookup has found a time-wait socket here */
 	uint64_t last_dump_ns;
 };
 
@@ -420,6 +421,32 @@ static void schedule_next(struct tw_entry *e, uint64_t now_ns)
 	e->next_check_ns = e->due_ns > now_ns ? e->due_ns + AFTER_DUE_NS : now_ns + RECHECK_NS;
 }
 
+/*
+ * An exact lookup found nothing: does this kernel hide time-wait sockets from
+ * exact lookups, or is the socket really gone (reused, or never made because
+ * net.ipv4.tcp_max_tw_buckets was reached)? A dump tells, but costs as much
+ * as the namespace holds time-wait sockets, so at most one a second: an entry
+ * older than the last dump takes that dump's word. True when the entry is
+ * still followed.
+ */
+static bool probe_by_dump(struct tw_table *t, struct netns_sock *ns, struct tw_entry *e,
+			  uint64_t now_ns)
+{
+	uint64_t next_dump = ns->last_dump_ns + DUMP_INTERVAL_NS;
+
+	if (ns->last_dump_ns && now_ns < next_dump) {
+		if (ns->last_dump_ns > e->entered_ns)
+			return false; /* the last dump would have listed it */
+		e->next_check_ns = next_dump;
+		return true;
+	}
+	if (!dump_netns(t, ns, now_ns) || e->dump_gen != t->dump_gen)
+		return false;
+	ns->dump_mode = true;
+	schedule_next(e, now_ns);
+	return true;
+}
+
 /* Exact lookup; the first ENOENT for a fresh entry asks a dump whether this kernel hides time-wait sockets from exact lookups. */
 static void check_exact(struct tw_table *t, struct netns_sock *ns, struct tw_entry *e,
 			uint64_t now_ns, tw_end_fn fn, void *ctx)
@@ -431,17 +458,14 @@ static void check_exact(struct tw_table *t, struct netns_sock *ns, struct tw_ent
 		return;
 	}
 	if (res.found == 1 && is_time_wait_state(res.state)) {
+		ns->exact_works = true;
 		e->substate = res.state;
 		e->due_ns = now_ns + res.expires_ms * 1000000ull;
 		schedule_next(e, now_ns);
 		return;
 	}
-	if (res.found == 0 && !e->substate && dump_netns(t, ns, now_ns) &&
-	    e->dump_gen == t->dump_gen) {
-		ns->dump_mode = true;
-		schedule_next(e, now_ns);
+	if (res.found == 0 && !e->substate && !ns->exact_works && probe_by_dump(t, ns, e, now_ns))
 		return;
-	}
 	finish_gone(t, e, now_ns, fn, ctx);
 }
 
