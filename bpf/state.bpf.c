@@ -37,6 +37,8 @@ const volatile __u64 filter_cgroup = 0; /* this cgroup and below */
  * cannot fill the ring between two timer ticks.
  */
 const volatile __u64 wakeup_bytes = 1 << 20;
+/* --life: keep transitions in socket storage and send one record per socket (tp_btf only). */
+const volatile bool keep_history = false;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -75,6 +77,27 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sf_owner);
 } owners SEC(".maps");
+
+/* A socket's transitions not yet sent (keep_history). */
+struct sf_history {
+	__u64 ts_ns[SF_HIST_MAX];
+	__u8 oldstate[SF_HIST_MAX];
+	__u8 newstate[SF_HIST_MAX];
+	struct sf_owner owner; /* the first owner seen */
+	__u32 local_isn;
+	__u32 remote_isn;
+	__u32 srtt_us;
+	__u8 n;
+	__u8 hs_retrans;
+	__u8 hs_seen;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__type(key, int);
+	__type(value, struct sf_history);
+} sk_history SEC(".maps");
 
 struct sf_listener_key {
 	__u32 netns;
@@ -385,11 +408,115 @@ static __always_inline void fill_event(struct synfin_event *e, const struct sock
 		read_close(sk, tp, btf, oldstate, e);
 }
 
+/* One transition of one socket, as the handler has read it so far. */
+struct transition {
+	const struct sock *sk;
+	const struct tcp_sock *tp;
+	struct cgroup *cg;
+	__u64 ts_ns;
+	__u32 netns;
+	__u16 sport;
+	__u16 dport;
+	__u16 family;
+	__u8 oldstate;
+	__u8 newstate;
+};
+
+static __always_inline void fill_record(struct synfin_event *e, const struct transition *t,
+					bool btf, const struct sf_owner *owner)
+{
+	struct cgroup *cg = t->cg;
+
+	e->ts_ns = t->ts_ns;
+	e->skaddr = (__u64)t->sk;
+	e->cgroup_id = !cg ? 0 : btf ? cg->kn->id : BPF_CORE_READ(cg, kn, id);
+	read_addrs(t->sk, btf, t->family, e);
+	e->netns = t->netns;
+	e->sport = t->sport;
+	e->dport = t->dport;
+	e->family = t->family;
+	fill_event(e, t->sk, t->tp, btf, t->oldstate, t->newstate, owner);
+}
+
+/*
+ * A listener lives as long as its server: its transitions go out at once, so
+ * user space knows each listener's owner before the children it accepts end.
+ */
+static __always_inline bool is_listener_transition(int oldstate, int newstate)
+{
+	return newstate == SF_TCP_LISTEN || (oldstate == SF_TCP_LISTEN && newstate == SF_TCP_CLOSE);
+}
+
+/* Sends the history with t as its last entry, and empties it. */
+static __always_inline int send_history(struct sf_history *h, const struct transition *t, __u32 n)
+{
+	struct synfin_history *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
+
+	if (!r) {
+		count(SF_CNT_LOST);
+		h->n = 0;
+		return 0;
+	}
+	fill_record(&r->last, t, true, &h->owner);
+	r->last.type = SF_EV_HISTORY;
+	__builtin_memcpy(r->ts_ns, h->ts_ns, sizeof(r->ts_ns));
+	__builtin_memcpy(r->oldstate, h->oldstate, sizeof(r->oldstate));
+	__builtin_memcpy(r->newstate, h->newstate, sizeof(r->newstate));
+	__builtin_memcpy(r->owner_comm, h->owner.comm, sizeof(r->owner_comm));
+	r->owner_pid = h->owner.pid;
+	r->local_isn = h->local_isn;
+	r->remote_isn = h->remote_isn;
+	r->srtt_us = h->srtt_us;
+	r->hs_retrans = h->hs_retrans;
+	r->hs_seen = h->hs_seen;
+	r->n = n;
+	__builtin_memset(r->pad, 0, sizeof(r->pad));
+	h->n = 0;
+	h->hs_seen = 0;
+	submit(&r->last);
+	return 0;
+}
+
+/*
+ * Appends t to its socket's history; the transition into CLOSE (or the one
+ * that fills the history) sends it. Socket storage goes with the socket, so
+ * a socket that is never closed costs nothing once it is gone.
+ */
+static __always_inline int add_to_history(const struct transition *t, const struct sf_owner *owner)
+{
+	struct sf_history *h = bpf_sk_storage_get(&sk_history, (struct sock *)t->sk, 0,
+						  BPF_SK_STORAGE_GET_F_CREATE);
+	__u32 n;
+
+	if (!h)
+		return 0;
+	n = h->n;
+	if (n >= SF_HIST_MAX)
+		n = 0;
+	h->ts_ns[n] = t->ts_ns;
+	h->oldstate[n] = t->oldstate;
+	h->newstate[n] = t->newstate | (owner ? SF_HIST_OWNER_CTX : 0);
+	if (owner && !h->owner.pid)
+		h->owner = *owner;
+	if (t->newstate == SF_TCP_ESTABLISHED && !h->hs_seen) {
+		h->local_isn = t->tp->snd_una - 1; /* as read_handshake() */
+		h->remote_isn = t->tp->rcv_nxt - 1;
+		h->srtt_us = t->tp->srtt_us >> 3;
+		h->hs_retrans = clamp_u8(t->tp->total_retrans);
+		h->hs_seen = 1;
+	}
+	h->n = ++n;
+	if (t->newstate == SF_TCP_CLOSE || n == SF_HIST_MAX)
+		return send_history(h, t, n);
+	return 0;
+}
+
 static __always_inline int handle_set_state(const struct sock *sk, const struct tcp_sock *tp,
 					    bool btf, int oldstate, int newstate)
 {
 	struct sf_owner owner = {};
 	struct synfin_event *e;
+	struct transition t;
 	struct cgroup *cg;
 	__u16 family, sport, dport;
 	__u32 netns;
@@ -426,20 +553,24 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	if (!cgroup_matches(cg))
 		return 0;
 
+	t.sk = sk;
+	t.tp = tp;
+	t.cg = cg;
+	t.netns = netns;
+	t.sport = sport;
+	t.dport = dport;
+	t.family = family;
+	t.oldstate = oldstate;
+	t.newstate = newstate;
+	t.ts_ns = bpf_ktime_get_ns();
+	if (btf && keep_history && !is_listener_transition(oldstate, newstate))
+		return add_to_history(&t, known ? &owner : NULL);
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(SF_CNT_LOST);
 		return 0;
 	}
-	e->ts_ns = bpf_ktime_get_ns();
-	e->skaddr = (__u64)sk;
-	e->cgroup_id = !cg ? 0 : btf ? cg->kn->id : BPF_CORE_READ(cg, kn, id);
-	read_addrs(sk, btf, family, e);
-	e->netns = netns;
-	e->sport = sport;
-	e->dport = dport;
-	e->family = family;
-	fill_event(e, sk, tp, btf, oldstate, newstate, &owner);
+	fill_record(e, &t, btf, &owner);
 	submit(e);
 	return 0;
 }

@@ -19,6 +19,7 @@
 #include "summary.h"
 #include "timewait.h"
 #include "tracker.h"
+#include "history.h"
 
 /* Records are submitted without wake-ups (see state.bpf.c), so drain this often. */
 #define POLL_MS 10
@@ -80,14 +81,10 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int on_event(void *ctx, void *data, size_t size)
+static int on_state(struct app *app, const struct synfin_event *e)
 {
-	struct app *app = ctx;
-	const struct synfin_event *e = data;
 	struct transition tr;
 
-	if (size < sizeof(*e) || e->type != SF_EV_STATE)
-		return 0;
 	tracker_feed(app->tracker, e, &tr);
 	app->msnap.events++;
 	if (tr.ended && app->metrics)
@@ -107,6 +104,18 @@ static int on_event(void *ctx, void *data, size_t size)
 	}
 	/* A negative return stops ring_buffer__consume(): the reader is gone. */
 	return output_transition(&app->out, e, &tr) ? -1 : 0;
+}
+
+static int on_event(void *ctx, void *data, size_t size)
+{
+	struct app *app = ctx;
+	const struct synfin_event *e = data;
+
+	if (size >= sizeof(struct synfin_history) && e->type == SF_EV_HISTORY)
+		return history_replay(data, on_state, app);
+	if (size < sizeof(*e) || e->type != SF_EV_STATE)
+		return 0;
+	return on_state(app, e);
 }
 
 static void segment_from_record(const struct synfin_segment *r, struct segment *s)

@@ -51,6 +51,7 @@ enum {
 	OPT_SUMMARY,
 	OPT_INTERVAL,
 	OPT_METRICS,
+	OPT_PER_EVENT,
 };
 
 static const char doc[] =
@@ -111,6 +112,9 @@ static const struct argp_option option_table[] = {
 	  "Track at most N sockets at once; the oldest are evicted (default 65536)", 0 },
 	{ "hook", OPT_HOOK, "auto|tp_btf|tracepoint", 0,
 	  "Tracepoint flavour to attach (default auto: probe for tp_btf)", 0 },
+	{ "per-event", OPT_PER_EVENT, NULL, 0,
+	  "With --life: send every transition to user space (by default the kernel keeps each "
+	  "socket's transitions and sends them once, at CLOSE)", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's debug output", 0 },
 	{ "help", 'h', NULL, 0, "Show this help", -1 },
 	{ "usage", OPT_USAGE, NULL, 0, "Show a short usage message", -1 },
@@ -224,11 +228,24 @@ static error_t check_combination(const struct options *o)
 		return fail("--all-segments and --ladder need -i IFACE (the packet layer)");
 	if (o->relative && !o->ladder)
 		return fail("--relative goes with --ladder");
+	if (o->per_event && !o->life)
+		return fail("--per-event goes with --life");
 	if (o->interval_s && !o->summary)
 		return fail("--interval goes with --summary");
 	if (o->summary && (o->life || o->ladder))
 		return fail("--summary replaces the per-connection output: drop --life/--ladder");
 	return 0;
+}
+
+/*
+ * Only finished connections are printed, so user space needs each socket's
+ * transitions only when it ends. Everything that watches open connections
+ * (--stuck, the metrics' state gauges, the packet layer's joins) needs them
+ * as they happen.
+ */
+static bool wants_kernel_history(const struct options *o)
+{
+	return o->life && !o->per_event && !o->stuck_s && !o->metrics && !o->nifaces && !o->summary;
 }
 
 /* What getopt refused: argp has already moved past it. */
@@ -312,6 +329,9 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 		return PARSE_INTO(o->max_conns, "max-conns", arg, 16, 1 << 24);
 	case OPT_HOOK:
 		return parse_hook(arg, &o->hook);
+	case OPT_PER_EVENT:
+		o->per_event = true;
+		return 0;
 	case 'v':
 		o->verbose = true;
 		return 0;
@@ -328,6 +348,7 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_ERROR:
 		return report_unknown_option(state);
 	case ARGP_KEY_END:
+		o->kernel_history = wants_kernel_history(o);
 		return check_combination(o);
 	default:
 		return ARGP_ERR_UNKNOWN;

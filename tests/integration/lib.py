@@ -163,6 +163,20 @@ def program_ids_held_by(pid):
     return ids
 
 
+def map_names_held_by(pid):
+    """Names of the BPF maps a process holds through its fds (/proc fdinfo, then bpftool)."""
+    ids = set()
+    fd_dir = f"/proc/{pid}/fdinfo"
+    for fd in os.listdir(fd_dir):
+        try:
+            with open(os.path.join(fd_dir, fd)) as f:
+                ids |= {int(line.split()[1]) for line in f if line.startswith("map_id:")}
+        except OSError:
+            pass
+    out = subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True, text=True)
+    return {m.get("name", "") for m in json.loads(out.stdout or "[]") if m.get("id") in ids}
+
+
 def synfin_programs_loaded(pid=None):
     """Names of synfin's BPF programs still in the kernel (bpftool's view); with pid,
     only those that process holds (other synfin instances may be running)."""

@@ -1,0 +1,66 @@
+"""--life batches each socket's transitions in the kernel (socket storage) and sends them
+once, at CLOSE. The lifecycle records must be exactly those of the per-event path."""
+from lib import Netns, Synfin, map_names_held_by, require_root, run_peer
+
+# Each program stamps its own time, so durations may differ by the few microseconds
+# between the two programs' runs (more under TCG).
+TIME_FIELDS = {"ts_ns", "duration_us", "handshake_us", "state_us", "teardown_us"}
+TOLERANCE_US = 2000
+
+SCENARIOS = [
+    ("--scenario", "client-first", "--count", "3"),
+    ("--scenario", "server-first"),
+    ("--scenario", "reset"),
+    ("--scenario", "refused"),
+    ("--scenario", "client-first", "--family", "6"),
+]
+
+
+def lifecycles(records):
+    conns = [r for r in records if r["type"] == "conn"]
+    assert all(r["type"] in ("conn", "time_wait_end") for r in records), \
+        {r["type"] for r in records}
+    return {(r["role"], r["family"], r["sport"], r["dport"]): r for r in conns}
+
+
+def assert_close_in_time(key, field, a, b):
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), (key, field, a, b)
+        for k in a:
+            assert_close_in_time(key, f"{field}.{k}", a[k], b[k])
+    elif isinstance(a, list):
+        assert len(a) == len(b), (key, field, a, b)
+        for x, y in zip(a, b):
+            assert_close_in_time(key, field, x, y)
+    elif a is None or b is None:
+        assert a == b, (key, field, a, b)
+    elif field != "ts_ns":
+        assert abs(a - b) <= TOLERANCE_US, (key, field, a, b)
+
+
+def test_kernel_history_gives_the_per_event_lifecycles():
+    require_root()
+    with Netns() as ns:
+        batched = Synfin("--netns", str(ns.inode), "--life")
+        per_event = Synfin("--netns", str(ns.inode), "--life", "--per-event")
+        assert "sk_history" in map_names_held_by(batched.proc.pid)
+        assert "sk_history" not in map_names_held_by(per_event.proc.pid)
+        for args in SCENARIOS:
+            run_peer(*args, netns=ns.name)
+        got, want = lifecycles(batched.records()), lifecycles(per_event.records())
+    # 3 + 1 client/server pairs, one reset pair, one refused client, one IPv6 pair
+    assert len(want) == 13, sorted(want)
+    assert got.keys() == want.keys(), (sorted(got), sorted(want))
+    for key, rec in want.items():
+        other = got[key]
+        assert rec.keys() == other.keys(), key
+        for field in rec:
+            if field in TIME_FIELDS:
+                assert_close_in_time(key, field, other[field], rec[field])
+            else:
+                assert other[field] == rec[field], (key, field, other[field], rec[field])
+
+
+def test_per_event_alone_is_a_command_line_error():
+    from test_cli import assert_one_line_error, run_synfin
+    assert_one_line_error(run_synfin("--per-event"), "--per-event goes with --life")
