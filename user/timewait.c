@@ -26,13 +26,16 @@
 #define MAX_LOOKUP_ERRORS 8
 /* Follow at most this many new connections a second: a storm of closes must not become a storm of lookups. */
 #define MAX_NEW_PER_SECOND 1000
+#define PROBES_PER_SECOND 10
 
 struct netns_sock {
 	uint32_t netns;
 	int fd;
 	bool dump_mode;     /* exact lookups do not see time-wait sockets here */
 	bool exact_works;   /* an exact lookup has found a time-wait socket here */
-	uint64_t last_dump_ns;
+	uint64_t last_dump_ns; /* the last full dump */
+	uint64_t probe_second_ns;
+	uint32_t probes_this_second;
 };
 
 struct tw_table {
@@ -305,21 +308,49 @@ static void fill_id(struct inet_diag_sockid *id, const struct tw_entry *e)
 	id->idiag_cookie[0] = id->idiag_cookie[1] = INET_DIAG_NOCOOKIE;
 }
 
+/*
+ * inet_diag bytecode that keeps only sockets with these ports: each test is
+ * an op and a second op whose `no` holds the port; a failed test jumps past
+ * the end (rejected), passing them all reaches the end (kept). The kernel
+ * still walks every socket, but copies out only the matches.
+ */
+struct port_filter {
+	struct nlattr nla;
+	struct inet_diag_bc_op ops[4];
+};
+
+static void fill_port_filter(struct port_filter *f, uint16_t sport, uint16_t dport)
+{
+	f->nla.nla_len = sizeof(*f);
+	f->nla.nla_type = INET_DIAG_REQ_BYTECODE;
+	f->ops[0] = (struct inet_diag_bc_op){ INET_DIAG_BC_S_EQ, 8, 16 + 4 };
+	f->ops[1] = (struct inet_diag_bc_op){ 0, 0, sport };
+	f->ops[2] = (struct inet_diag_bc_op){ INET_DIAG_BC_D_EQ, 8, 8 + 4 };
+	f->ops[3] = (struct inet_diag_bc_op){ 0, 0, dport };
+}
+
+/* e: the exact tuple to look up (no NLM_F_DUMP), or the ports a dump keeps (NULL: all). */
 static int send_request(int fd, uint32_t seq, uint16_t flags, uint8_t family, uint32_t states,
 			const struct tw_entry *e)
 {
 	struct {
 		struct nlmsghdr nh;
 		struct inet_diag_req_v2 req;
-	} msg = { .nh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+		struct port_filter filter;
+	} msg = { .nh = { .nlmsg_len = sizeof(struct nlmsghdr) + sizeof(struct inet_diag_req_v2), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
 			  .nlmsg_flags = flags, .nlmsg_seq = seq },
 		  .req = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
 			   .idiag_states = states } };
 	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
 
-	if (e)
+	if (e && !(flags & NLM_F_DUMP))
 		fill_id(&msg.req.id, e);
-	return sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0 ? -1 : 0;
+	if (e && (flags & NLM_F_DUMP)) {
+		fill_port_filter(&msg.filter, e->sport, e->dport);
+		msg.nh.nlmsg_len = sizeof(msg);
+	}
+	return sendto(fd, &msg, msg.nh.nlmsg_len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0 ?
+		       -1 : 0;
 }
 
 /* One exact lookup: does this 4-tuple still have a socket, and in what state? */
@@ -369,8 +400,10 @@ static void on_dumped(void *ctx, const struct tw_socket *s)
 	e->due_ns = d->now_ns + s->expires_ms * 1000000ull;
 }
 
-/* Lists the namespace's time-wait sockets (both families); false on failure. */
-static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_ns)
+/* Lists the namespace's time-wait sockets (both families; with only, those with
+ * its ports); false on failure. */
+static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_ns,
+		       const struct tw_entry *only)
 {
 	static const uint8_t families[] = { AF_INET, AF_INET6 };
 	struct dump_ctx ctx = { .t = t, .netns = ns->netns, .now_ns = now_ns };
@@ -381,7 +414,7 @@ static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_n
 		int done = 0;
 
 		if (send_request(ns->fd, ++t->seq, NLM_F_REQUEST | NLM_F_DUMP, families[f],
-				 (1u << SF_TCP_TIME_WAIT) | (1u << SF_TCP_FIN_WAIT2), NULL))
+				 (1u << SF_TCP_TIME_WAIT) | (1u << SF_TCP_FIN_WAIT2), only))
 			return false;
 		while (!done) {
 			ssize_t n = recv(ns->fd, buf, sizeof(buf), 0);
@@ -391,7 +424,8 @@ static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_n
 				return false;
 		}
 	}
-	ns->last_dump_ns = now_ns;
+	if (!only)
+		ns->last_dump_ns = now_ns;
 	return true;
 }
 
@@ -423,24 +457,23 @@ static void schedule_next(struct tw_entry *e, uint64_t now_ns)
 
 /*
  * An exact lookup found nothing: does this kernel hide time-wait sockets from
- * exact lookups, or is the socket really gone (reused, or never made because
- * net.ipv4.tcp_max_tw_buckets was reached)? A dump tells, but costs as much
- * as the namespace holds time-wait sockets, so at most one a second: an entry
- * older than the last dump takes that dump's word. True when the entry is
- * still followed.
+ * exact lookups (6.1 does), or is the socket really gone (reused, or never
+ * made because net.ipv4.tcp_max_tw_buckets was reached)? A dump that keeps
+ * only this entry's ports tells. The kernel walks the whole table for it, so
+ * at most PROBES_PER_SECOND; past that the entry counts as gone. True when the
+ * entry is still followed (the kernel hides them: dump mode from now on).
  */
 static bool probe_by_dump(struct tw_table *t, struct netns_sock *ns, struct tw_entry *e,
 			  uint64_t now_ns)
 {
-	uint64_t next_dump = ns->last_dump_ns + DUMP_INTERVAL_NS;
-
-	if (ns->last_dump_ns && now_ns < next_dump) {
-		if (ns->last_dump_ns > e->entered_ns)
-			return false; /* the last dump would have listed it */
-		e->next_check_ns = next_dump;
-		return true;
+	if (now_ns - ns->probe_second_ns >= 1000000000ull) {
+		ns->probe_second_ns = now_ns;
+		ns->probes_this_second = 0;
 	}
-	if (!dump_netns(t, ns, now_ns) || e->dump_gen != t->dump_gen)
+	if (ns->probes_this_second >= PROBES_PER_SECOND)
+		return false;
+	ns->probes_this_second++;
+	if (!dump_netns(t, ns, now_ns, e) || e->dump_gen != t->dump_gen)
 		return false;
 	ns->dump_mode = true;
 	schedule_next(e, now_ns);
@@ -476,7 +509,7 @@ static void check_dumped(struct tw_table *t, struct netns_sock *ns, struct tw_en
 	uint64_t next_dump = ns->last_dump_ns + DUMP_INTERVAL_NS;
 
 	if (now_ns >= next_dump) {
-		if (!dump_netns(t, ns, now_ns)) {
+		if (!dump_netns(t, ns, now_ns, NULL)) {
 			e->next_check_ns = now_ns + RECHECK_NS;
 			return;
 		}
