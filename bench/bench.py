@@ -273,8 +273,14 @@ def tracer_specs(synfin, bcc, smoke):
               "argv": [synfin, "--json"], "unit": "state"}]
     if smoke:
         return specs
+    specs.append({"name": "synfin_wire", "label": "synfin --json -i lo (packet layer)",
+                  "kind": "synfin", "argv": [synfin, "--json", "-i", "lo"], "unit": "state"})
     specs.append({"name": "synfin_life", "label": "synfin --life --json", "kind": "synfin",
                   "argv": [synfin, "--life", "--json"], "unit": "conn"})
+    # The same without the kernel-side batching of each socket's transitions: what it buys.
+    specs.append({"name": "synfin_life_per_event", "label": "synfin --life --json --per-event",
+                  "kind": "synfin", "argv": [synfin, "--life", "--json", "--per-event"],
+                  "unit": "conn"})
     for name, unit in (("tcpstates", "state"), ("tcplife", "conn")):
         if bcc.get(name):
             specs.append({"name": name, "label": f"libbpf-tools {name}", "kind": "bcc",
@@ -555,7 +561,7 @@ def env_int(name, default):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--synfin", default=os.path.join(ROOT, "synfin"))
-    ap.add_argument("--rounds", type=int, default=env_int("BENCH_ROUNDS", 3))
+    ap.add_argument("--rounds", type=int, default=env_int("BENCH_ROUNDS", 5))
     ap.add_argument("--conns", type=int, default=env_int("BENCH_CONNS", 40000))
     ap.add_argument("--seconds", type=float, default=env_int("BENCH_SECONDS", 60),
                     help="time bound of one load run")

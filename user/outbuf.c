@@ -51,18 +51,16 @@ int ob_record_done(struct outbuf *ob)
 	return ob->err ? -ob->err : 0;
 }
 
-void ob_write(struct outbuf *ob, const void *data, size_t n)
+void ob_write_slow(struct outbuf *ob, const void *data, size_t n)
 {
-	if (ob->len + n > OUTBUF_SIZE) {
-		ob_flush(ob);
-		if (n > OUTBUF_SIZE) {
-			if (!ob->err) {
-				int err = write_all(ob->fd, data, n);
+	ob_flush(ob);
+	if (n > OUTBUF_SIZE) {
+		if (!ob->err) {
+			int err = write_all(ob->fd, data, n);
 
-				ob->err = err ? -err : 0;
-			}
-			return;
+			ob->err = err ? -err : 0;
 		}
+		return;
 	}
 	memcpy(ob->buf + ob->len, data, n);
 	ob->len += n;
@@ -71,13 +69,6 @@ void ob_write(struct outbuf *ob, const void *data, size_t n)
 void ob_puts(struct outbuf *ob, const char *s)
 {
 	ob_write(ob, s, strlen(s));
-}
-
-void ob_putc(struct outbuf *ob, char c)
-{
-	if (ob->len + 1 > OUTBUF_SIZE)
-		ob_flush(ob);
-	ob->buf[ob->len++] = c;
 }
 
 void ob_u64(struct outbuf *ob, uint64_t v)

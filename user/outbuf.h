@@ -26,9 +26,28 @@ int ob_flush(struct outbuf *ob);
 /* Call between records: flushes when the next record might not fit. */
 int ob_record_done(struct outbuf *ob);
 
-void ob_write(struct outbuf *ob, const void *data, size_t n);
+/* Out of line: the buffer is full, or n is larger than the whole buffer. */
+void ob_write_slow(struct outbuf *ob, const void *data, size_t n);
+
+/* Inline: a record is dozens of these, and a call each showed in profiles. */
+static inline void ob_write(struct outbuf *ob, const void *data, size_t n)
+{
+	if (__builtin_expect(ob->len + n > OUTBUF_SIZE, 0)) {
+		ob_write_slow(ob, data, n);
+		return;
+	}
+	__builtin_memcpy(ob->buf + ob->len, data, n);
+	ob->len += n;
+}
+
+static inline void ob_putc(struct outbuf *ob, char c)
+{
+	if (__builtin_expect(ob->len + 1 > OUTBUF_SIZE, 0))
+		ob_flush(ob);
+	ob->buf[ob->len++] = c;
+}
+
 void ob_puts(struct outbuf *ob, const char *s);
-void ob_putc(struct outbuf *ob, char c);
 void ob_u64(struct outbuf *ob, uint64_t v);
 void ob_i64(struct outbuf *ob, int64_t v);
 /* Decimal with a fixed number of fractional digits: ob_fixed(ob, 1234, 3) -> "1.234". */
