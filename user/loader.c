@@ -110,7 +110,7 @@ static int choose_hook(struct tracer *t, enum hook_choice choice, bool keep_hist
 	if (!err)
 		err = bpf_map__set_autocreate(btf ? skel->maps.owners : skel->maps.sk_owners, false);
 	if (!err && !skel->rodata->keep_history)
-		err = bpf_map__set_autocreate(skel->maps.sk_history, false);
+		err = bpf_map__set_autocreate(skel->maps.histories, false);
 	return err;
 }
 
@@ -134,6 +134,8 @@ static int configure(struct tracer *t, const struct options *o)
 	err = bpf_map__set_max_entries(t->skel->maps.events, (__u32)o->ringbuf_bytes);
 	if (!err)
 		err = bpf_map__set_max_entries(t->skel->maps.owners, o->max_conns);
+	if (!err)
+		err = bpf_map__set_max_entries(t->skel->maps.histories, o->max_conns);
 	if (!err)
 		err = choose_hook(t, o->hook, o->kernel_history);
 	return err;
