@@ -135,7 +135,8 @@ static __always_inline bool is_awaited_ack(const struct synfin_segment *s)
 	struct expect_key k = {};
 	struct expect *e;
 
-	if (s->flags != TCPF_ACK || s->len)
+	/* ECE and CWR (ECN) may ride on any ACK: only the six classic flags decide. */
+	if ((s->flags & 0x3f) != TCPF_ACK || s->len)
 		return false;
 	own_key(s, &k);
 	e = bpf_map_lookup_elem(&expects, &k);

@@ -547,6 +547,13 @@ static void default_mode_keeps_only_lifecycle_segments(void)
 	CHECK_INT(run_default(d, 0x11, 105, 901, 1, 0), 1);     /* FIN */
 	CHECK_INT(run_default(d, 0x10, 901, 106, 0, 0), 1);     /* the ACK of that FIN */
 	CHECK_INT(run_default(d, 0x04, 901, 0, 0, 0), 1);       /* RST */
+	/* With ECN, ECE (0x40) or CWR (0x80) may ride on the awaited ACKs. */
+	CHECK_INT(run_default(d, 0x12, 2000, 301, 0, 0), 1);    /* SYN-ACK */
+	CHECK_INT(run_default(d, 0x50, 301, 2001, 1, 0), 1);    /* ACK + ECE completing it */
+	CHECK_INT(run_default(d, 0x11, 301, 2001, 1, 0), 1);    /* FIN */
+	CHECK_INT(run_default(d, 0x90, 2001, 302, 0, 0), 1);    /* ACK + CWR of that FIN */
+	CHECK_INT(run_default(d, 0x50, 2001, 302, 0, 0), 1);    /* the same ACK again (lo: both hooks) */
+	CHECK_INT(run_default(d, 0x50, 2001, 301, 0, 0), 0);    /* an ACK + ECE of nothing awaited */
 	ring_buffer__free(rb);
 	rb = saved;
 	wire_bpf__destroy(d);
