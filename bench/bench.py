@@ -527,7 +527,7 @@ def markdown(results):
     m = results.get("micro")
     if m:
         lines.append("")
-        lines.append(f"User-space micro-benchmark (bench/micro.c, one thread, "
+        lines.append(f"User-space micro-benchmark (bench/micro.c, one thread, best of 3, "
                      f"{m['conns']:,} synthetic connections × {m['events_per_conn']} transitions):")
         lines.append("")
         lines.append("| path | events/s per core | ns / event |")

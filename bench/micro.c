@@ -27,6 +27,7 @@
 #define WINDOW 8        /* connections in flight at once: their events interleave */
 #define DEFAULT_CAP 65536 /* synfin's default --max-conns */
 #define TW_CAP 16384      /* main.c's TW_TABLE_CAP */
+#define REPEATS 3
 #define OWNER_PID 4242
 
 static const char COMM[SYNFIN_COMM_LEN] = "loadgen";
@@ -235,8 +236,15 @@ int main(int argc, char **argv)
 	}
 	/* Memory first, while the heap is fresh. */
 	bpc = bytes_per_conn(DEFAULT_CAP);
+	/* Best of REPEATS: on a shared machine noise only ever slows a run down. */
 	for (int m = 0; m < M_MAX; m++)
-		r[m] = run_mode((enum mode)m, m == M_JSON_TW ? tw_conns : conns, devnull);
+		for (int rep = 0; rep < REPEATS; rep++) {
+			struct result one = run_mode((enum mode)m, m == M_JSON_TW ? tw_conns : conns,
+						     devnull);
+
+			if (rep == 0 || one.ns < r[m].ns)
+				r[m] = one;
+		}
 	printf("{\"conns\":%llu,\"events_per_conn\":%d,\"sizeof_conn\":%zu,\"cap\":%d,"
 	       "\"bytes_per_tracked_conn\":%.1f",
 	       (unsigned long long)conns, EVENTS_PER_CONN, sizeof(struct conn), DEFAULT_CAP, bpc);
