@@ -150,29 +150,27 @@ def conn_records(records, sport=None, dport=None):
             (sport is None or r["sport"] == sport) and (dport is None or r["dport"] == dport)]
 
 
-def program_ids_held_by(pid):
-    """BPF program ids a process holds through its fds (programs and links): /proc fdinfo."""
+def _fdinfo_ids(pid, field):
+    """The values of one fdinfo field (prog_id:, map_id:) over a process's fds."""
     ids = set()
     fd_dir = f"/proc/{pid}/fdinfo"
     for fd in os.listdir(fd_dir):
         try:
             with open(os.path.join(fd_dir, fd)) as f:
-                ids |= {int(line.split()[1]) for line in f if line.startswith("prog_id:")}
+                ids |= {int(line.split()[1]) for line in f if line.startswith(field)}
         except OSError:
             pass
     return ids
 
 
+def program_ids_held_by(pid):
+    """BPF program ids a process holds through its fds (programs and links): /proc fdinfo."""
+    return _fdinfo_ids(pid, "prog_id:")
+
+
 def map_names_held_by(pid):
     """Names of the BPF maps a process holds through its fds (/proc fdinfo, then bpftool)."""
-    ids = set()
-    fd_dir = f"/proc/{pid}/fdinfo"
-    for fd in os.listdir(fd_dir):
-        try:
-            with open(os.path.join(fd_dir, fd)) as f:
-                ids |= {int(line.split()[1]) for line in f if line.startswith("map_id:")}
-        except OSError:
-            pass
+    ids = _fdinfo_ids(pid, "map_id:")
     out = subprocess.run(["bpftool", "-j", "map", "show"], capture_output=True, text=True)
     return {m.get("name", "") for m in json.loads(out.stdout or "[]") if m.get("id") in ids}
 

@@ -60,28 +60,30 @@ def test_not_root_is_told_to_use_sudo():
     assert_one_line_error(done, "not enough privileges", "sudo")
 
 
-def test_kernel_without_btf_is_named():
-    require_root()
-    # Hide /sys/kernel/btf in a private mount namespace: the same view as a kernel built without BTF.
+def run_with_hidden(dirs, *args):
+    """synfin in a private mount namespace where tmpfs hides dirs (a kernel or a system
+    without them, as far as synfin can tell)."""
+    hide = " && ".join(f"mount -t tmpfs none {d}" for d in dirs)
     done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                           f"mount -t tmpfs none /sys/kernel/btf && exec {SYNFIN}"],
+                           f"{hide} && exec {SYNFIN} {' '.join(args)}"],
                           capture_output=True, text=True, timeout=20)
     if "mount" in done.stderr and "synfin" not in done.stderr:
-        raise Skip(f"cannot hide /sys/kernel/btf here: {done.stderr.strip()}")
+        raise Skip(f"cannot hide {dirs} here: {done.stderr.strip()}")
+    return done
+
+
+def test_kernel_without_btf_is_named():
+    require_root()
+    done = run_with_hidden(["/sys/kernel/btf"])
     assert done.returncode == 1
     assert_one_line_error(done, "no BTF", "CONFIG_DEBUG_INFO_BTF")
 
 
 def test_classic_tracepoint_without_tracefs_says_how_to_mount_it():
     require_root()
-    # Hide tracefs (and debugfs, where it can also appear) in a private mount namespace.
-    hide = " && ".join(f"mount -t tmpfs none {d}" for d in ("/sys/kernel/tracing", "/sys/kernel/debug")
-                       if os.path.isdir(d))
-    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c",
-                           f"{hide} && exec {SYNFIN} --hook tracepoint"],
-                          capture_output=True, text=True, timeout=20)
-    if "mount" in done.stderr and "synfin" not in done.stderr:
-        raise Skip(f"cannot hide tracefs here: {done.stderr.strip()}")
+    # tracefs can also appear under debugfs: hide both.
+    done = run_with_hidden([d for d in ("/sys/kernel/tracing", "/sys/kernel/debug")
+                            if os.path.isdir(d)], "--hook", "tracepoint")
     assert done.returncode == 1
     assert_one_line_error(done, "tracefs", "mount -t tracefs")
 
