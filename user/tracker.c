@@ -142,7 +142,8 @@ static void push_state(struct conn *c, uint8_t state)
 
 static uint8_t role_from_start(uint8_t oldstate, uint8_t newstate)
 {
-	if (newstate == SF_TCP_LISTEN)
+	/* A listener seen only closing (it started before us): children never go LISTEN -> CLOSE. */
+	if (newstate == SF_TCP_LISTEN || (oldstate == SF_TCP_LISTEN && newstate == SF_TCP_CLOSE))
 		return ROLE_LISTENER;
 	if (newstate == SF_TCP_SYN_SENT || oldstate == SF_TCP_SYN_SENT)
 		return ROLE_CLIENT;

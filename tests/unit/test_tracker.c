@@ -427,6 +427,17 @@ static void children_inherit_their_listeners_owner(void)
 	tracker_free(t);
 }
 
+/* synfin started after listen(): the listener's close alone is still no connection. */
+static void listener_seen_only_closing_is_not_a_connection(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = { ev(0x7000, 0, SF_TCP_LISTEN, SF_TCP_CLOSE, 8080) };
+
+	CHECK(feed_all(t, evs, 1) == NULL);
+	CHECK_INT(tracker_count(t), 0);
+	tracker_free(t);
+}
+
 int main(void)
 {
 	RUN(client_first_close_yields_full_record);
@@ -443,5 +454,6 @@ int main(void)
 	RUN(outcomes_and_closers_follow_the_kernel_facts);
 	RUN(stuck_connections_are_reported_once_per_state);
 	RUN(children_inherit_their_listeners_owner);
+	RUN(listener_seen_only_closing_is_not_a_connection);
 	return check_summary("unit/tracker");
 }
