@@ -1,10 +1,10 @@
 # Overhead measurements (issue 6).
 #   make bench          loopback connection storm without and with each tracer, interleaved
 #                       rounds, medians; Markdown table on stdout, JSON in .output/bench/results.json
-#                       BENCH_ROUNDS=N (default 3), BENCH_CONNS=N (default 40000) change the run
+#                       BENCH_ROUNDS=N (default 5), BENCH_CONNS=N (default 40000) change the run
 #   make bench-smoke    a few hundred connections, one round, baseline + synfin only (< 30 s)
 BENCH_DIR := $(OUTPUT)/bench
-BENCH_ROUNDS ?= 3
+BENCH_ROUNDS ?= 5
 BENCH_CONNS ?= 40000
 BENCH_BINS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/micro
 

@@ -1,6 +1,7 @@
 """--life batches each socket's transitions in the kernel (socket storage) and sends them
 once, at CLOSE. The lifecycle records must be exactly those of the per-event path."""
-from lib import Netns, Synfin, map_names_held_by, require_root, run_peer
+from lib import (Netns, Synfin, finish_waiting_peer, map_names_held_by, require_root, run_peer,
+                 start_waiting_peer)
 
 # Each program stamps its own time, so durations may differ by the few microseconds
 # between the two programs' runs (more under TCG).
@@ -75,6 +76,21 @@ def test_full_history_map_falls_back_to_single_records():
         run_peer("--scenario", "hold", "--count", "12", "--hold-seconds", "0.5", netns=ns.name)
         got, want = lifecycles(batched.records()), lifecycles(per_event.records())
     assert len(want) == 24, sorted(map(str, want))
+    compare_lifecycles(got, want)
+
+
+def test_pid_filter_keeps_the_same_lifecycles():
+    """With -p the kernel knows every socket's owner (so softirq transitions are kept too):
+    the batched and per-event paths must agree on which connections are that process's."""
+    require_root()
+    with Netns() as ns:
+        peer, pid = start_waiting_peer(ns.name, "--count", "2")
+        other = ["--netns", str(ns.inode), "-p", str(pid), "--life"]
+        batched, per_event = Synfin(*other), Synfin(*other, "--per-event")
+        finish_waiting_peer(peer)
+        run_peer("--count", "2", netns=ns.name)  # another process: filtered out
+        got, want = lifecycles(batched.records()), lifecycles(per_event.records())
+    assert len(want) == 4 and all(r["pid"] == pid for r in want.values()), want
     compare_lifecycles(got, want)
 
 
