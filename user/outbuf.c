@@ -71,15 +71,34 @@ void ob_puts(struct outbuf *ob, const char *s)
 	ob_write(ob, s, strlen(s));
 }
 
+/*
+ * Two digits per division: a record holds ~50 digits (nanosecond timestamps,
+ * namespace inodes, ports), and one division per digit was a third of
+ * synfin's user-space time under a connection storm.
+ */
+static const char DIGIT_PAIRS[201] =
+	"00010203040506070809101112131415161718192021222324252627282930313233343536373839"
+	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
+	"8081828384858687888990919293949596979899";
+
 void ob_u64(struct outbuf *ob, uint64_t v)
 {
 	char tmp[20];
 	int i = sizeof(tmp);
 
-	do {
-		tmp[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v);
+	while (v >= 100) {
+		unsigned pair = (unsigned)(v % 100);
+
+		v /= 100;
+		i -= 2;
+		memcpy(tmp + i, DIGIT_PAIRS + 2 * pair, 2);
+	}
+	if (v >= 10) {
+		i -= 2;
+		memcpy(tmp + i, DIGIT_PAIRS + 2 * v, 2);
+	} else {
+		tmp[--i] = (char)('0' + v);
+	}
 	ob_write(ob, tmp + i, sizeof(tmp) - (size_t)i);
 }
 

@@ -91,6 +91,32 @@ static void numbers_format_like_printf(void)
 		  "0 18446744073709551615 -9223372036854775808 1.234 0.005 0xffff888100a0b0c0");
 }
 
+/* Every digit count, and each side of every power of ten, against printf. */
+static const uint64_t EDGE_NUMBERS[] = {
+	1, 9, 10, 11, 99, 100, 101, 999, 1000, 12345, 99999, 100000, 4026531840ull,
+	1234567890123ull, 9999999999999999999ull, 10000000000000000000ull,
+};
+
+static void write_edge_numbers(struct output *o, const void *arg)
+{
+	(void)arg;
+	for (size_t i = 0; i < sizeof(EDGE_NUMBERS) / sizeof(EDGE_NUMBERS[0]); i++) {
+		ob_u64(&o->ob, EDGE_NUMBERS[i]);
+		ob_putc(&o->ob, ' ');
+	}
+}
+
+static void decimal_edges_match_printf(void)
+{
+	char want[512];
+	size_t len = 0;
+
+	for (size_t i = 0; i < sizeof(EDGE_NUMBERS) / sizeof(EDGE_NUMBERS[0]); i++)
+		len += (size_t)snprintf(want + len, sizeof(want) - len, "%llu ",
+					(unsigned long long)EDGE_NUMBERS[i]);
+	CHECK_STR(capture(write_edge_numbers, NULL, true), want);
+}
+
 static void write_addrs(struct output *o, const void *arg)
 {
 	const uint8_t v4[16] = { 192, 0, 2, 255 };
@@ -236,6 +262,7 @@ int main(void)
 	RUN(json_keeps_valid_utf8_and_replaces_invalid_bytes);
 	RUN(json_str_stops_at_maxlen_without_nul);
 	RUN(numbers_format_like_printf);
+	RUN(decimal_edges_match_printf);
 	RUN(addresses_format_like_inet_ntop);
 	RUN(conn_record_carries_every_documented_field);
 	RUN(unknown_owner_and_durations_are_null);
