@@ -41,6 +41,7 @@ BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
 # After the load: let the tracer drain its buffers (synfin polls every 10 ms,
 # and looks up TIME_WAIT sockets 50 ms after their close) before sampling it.
 SETTLE_S = 0.3
+NETNS_SETTLE_S = 0.5
 
 
 def log(msg):
@@ -120,35 +121,46 @@ def proc_status_kib(pid, key):
     return 0
 
 
-def kernel_time_wait():
-    """TIME_WAIT sockets in the kernel now (/proc/net/sockstat "tw"). Past
+def kernel_time_wait(netns):
+    """TIME_WAIT sockets in the run's namespace now (/proc/net/sockstat "tw"). Past
     net.ipv4.tcp_max_tw_buckets the kernel makes none, and synfin then has none to follow:
     its cost depends on it, so every run records it."""
-    try:
-        with open("/proc/net/sockstat") as f:
-            for line in f:
-                if line.startswith("TCP:"):
-                    fields = line.split()
-                    return int(fields[fields.index("tw") + 1])
-    except (OSError, ValueError):
-        pass
+    done = subprocess.run(["ip", "netns", "exec", netns, "cat", "/proc/net/sockstat"],
+                          capture_output=True, text=True)
+    for line in done.stdout.splitlines():
+        if line.startswith("TCP:"):
+            fields = line.split()
+            try:
+                return int(fields[fields.index("tw") + 1])
+            except (ValueError, IndexError):
+                return None
     return None
 
 
-TW_BUCKETS = "/proc/sys/net/ipv4/tcp_max_tw_buckets"
+class RunNetns:
+    """A fresh network namespace for one run. A storm leaves tens of thousands of TIME_WAIT
+    sockets that the kernel expires in softirq a minute later, on the same CPUs: in a shared
+    namespace every run paid for the ones before it (up to 900,000 of them), so each run gets
+    its own, deleted (and its time-wait sockets purged) before the next starts."""
 
+    count = 0
 
-def max_tw_buckets():
-    try:
-        with open(TW_BUCKETS) as f:
-            return int(f.read())
-    except (OSError, ValueError):
-        return None
+    def __init__(self, tw_buckets):
+        RunNetns.count += 1
+        self.name = f"synfin-bench-{os.getpid()}-{RunNetns.count}"
+        self.tw_buckets = tw_buckets
 
+    def __enter__(self):
+        subprocess.run(["ip", "netns", "add", self.name], check=True)
+        subprocess.run(["ip", "-n", self.name, "link", "set", "lo", "up"], check=True)
+        if self.tw_buckets:
+            subprocess.run(["ip", "netns", "exec", self.name, "sysctl", "-qw",
+                            f"net.ipv4.tcp_max_tw_buckets={self.tw_buckets}"], check=True)
+        return self
 
-def set_max_tw_buckets(value):
-    with open(TW_BUCKETS, "w") as f:
-        f.write(str(value))
+    def __exit__(self, *exc):
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+        time.sleep(NETNS_SETTLE_S)  # the kernel tears the namespace down in a worker
 
 
 def prog_ids(pid):
@@ -292,8 +304,8 @@ def tracer_specs(synfin, bcc, smoke):
 
 # ---------------------------------------------------------------- runs
 
-def loadgen(args, count, extra=()):
-    cmd = [LOADGEN, "--clients", str(args.clients), "--servers", str(args.servers),
+def loadgen(args, count, netns, extra=()):
+    cmd = ["ip", "netns", "exec", netns, LOADGEN, "--clients", str(args.clients), "--servers", str(args.servers),
            "--count", str(count), "--seconds", str(args.seconds), "--close", args.close,
            *extra]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=args.seconds + 60)
@@ -306,20 +318,25 @@ def loadgen(args, count, extra=()):
 
 
 def run_once(spec, args, count, out_path=None, bpf_stats=False, extra=()):
-    """One load under one tracer (or none). Returns the measurements."""
-    tw_before = kernel_time_wait()
+    """One load under one tracer (or none), in a namespace of its own. Returns the measurements."""
+    with RunNetns(args.tw_buckets) as ns:
+        return run_in(spec, args, count, ns.name, out_path, bpf_stats, extra)
+
+
+def run_in(spec, args, count, netns, out_path, bpf_stats, extra):
     if not spec["argv"]:
-        load = loadgen(args, count, extra)
-        return {"load": load, "conn_per_s": load["conn_per_s"], "kernel_tw_before": tw_before}
+        load = loadgen(args, count, netns, extra)
+        return {"load": load, "conn_per_s": load["conn_per_s"],
+                "kernel_tw_after": kernel_time_wait(netns)}
     tracer = Tracer(spec, out_path)
     try:
         ids = prog_ids(tracer.proc.pid) if bpf_stats else []
         k0 = prog_stats(ids) if bpf_stats else (0, 0)
         cpu0 = tracer.cpu_ns()
-        load = loadgen(args, count, extra)
+        load = loadgen(args, count, netns, extra)
         time.sleep(SETTLE_S)
         cpu1 = tracer.cpu_ns()
-        tw_after = kernel_time_wait()
+        tw_after = kernel_time_wait(netns)
         hwm = tracer.hwm_kib()
         k1 = prog_stats(ids) if bpf_stats else (0, 0)
     except Exception:
@@ -336,7 +353,7 @@ def run_once(spec, args, count, out_path=None, bpf_stats=False, extra=()):
            "cpu_ms_sched_runtime": None if run_ns is None else run_ns / 1e6,
            "cpu_ms_per_1k": cpu_ns / 1e6 / conns * 1000,
            "peak_rss_kib": hwm, "lost": lost_from_stderr(spec, err), "exit": rc,
-           "kernel_tw_before": tw_before, "kernel_tw_after": tw_after,
+           "kernel_tw_after": tw_after,
            "tw_followed": sum(int(n) for n in re.findall(r"(\d+) connections in TIME_WAIT at exit",
                                                          err)),
            "stderr_summary": [l for l in err.splitlines() if l.strip() and READY not in l][:10]}
@@ -473,11 +490,13 @@ def markdown(results):
                  f"{cfg['servers']} server threads, close={cfg['close']}, {cfg['rounds']} "
                  f"interleaved round(s); median (min–max). Kernel {results['env']['kernel']}, "
                  f"{results['env']['cpus']} CPUs.")
-    tws = [r.get("kernel_tw_before") for rnd in results["rounds"] for r in rnd.values()]
+    tws = [r.get("kernel_tw_after") for rnd in results["rounds"] for r in rnd.values()]
     tws = [t for t in tws if t is not None]
     if tws:
-        lines.append(f"Kernel TIME_WAIT sockets at the start of a run: {min(tws):,}–{max(tws):,} "
-                     f"(net.ipv4.tcp_max_tw_buckets = {results['env']['tcp_max_tw_buckets']:,}).")
+        cap = results["env"]["tcp_max_tw_buckets"]
+        lines.append(f"Each run in a fresh network namespace (net.ipv4.tcp_max_tw_buckets there: "
+                     f"{f'{cap:,}' if cap else 'the default'}); TIME_WAIT sockets it held at "
+                     f"its end: {min(tws):,}–{max(tws):,}.")
     lines.append("")
     lines.append("| tracer | conn/s | ratio to baseline | tracer CPU ms / 1k conns | peak RSS MiB "
                  "| lost (timed runs) | events expected / captured / lost (counting pass) "
@@ -574,8 +593,8 @@ def main():
     ap.add_argument("--no-micro", action="store_true")
     ap.add_argument("--out", default=os.path.join(BENCH_BIN, "results.json"))
     ap.add_argument("--tw-buckets", type=int, default=env_int("BENCH_TW_BUCKETS", 2000000),
-                    help="net.ipv4.tcp_max_tw_buckets during the run, restored after "
-                         "(0: leave it alone). Once the kernel holds that many TIME_WAIT "
+                    help="net.ipv4.tcp_max_tw_buckets in each run's namespace "
+                         "(0: the kernel's default). Once the kernel holds that many TIME_WAIT "
                          "sockets a close makes none: baseline and tracers then measure "
                          "another kernel path, and synfin has nothing to follow")
     args = ap.parse_args()
@@ -604,23 +623,15 @@ def main():
                            for s in specs],
                "rounds": [], "counting": {}}
 
-    tw_buckets_before = max_tw_buckets()
-    if args.tw_buckets and tw_buckets_before is not None and args.tw_buckets > tw_buckets_before:
-        log(f"net.ipv4.tcp_max_tw_buckets {tw_buckets_before} -> {args.tw_buckets} for the run")
-        set_max_tw_buckets(args.tw_buckets)
-    else:
-        tw_buckets_before = None
-    results["env"]["tcp_max_tw_buckets"] = max_tw_buckets()
-    try:
-        run_all(args, specs, results)
-    finally:
-        if tw_buckets_before is not None:
-            set_max_tw_buckets(tw_buckets_before)
-            log(f"net.ipv4.tcp_max_tw_buckets restored to {tw_buckets_before}")
-
+    # First, while the machine is quiet: after the storms the kernel spends a minute expiring
+    # hundreds of thousands of TIME_WAIT sockets in softirq, on the same two CPUs.
     if not args.no_micro:
         log("micro-benchmark")
         results["micro"] = run_micro(args.smoke)
+
+    results["env"]["tcp_max_tw_buckets"] = args.tw_buckets
+    run_all(args, specs, results)
+
     results["elapsed_s"] = round(time.time() - started, 1)
     results["markdown"] = markdown(results)
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
