@@ -211,11 +211,14 @@ def fd_kinds(pid):
 class Tracer:
     """One tracer process: started, ready before the load, stopped with SIGINT after."""
 
-    def __init__(self, spec, out_path=None):
+    def __init__(self, spec, out_path=None, netns=None):
         self.spec = spec
         self.err = tempfile.TemporaryFile(mode="w+b")
         self.out = open(out_path or os.devnull, "wb")
-        self.proc = subprocess.Popen(spec["argv"], stdout=self.out, stderr=self.err,
+        # The packet layer attaches to the run namespace's lo: start it there (ip netns exec
+        # execs, so the pid stays the tracer's).
+        prefix = ["ip", "netns", "exec", netns] if netns and spec.get("in_netns") else []
+        self.proc = subprocess.Popen(prefix + spec["argv"], stdout=self.out, stderr=self.err,
                                      stdin=subprocess.DEVNULL)
         try:
             self._wait_ready()
@@ -286,7 +289,8 @@ def tracer_specs(synfin, bcc, smoke):
     if smoke:
         return specs
     specs.append({"name": "synfin_wire", "label": "synfin --json -i lo (packet layer)",
-                  "kind": "synfin", "argv": [synfin, "--json", "-i", "lo"], "unit": "state"})
+                  "kind": "synfin", "argv": [synfin, "--json", "-i", "lo"], "unit": "state",
+                  "in_netns": True})
     specs.append({"name": "synfin_life", "label": "synfin --life --json", "kind": "synfin",
                   "argv": [synfin, "--life", "--json"], "unit": "conn"})
     # The same without the kernel-side batching of each socket's transitions: what it buys.
@@ -328,7 +332,7 @@ def run_in(spec, args, count, netns, out_path, bpf_stats, extra):
         load = loadgen(args, count, netns, extra)
         return {"load": load, "conn_per_s": load["conn_per_s"],
                 "kernel_tw_after": kernel_time_wait(netns)}
-    tracer = Tracer(spec, out_path)
+    tracer = Tracer(spec, out_path, netns)
     try:
         ids = prog_ids(tracer.proc.pid) if bpf_stats else []
         k0 = prog_stats(ids) if bpf_stats else (0, 0)
