@@ -37,7 +37,7 @@ const volatile __u64 filter_cgroup = 0; /* this cgroup and below */
  * cannot fill the ring between two timer ticks.
  */
 const volatile __u64 wakeup_bytes = 1 << 20;
-/* --life: keep transitions in socket storage and send one record per socket (tp_btf only). */
+/* --life: keep each socket's transitions in `histories`, one record per socket (tp_btf only). */
 const volatile bool keep_history = false;
 
 struct {
@@ -78,17 +78,22 @@ struct {
 	__type(value, struct sf_owner);
 } owners SEC(".maps");
 
+/* What the socket says of its handshake when it reaches ESTABLISHED. */
+struct sf_handshake {
+	__u32 local_isn;
+	__u32 remote_isn;
+	__u32 srtt_us;
+	__u8 retrans;
+};
+
 /* A socket's transitions not yet sent (keep_history). */
 struct sf_history {
 	__u64 ts_ns[SF_HIST_MAX];
 	__u8 oldstate[SF_HIST_MAX];
 	__u8 newstate[SF_HIST_MAX];
 	struct sf_owner owner; /* the first owner seen */
-	__u32 local_isn;
-	__u32 remote_isn;
-	__u32 srtt_us;
+	struct sf_handshake hs;
 	__u8 n;
-	__u8 hs_retrans;
 	__u8 hs_seen;
 };
 
@@ -330,17 +335,17 @@ static __always_inline __u8 clamp_u8(__u32 v)
 
 /* Initial sequence numbers, RTT and handshake retransmissions, at ESTABLISHED. */
 static __always_inline void read_handshake(const struct tcp_sock *tp, bool btf,
-					   struct synfin_event *e)
+					   struct sf_handshake *hs)
 {
 	/*
 	 * Our SYN and the peer's SYN each take one sequence number and nothing
 	 * else has been acknowledged or received yet (no Fast Open data), so
 	 * the ISNs are one below snd_una and rcv_nxt.
 	 */
-	e->local_isn = RD(btf, tp, snd_una) - 1;
-	e->remote_isn = RD(btf, tp, rcv_nxt) - 1;
-	e->srtt_us = RD(btf, tp, srtt_us) >> 3; /* stored as 8 x srtt */
-	e->retrans = clamp_u8(RD(btf, tp, total_retrans));
+	hs->local_isn = RD(btf, tp, snd_una) - 1;
+	hs->remote_isn = RD(btf, tp, rcv_nxt) - 1;
+	hs->srtt_us = RD(btf, tp, srtt_us) >> 3; /* stored as 8 x srtt */
+	hs->retrans = clamp_u8(RD(btf, tp, total_retrans));
 }
 
 /*
@@ -410,8 +415,15 @@ static __always_inline void fill_event(struct synfin_event *e, const struct sock
 	e->local_isn = e->remote_isn = e->srtt_us = 0;
 	e->bytes_acked = e->bytes_received = 0;
 	e->sk_err = e->close_flags = e->retrans = e->pad = 0;
-	if (newstate == SF_TCP_ESTABLISHED)
-		read_handshake(tp, btf, e);
+	if (newstate == SF_TCP_ESTABLISHED) {
+		struct sf_handshake hs;
+
+		read_handshake(tp, btf, &hs);
+		e->local_isn = hs.local_isn;
+		e->remote_isn = hs.remote_isn;
+		e->srtt_us = hs.srtt_us;
+		e->retrans = hs.retrans;
+	}
 	else if (newstate == SF_TCP_CLOSE)
 		read_close(sk, tp, btf, oldstate, e);
 }
@@ -469,10 +481,10 @@ static __always_inline void send_history(struct sf_history *h, const struct tran
 		__builtin_memcpy(r->newstate, h->newstate, sizeof(r->newstate));
 		__builtin_memcpy(r->owner_comm, h->owner.comm, sizeof(r->owner_comm));
 		r->owner_pid = h->owner.pid;
-		r->local_isn = h->local_isn;
-		r->remote_isn = h->remote_isn;
-		r->srtt_us = h->srtt_us;
-		r->hs_retrans = h->hs_retrans;
+		r->local_isn = h->hs.local_isn;
+		r->remote_isn = h->hs.remote_isn;
+		r->srtt_us = h->hs.srtt_us;
+		r->hs_retrans = h->hs.retrans;
 		r->hs_seen = h->hs_seen;
 		r->n = n;
 		__builtin_memset(r->pad, 0, sizeof(r->pad));
@@ -531,10 +543,7 @@ static __always_inline bool add_to_history(const struct transition *t, const str
 	if (owner && !h->owner.pid)
 		h->owner = *owner;
 	if (t->newstate == SF_TCP_ESTABLISHED && !h->hs_seen) {
-		h->local_isn = t->tp->snd_una - 1; /* as read_handshake() */
-		h->remote_isn = t->tp->rcv_nxt - 1;
-		h->srtt_us = t->tp->srtt_us >> 3;
-		h->hs_retrans = clamp_u8(t->tp->total_retrans);
+		read_handshake(t->tp, true, &h->hs);
 		h->hs_seen = 1;
 	}
 	h->n = ++n;

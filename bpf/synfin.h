@@ -107,8 +107,8 @@ struct synfin_event {
 #define SF_HIST_OWNER_CTX 0x80
 
 /*
- * Lifecycle-only tracing (--life) keeps each socket's transitions in socket
- * storage and sends them in one record, when the socket reaches CLOSE or the
+ * Lifecycle-only tracing (--life) keeps each socket's transitions in a BPF
+ * hash and sends them in one record, when the socket reaches CLOSE or the
  * history is full, instead of one record per transition.
  *
  * last: the final transition, exactly as a synfin_event would report it

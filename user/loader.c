@@ -103,7 +103,7 @@ static int choose_hook(struct tracer *t, enum hook_choice choice, bool keep_hist
 	int err;
 
 	t->hook = btf ? "tp_btf" : "tracepoint";
-	/* Socket storage needs tp_btf: the classic twin always sends every transition. */
+	/* The history path reads the socket through BTF: the classic twin sends every transition. */
 	skel->rodata->keep_history = btf && keep_history;
 	err = bpf_program__set_autoload(btf ? skel->progs.set_state_tp : skel->progs.set_state_btf,
 					false);
