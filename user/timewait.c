@@ -36,12 +36,14 @@ struct netns_sock {
 	uint64_t last_dump_ns; /* the last full dump */
 	uint64_t probe_second_ns;
 	uint32_t probes_this_second;
+	/* Counts this namespace's dumps: another namespace's dump says nothing about ours. */
+	uint32_t dump_gen;
 };
 
 struct tw_table {
 	uint32_t cap, used, nfree;
 	uint64_t untracked;
-	uint32_t seq, dump_gen;
+	uint32_t seq;
 	uint32_t self_netns;
 	uint64_t second_start_ns;
 	uint32_t added_this_second;
@@ -375,7 +377,7 @@ static bool is_time_wait_state(uint8_t state)
 
 struct dump_ctx {
 	struct tw_table *t;
-	uint32_t netns;
+	const struct netns_sock *ns;
 	uint64_t now_ns;
 };
 
@@ -392,10 +394,10 @@ static void on_dumped(void *ctx, const struct tw_socket *s)
 	if (at < 0)
 		return;
 	e = &t->entries[at];
-	if (e->netns != d->netns || e->sport != s->sport || e->dport != s->dport ||
+	if (e->netns != d->ns->netns || e->sport != s->sport || e->dport != s->dport ||
 	    !is_time_wait_state(s->state))
 		return;
-	e->dump_gen = t->dump_gen;
+	e->dump_gen = d->ns->dump_gen;
 	e->substate = s->state;
 	e->due_ns = d->now_ns + s->expires_ms * 1000000ull;
 }
@@ -406,10 +408,10 @@ static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_n
 		       const struct tw_entry *only)
 {
 	static const uint8_t families[] = { AF_INET, AF_INET6 };
-	struct dump_ctx ctx = { .t = t, .netns = ns->netns, .now_ns = now_ns };
+	struct dump_ctx ctx = { .t = t, .ns = ns, .now_ns = now_ns };
 	static char buf[65536];
 
-	t->dump_gen++;
+	ns->dump_gen++;
 	for (size_t f = 0; f < sizeof(families); f++) {
 		int done = 0;
 
@@ -473,7 +475,7 @@ static bool probe_by_dump(struct tw_table *t, struct netns_sock *ns, struct tw_e
 	if (ns->probes_this_second >= PROBES_PER_SECOND)
 		return false;
 	ns->probes_this_second++;
-	if (!dump_netns(t, ns, now_ns, e) || e->dump_gen != t->dump_gen)
+	if (!dump_netns(t, ns, now_ns, e) || e->dump_gen != ns->dump_gen)
 		return false;
 	ns->dump_mode = true;
 	schedule_next(e, now_ns);
@@ -515,7 +517,7 @@ static void check_dumped(struct tw_table *t, struct netns_sock *ns, struct tw_en
 		}
 		next_dump = now_ns + DUMP_INTERVAL_NS;
 	}
-	if (e->dump_gen == t->dump_gen)
+	if (e->dump_gen == ns->dump_gen)
 		schedule_next(e, now_ns);
 	else if (ns->last_dump_ns > e->entered_ns) /* the latest dump should have listed it */
 		finish_gone(t, e, now_ns, fn, ctx);

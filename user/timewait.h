@@ -32,7 +32,7 @@ struct tw_entry {
 	uint8_t substate; /* last seen: SF_TCP_TIME_WAIT or SF_TCP_FIN_WAIT2; 0 = never seen */
 	uint8_t in_use;
 	uint8_t lookup_errors;
-	uint32_t dump_gen; /* the last dump that listed it */
+	uint32_t dump_gen; /* the last dump of its namespace that listed it */
 	char comm[SYNFIN_COMM_LEN];
 };
 
