@@ -39,11 +39,26 @@ const volatile __u64 filter_cgroup = 0; /* this cgroup and below */
 const volatile __u64 wakeup_bytes = 1 << 20;
 /* --life: keep each socket's transitions in `histories`, one record per socket (tp_btf only). */
 const volatile bool keep_history = false;
+/* State records go to the per-CPU rings (cpu_rings), not to `events`; slots per ring - 1. */
+const volatile bool use_cpu_rings = false;
+const volatile __u64 cpu_ring_mask = 0;
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
 	__uint(max_entries, 8 << 20); /* resized by user space */
 } events SEC(".maps");
+
+/*
+ * One element per possible CPU: a struct synfin_cpu_ring, then the slots.
+ * Untyped, so user space can size the value to --ringbuf-size.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(max_entries, 1);   /* set to the number of possible CPUs */
+	__uint(key_size, sizeof(__u32));
+	__uint(value_size, 4096); /* set by user space */
+} cpu_rings SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -379,6 +394,31 @@ static __always_inline void read_close(const struct sock *sk, const struct tcp_s
 	e->bytes_received = RD(btf, tp, bytes_received);
 }
 
+/* This CPU's next free slot, or NULL (counted lost) when its ring is full. */
+static __always_inline struct synfin_event *cpu_ring_reserve(struct synfin_cpu_ring **ring)
+{
+	__u32 cpu = bpf_get_smp_processor_id();
+	struct synfin_cpu_ring *r = bpf_map_lookup_elem(&cpu_rings, &cpu);
+	__u64 head;
+
+	if (!r)
+		return NULL;
+	head = r->head;
+	if (head - *(volatile __u64 *)&r->tail > cpu_ring_mask) {
+		count(SF_CNT_LOST);
+		return NULL;
+	}
+	*ring = r;
+	return (void *)(r + 1) + (head & cpu_ring_mask) * SF_CPU_SLOT;
+}
+
+/* Publishes the slot: the atomic add orders the record's stores before the new head. */
+static __always_inline void cpu_ring_submit(struct synfin_cpu_ring *r)
+{
+	__sync_fetch_and_add(&r->head, 1);
+	count(SF_CNT_EMITTED);
+}
+
 static __always_inline void submit(struct synfin_event *e)
 {
 	__u64 flags = BPF_RB_NO_WAKEUP;
@@ -607,6 +647,16 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	if (btf && keep_history && !is_listener_transition(oldstate, newstate) &&
 	    add_to_history(&t, known ? &owner : NULL))
 		return 0;
+	if (use_cpu_rings) {
+		struct synfin_cpu_ring *ring;
+
+		e = cpu_ring_reserve(&ring);
+		if (!e)
+			return 0;
+		fill_record(e, &t, btf, &owner);
+		cpu_ring_submit(ring);
+		return 0;
+	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
 	if (!e) {
 		count(SF_CNT_LOST);

@@ -99,6 +99,29 @@ struct synfin_event {
 };
 
 /*
+ * Per-CPU rings (user/cpuring.c): with neither --life batching nor the packet
+ * layer, state records go to one single-producer ring per CPU, in an
+ * mmap-able array map, instead of the shared BPF ring buffer, whose spinlock
+ * both CPUs fight over with interrupts off (measured: most of the program's
+ * cost in a storm). Each array element is one CPU's ring: this header, then
+ * slots of one struct synfin_event each, a power of two of them (at most
+ * 32768: an array element cannot exceed 4 MiB).
+ *
+ * head: slots published, written only by the BPF program on that CPU (a
+ * program never nests on one CPU: the kernel skips a recursive run);
+ * tail: slots consumed, written only by user space. Both only grow.
+ */
+struct synfin_cpu_ring {
+	__u64 head;
+	__u64 pad0[7]; /* head and tail on their own cache lines */
+	__u64 tail;
+	__u64 pad1[7];
+};
+
+#define SF_CPU_SLOT sizeof(struct synfin_event)
+#define SF_CPU_RING_MAX_SLOTS 32768
+
+/*
  * Transitions one socket's history holds before it is sent anyway. A normal
  * lifecycle has five (SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE).
  */

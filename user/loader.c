@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include "state.skel.h"
@@ -126,12 +127,59 @@ static void set_filters(struct state_bpf *skel, const struct options *o)
 	skel->rodata->wakeup_bytes = o->ringbuf_bytes / 4;
 }
 
+/* One ring per possible CPU (the key is the CPU number), sized from --ringbuf-size. */
+static int size_cpu_rings(struct state_bpf *skel, const struct options *o)
+{
+	int ncpus = libbpf_num_possible_cpus();
+	uint64_t slots;
+	int err;
+
+	if (!o->cpu_rings)
+		return bpf_map__set_autocreate(skel->maps.cpu_rings, false);
+	if (ncpus <= 0)
+		return ncpus ? ncpus : -EINVAL;
+	/*
+	 * By default every CPU gets at least 4096 slots (~30 ms of a storm's
+	 * records on one CPU) however many CPUs share the budget; a size given
+	 * with --ringbuf-size is taken as asked.
+	 */
+	slots = cpu_ring_slots(o->ringbuf_bytes, (uint32_t)ncpus, o->ringbuf_auto ? 4096 : 16);
+	skel->rodata->use_cpu_rings = true;
+	skel->rodata->cpu_ring_mask = slots - 1;
+	err = bpf_map__set_max_entries(skel->maps.cpu_rings, (__u32)ncpus);
+	if (!err)
+		err = bpf_map__set_value_size(skel->maps.cpu_rings, (__u32)cpu_ring_bytes(slots));
+	return err;
+}
+
+/* After load: the rings are read through a shared mapping of the array. */
+static int map_cpu_rings(struct tracer *t)
+{
+	const struct bpf_map *map = t->skel->maps.cpu_rings;
+	uint32_t nrings = bpf_map__max_entries(map);
+	uint64_t slots = t->skel->rodata->cpu_ring_mask + 1;
+	size_t page = (size_t)sysconf(_SC_PAGESIZE);
+	void *mem;
+
+	t->cpu_mem_len = ((size_t)nrings * ((cpu_ring_bytes(slots) + 7) & ~(size_t)7) + page - 1) &
+			 ~(page - 1);
+	mem = mmap(NULL, t->cpu_mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
+	if (mem == MAP_FAILED)
+		return -errno;
+	t->cpu_mem = mem;
+	return cpu_rings_init(&t->cpu, mem, nrings, slots) ? -ENOMEM : 0;
+}
+
 static int configure(struct tracer *t, const struct options *o)
 {
 	int err;
 
 	set_filters(t->skel, o);
-	err = bpf_map__set_max_entries(t->skel->maps.events, (__u32)o->ringbuf_bytes);
+	/* With per-CPU rings the shared ring carries nothing; keep it at the minimum. */
+	err = bpf_map__set_max_entries(t->skel->maps.events,
+				       o->cpu_rings ? 4096 : (__u32)o->ringbuf_bytes);
+	if (!err)
+		err = size_cpu_rings(t->skel, o);
 	if (!err)
 		err = bpf_map__set_max_entries(t->skel->maps.owners, o->max_conns);
 	if (!err)
@@ -209,6 +257,11 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));
 		goto fail;
 	}
+	err = o->cpu_rings ? map_cpu_rings(t) : 0;
+	if (err) {
+		fprintf(stderr, "synfin: failed to map the per-CPU rings: %s\n", strerror(-err));
+		goto fail;
+	}
 	return 0;
 fail:
 	tracer_stop(t);
@@ -219,6 +272,10 @@ void tracer_stop(struct tracer *t)
 {
 	ring_buffer__free(t->rb);
 	t->rb = NULL;
+	cpu_rings_free(&t->cpu);
+	if (t->cpu_mem)
+		munmap(t->cpu_mem, t->cpu_mem_len);
+	t->cpu_mem = NULL;
 	state_bpf__destroy(t->skel);
 	t->skel = NULL;
 }

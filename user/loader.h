@@ -2,11 +2,15 @@
 #ifndef SYNFIN_LOADER_H
 #define SYNFIN_LOADER_H
 #include <bpf/libbpf.h>
+#include "cpuring.h"
 #include "options.h"
 
 struct tracer {
 	struct state_bpf *skel;
 	struct ring_buffer *rb;
+	struct cpu_rings cpu; /* nrings 0 unless options.cpu_rings */
+	void *cpu_mem;
+	size_t cpu_mem_len;
 	const char *hook; /* "tp_btf" or "tracepoint" */
 };
 

@@ -250,6 +250,14 @@ static bool output_broken(struct app *app)
 	return app->out.ob.err != 0;
 }
 
+/* Everything the rings hold (per-CPU rings: up to now, see cpuring.h). */
+static void consume_all(struct app *app)
+{
+	ring_buffer__consume(app->tracer.rb);
+	if (app->tracer.cpu.nrings)
+		cpu_rings_drain(&app->tracer.cpu, now_ns(), on_event, app);
+}
+
 static void trace_loop(struct app *app, uint64_t deadline_ns)
 {
 	uint64_t next_check = now_ns() + COUNTER_CHECK_NS, last_flush = now_ns();
@@ -259,7 +267,7 @@ static void trace_loop(struct app *app, uint64_t deadline_ns)
 		uint64_t now;
 
 		ring_buffer__poll(app->tracer.rb, POLL_MS);
-		ring_buffer__consume(app->tracer.rb);
+		consume_all(app);
 		now = now_ns();
 		if (now >= next_check) {
 			report_lost(app);
@@ -358,7 +366,7 @@ int main(int argc, char **argv)
 	fprintf(stderr, "Tracing TCP connections... Hit Ctrl-C to end.\n");
 	trace_loop(&app, opts.duration_s ? now_ns() + opts.duration_s * 1000000000ull : 0);
 	if (!output_broken(&app)) {
-		ring_buffer__consume(app.tracer.rb);
+		consume_all(&app);
 		report_lost(&app);
 		if (app.flows)
 			flows_flush(app.flows, now_ns(), 0, 0);

@@ -29,10 +29,13 @@ struct options {
 	bool json, life, verbose;
 	bool per_event;      /* --per-event: never batch transitions in the kernel */
 	bool kernel_history; /* derived: --life alone lets the kernel batch each socket's transitions */
+	bool shared_ring;    /* --shared-ring: one ring for all CPUs even where per-CPU rings would do */
+	bool cpu_rings;      /* derived: state records go to per-CPU rings */
 	const char *metrics;      /* --metrics [ADDR:]PORT, or NULL */
 	char metrics_host[64];
 	uint16_t metrics_port;
 	uint64_t ringbuf_bytes;
+	bool ringbuf_auto;   /* derived: no --ringbuf-size, the default applies */
 	uint32_t max_conns;
 	enum hook_choice hook;
 };
