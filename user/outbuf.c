@@ -81,25 +81,50 @@ static const char DIGIT_PAIRS[201] =
 	"40414243444546474849505152535455565758596061626364656667686970717273747576777879"
 	"8081828384858687888990919293949596979899";
 
+static const uint64_t POW10[20] = {
+	1ull, 10ull, 100ull, 1000ull, 10000ull, 100000ull, 1000000ull, 10000000ull,
+	100000000ull, 1000000000ull, 10000000000ull, 100000000000ull, 1000000000000ull,
+	10000000000000ull, 100000000000000ull, 1000000000000000ull, 10000000000000000ull,
+	100000000000000000ull, 1000000000000000000ull, 10000000000000000000ull,
+};
+
+/*
+ * Decimal digits of v: log10 from the bit length (1233/4096 ~ log10 2), then
+ * one compare. v | 1 makes 0 one digit and changes no other count (the powers
+ * of ten it is compared with are 1 or even).
+ */
+static size_t decimal_digits(uint64_t v)
+{
+	uint64_t x = v | 1;
+	unsigned t = ((64 - (unsigned)__builtin_clzll(x)) * 1233) >> 12;
+
+	return t + 1 - (x < POW10[t]);
+}
+
+/* Straight into the buffer, last digit first: no scratch copy, no memcpy call. */
 void ob_u64(struct outbuf *ob, uint64_t v)
 {
-	char tmp[20];
-	int i = sizeof(tmp);
+	size_t n = decimal_digits(v);
+	char *end;
 
+	if (ob->len + n > OUTBUF_SIZE)
+		ob_flush(ob);
+	end = ob->buf + ob->len + n;
+	ob->len += n;
 	while (v >= 100) {
 		unsigned pair = (unsigned)(v % 100);
 
 		v /= 100;
-		i -= 2;
-		memcpy(tmp + i, DIGIT_PAIRS + 2 * pair, 2);
+		end -= 2;
+		end[0] = DIGIT_PAIRS[2 * pair];
+		end[1] = DIGIT_PAIRS[2 * pair + 1];
 	}
 	if (v >= 10) {
-		i -= 2;
-		memcpy(tmp + i, DIGIT_PAIRS + 2 * v, 2);
+		end[-2] = DIGIT_PAIRS[2 * v];
+		end[-1] = DIGIT_PAIRS[2 * v + 1];
 	} else {
-		tmp[--i] = (char)('0' + v);
+		end[-1] = (char)('0' + v);
 	}
-	ob_write(ob, tmp + i, sizeof(tmp) - (size_t)i);
 }
 
 void ob_i64(struct outbuf *ob, int64_t v)
