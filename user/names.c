@@ -2,20 +2,36 @@
 #include <sys/socket.h>
 #include "synfin.h"
 
-static const char *const state_names[SF_TCP_MAX_STATES] = {
-	[SF_TCP_ESTABLISHED] = "ESTABLISHED", [SF_TCP_SYN_SENT] = "SYN_SENT",
-	[SF_TCP_SYN_RECV] = "SYN_RECV",	      [SF_TCP_FIN_WAIT1] = "FIN_WAIT1",
-	[SF_TCP_FIN_WAIT2] = "FIN_WAIT2",     [SF_TCP_TIME_WAIT] = "TIME_WAIT",
-	[SF_TCP_CLOSE] = "CLOSE",	      [SF_TCP_CLOSE_WAIT] = "CLOSE_WAIT",
-	[SF_TCP_LAST_ACK] = "LAST_ACK",	      [SF_TCP_LISTEN] = "LISTEN",
-	[SF_TCP_CLOSING] = "CLOSING",	      [SF_TCP_NEW_SYN_RECV] = "NEW_SYN_RECV",
+/* Padded to 16 bytes so writers can copy a name with one fixed-size move. */
+struct state_text {
+	char name[16];
+	uint8_t len;
 };
+
+#define STATE(s) { s, sizeof(s) - 1 }
+static const struct state_text state_texts[SF_TCP_MAX_STATES] = {
+	[0] = STATE("UNKNOWN"),
+	[SF_TCP_ESTABLISHED] = STATE("ESTABLISHED"), [SF_TCP_SYN_SENT] = STATE("SYN_SENT"),
+	[SF_TCP_SYN_RECV] = STATE("SYN_RECV"),	     [SF_TCP_FIN_WAIT1] = STATE("FIN_WAIT1"),
+	[SF_TCP_FIN_WAIT2] = STATE("FIN_WAIT2"),     [SF_TCP_TIME_WAIT] = STATE("TIME_WAIT"),
+	[SF_TCP_CLOSE] = STATE("CLOSE"),	     [SF_TCP_CLOSE_WAIT] = STATE("CLOSE_WAIT"),
+	[SF_TCP_LAST_ACK] = STATE("LAST_ACK"),	     [SF_TCP_LISTEN] = STATE("LISTEN"),
+	[SF_TCP_CLOSING] = STATE("CLOSING"),	     [SF_TCP_NEW_SYN_RECV] = STATE("NEW_SYN_RECV"),
+};
+
+const char *state_name16(uint8_t state, size_t *len)
+{
+	const struct state_text *t = &state_texts[state < SF_TCP_MAX_STATES ? state : 0];
+
+	*len = t->len;
+	return t->name;
+}
 
 const char *state_name(uint8_t state)
 {
-	if (state < SF_TCP_MAX_STATES && state_names[state])
-		return state_names[state];
-	return "UNKNOWN";
+	size_t len;
+
+	return state_name16(state, &len);
 }
 
 const char *family_name(uint8_t family)

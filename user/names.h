@@ -1,10 +1,13 @@
 /* Names of kernel TCP states and address families, as the kernel spells them. */
 #ifndef SYNFIN_NAMES_H
 #define SYNFIN_NAMES_H
+#include <stddef.h>
 #include <stdint.h>
 
 /* "SYN_SENT", ...; "UNKNOWN" for values outside the kernel's enum. */
 const char *state_name(uint8_t state);
+/* The same name in a 16-byte buffer (for ob_write16), and its length. */
+const char *state_name16(uint8_t state, size_t *len);
 /* "ipv4" / "ipv6" / "unknown" */
 const char *family_name(uint8_t family);
 

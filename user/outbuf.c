@@ -254,6 +254,26 @@ void ob_json_str(struct outbuf *ob, const char *s, size_t maxlen)
 	ob_putc(ob, '"');
 }
 
+void ob_json_comm(struct outbuf *ob, const char comm[16])
+{
+	size_t n = 0;
+
+	while (n < 16) {
+		unsigned char c = (unsigned char)comm[n];
+
+		if (c < 0x20 || c >= 0x7f || c == '"' || c == '\\')
+			break;
+		n++;
+	}
+	if (n < 16 && comm[n]) { /* something to escape or validate */
+		ob_json_str(ob, comm, 16);
+		return;
+	}
+	ob_putc(ob, '"');
+	ob_write16(ob, comm, n);
+	ob_putc(ob, '"');
+}
+
 void ob_text_str(struct outbuf *ob, const char *s, size_t maxlen)
 {
 	size_t n = strnlen(s, maxlen);
@@ -265,13 +285,35 @@ void ob_text_str(struct outbuf *ob, const char *s, size_t maxlen)
 	}
 }
 
+static char *put_octet(char *p, unsigned b)
+{
+	if (b >= 100) {
+		*p++ = (char)('0' + b / 100);
+		b %= 100;
+		*p++ = DIGIT_PAIRS[2 * b];
+		*p++ = DIGIT_PAIRS[2 * b + 1];
+	} else if (b >= 10) {
+		*p++ = DIGIT_PAIRS[2 * b];
+		*p++ = DIGIT_PAIRS[2 * b + 1];
+	} else {
+		*p++ = (char)('0' + b);
+	}
+	return p;
+}
+
+/* Two of these in every record: straight into the buffer, at most 15 bytes. */
 static void ipv4_str(struct outbuf *ob, const uint8_t a[4])
 {
-	for (int i = 0; i < 4; i++) {
-		if (i)
-			ob_putc(ob, '.');
-		ob_u64(ob, a[i]);
+	char *p;
+
+	if (ob->len + 15 > OUTBUF_SIZE)
+		ob_flush(ob);
+	p = put_octet(ob->buf + ob->len, a[0]);
+	for (int i = 1; i < 4; i++) {
+		*p++ = '.';
+		p = put_octet(p, a[i]);
 	}
+	ob->len = (size_t)(p - ob->buf);
 }
 
 void ob_addr(struct outbuf *ob, uint8_t family, const uint8_t addr[16])

@@ -40,6 +40,19 @@ static inline void ob_write(struct outbuf *ob, const void *data, size_t n)
 	ob->len += n;
 }
 
+/*
+ * n <= 16 bytes from a source that is at least 16 bytes long (a comm, a
+ * padded name): one fixed-size copy the compiler inlines, where ob_write's
+ * variable length means a call to memcpy.
+ */
+static inline void ob_write16(struct outbuf *ob, const char *src16, size_t n)
+{
+	if (__builtin_expect(ob->len + 16 > OUTBUF_SIZE, 0))
+		ob_flush(ob);
+	__builtin_memcpy(ob->buf + ob->len, src16, 16);
+	ob->len += n;
+}
+
 static inline void ob_putc(struct outbuf *ob, char c)
 {
 	if (__builtin_expect(ob->len + 1 > OUTBUF_SIZE, 0))
@@ -58,6 +71,8 @@ void ob_pad_from(struct outbuf *ob, size_t mark, size_t width);
 /* A JSON string literal, quotes included: escapes control characters and
  * replaces invalid UTF-8 (comm can hold any bytes) with U+FFFD. */
 void ob_json_str(struct outbuf *ob, const char *s, size_t maxlen);
+/* ob_json_str of a 16-byte task name (comm), with a fast path for plain ASCII. */
+void ob_json_comm(struct outbuf *ob, const char comm[16]);
 /* Text for people: printable ASCII kept, anything else as '?'. */
 void ob_text_str(struct outbuf *ob, const char *s, size_t maxlen);
 /* "1.2.3.4" or "::1"; family is AF_INET or AF_INET6, addr in network order. */

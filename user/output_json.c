@@ -3,6 +3,7 @@
  * Hand-written rather than printf-based: this is the hot path of a storm.
  */
 #include "output.h"
+#include <sys/socket.h>
 #include "names.h"
 
 #define KEY(o, lit) ob_write(&(o)->ob, "," lit ":", sizeof(lit) + 1)
@@ -24,7 +25,7 @@ static void json_owner(struct output *o, uint32_t pid, const char *comm)
 	}
 	ob_u64(&o->ob, pid);
 	KEY(o, "\"comm\"");
-	ob_json_str(&o->ob, comm, SYNFIN_COMM_LEN);
+	ob_json_comm(&o->ob, comm);
 }
 
 static void json_str_field(struct output *o, const char *s)
@@ -34,11 +35,25 @@ static void json_str_field(struct output *o, const char *s)
 	ob_putc(&o->ob, '"');
 }
 
+static void json_state_name(struct output *o, uint8_t state)
+{
+	size_t len;
+	const char *name = state_name16(state, &len);
+
+	ob_putc(&o->ob, '"');
+	ob_write16(&o->ob, name, len);
+	ob_putc(&o->ob, '"');
+}
+
 static void json_tuple(struct output *o, uint8_t family, const uint8_t *saddr, uint16_t sport,
 		       const uint8_t *daddr, uint16_t dport)
 {
-	KEY(o, "\"family\"");
-	json_str_field(o, family_name(family));
+	if (family == AF_INET) { /* the usual case as one literal */
+		ob_write(&o->ob, ",\"family\":\"ipv4\"", 16);
+	} else {
+		KEY(o, "\"family\"");
+		json_str_field(o, family_name(family));
+	}
 	KEY(o, "\"saddr\"");
 	ob_putc(&o->ob, '"');
 	ob_addr(&o->ob, family, saddr);
@@ -54,13 +69,12 @@ static void json_tuple(struct output *o, uint8_t family, const uint8_t *saddr, u
 }
 
 /* Every record: its type, the schema version (docs/schema), the kernel time. */
-static void json_begin(struct output *o, const char *type, uint64_t ts_ns)
-{
-	ob_write(&o->ob, "{\"type\":\"", 9);
-	ob_puts(&o->ob, type);
-	ob_write(&o->ob, "\",\"v\":1,\"ts_ns\":", 16);
-	ob_u64(&o->ob, ts_ns);
-}
+#define json_begin(o, type, ts_ns)                                                       \
+	do {                                                                             \
+		static const char head_[] = "{\"type\":\"" type "\",\"v\":1,\"ts_ns\":";      \
+		ob_write(&(o)->ob, head_, sizeof(head_) - 1);                           \
+		ob_u64(&(o)->ob, ts_ns);                                                 \
+	} while (0)
 
 static void json_header(struct output *o)
 {
@@ -73,9 +87,9 @@ static void json_state(struct output *o, const struct synfin_event *e, const str
 	json_owner(o, tr->pid, tr->comm);
 	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
 	KEY(o, "\"old\"");
-	json_str_field(o, state_name(e->oldstate));
+	json_state_name(o, e->oldstate);
 	KEY(o, "\"new\"");
-	json_str_field(o, state_name(e->newstate));
+	json_state_name(o, e->newstate);
 	KEY(o, "\"delta_us\"");
 	json_nullable_i64(o, tr->delta_us);
 	KEY(o, "\"netns\"");
@@ -103,7 +117,7 @@ static void json_states(struct output *o, const struct conn *c)
 	for (int i = 0; i < c->nstates; i++) {
 		if (i)
 			ob_putc(&o->ob, ',');
-		json_str_field(o, state_name(c->states[i]));
+		json_state_name(o, c->states[i]);
 	}
 	ob_putc(&o->ob, ']');
 	KEY(o, "\"state_us\"");
@@ -122,7 +136,7 @@ static void json_states(struct output *o, const struct conn *c)
 		if (!first)
 			ob_putc(&o->ob, ',');
 		first = false;
-		json_str_field(o, state_name(c->states[i]));
+		json_state_name(o, c->states[i]);
 		ob_putc(&o->ob, ':');
 		ob_u64(&o->ob, c->state_us[i]);
 	}
