@@ -399,15 +399,22 @@ static __always_inline struct synfin_event *cpu_ring_reserve(struct synfin_cpu_r
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct synfin_cpu_ring *r = bpf_map_lookup_elem(&cpu_rings, &cpu);
-	__u64 head;
+	__u64 head, fill;
 
 	if (!r)
 		return NULL;
 	head = r->head;
-	if (head - *(volatile __u64 *)&r->tail > cpu_ring_mask) {
+	fill = head - *(volatile __u64 *)&r->tail;
+	if (fill > cpu_ring_mask) {
 		count(SF_CNT_LOST);
 		return NULL;
 	}
+	/*
+	 * User space drains on a 10 ms timer; in a burst, wake it through the
+	 * shared ring (which it waits on) as this ring passes a quarter full.
+	 */
+	if (fill == (cpu_ring_mask + 1) / 4)
+		bpf_ringbuf_output(&events, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
 	*ring = r;
 	return (void *)(r + 1) + (head & cpu_ring_mask) * SF_CPU_SLOT;
 }

@@ -175,7 +175,7 @@ static int configure(struct tracer *t, const struct options *o)
 	int err;
 
 	set_filters(t->skel, o);
-	/* With per-CPU rings the shared ring carries nothing; keep it at the minimum. */
+	/* With per-CPU rings the shared ring only carries wake-ups (4-byte records): minimum size. */
 	err = bpf_map__set_max_entries(t->skel->maps.events,
 				       o->cpu_rings ? 4096 : (__u32)o->ringbuf_bytes);
 	if (!err)

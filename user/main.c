@@ -21,8 +21,13 @@
 #include "tracker.h"
 #include "history.h"
 
-/* Records are submitted without wake-ups (see state.bpf.c), so drain this often. */
+/*
+ * Records are submitted without wake-ups (see state.bpf.c), so drain this
+ * often. SYNFIN_POLL_MS overrides it: tests stretch it to see the wake-ups
+ * the BPF side sends when a ring fills.
+ */
 #define POLL_MS 10
+#define POLL_MS_MAX 60000
 #define COUNTER_CHECK_NS 500000000ull
 #define PIPE_FLUSH_NS 1000000000ull
 #define HOUSEKEEPING_NS 100000000ull
@@ -51,6 +56,7 @@ struct app {
 	struct wire wire;
 	uint64_t lost_seen;
 	uint64_t stuck_ns; /* 0 = --stuck off */
+	int poll_ms;
 	bool tty;
 };
 
@@ -258,6 +264,14 @@ static void consume_all(struct app *app)
 		cpu_rings_drain(&app->tracer.cpu, now_ns(), on_event, app);
 }
 
+static int poll_interval_ms(void)
+{
+	const char *env = getenv("SYNFIN_POLL_MS");
+	long ms = env ? strtol(env, NULL, 10) : POLL_MS;
+
+	return ms >= 1 && ms <= POLL_MS_MAX ? (int)ms : POLL_MS;
+}
+
 static void trace_loop(struct app *app, uint64_t deadline_ns)
 {
 	uint64_t next_check = now_ns() + COUNTER_CHECK_NS, last_flush = now_ns();
@@ -266,7 +280,7 @@ static void trace_loop(struct app *app, uint64_t deadline_ns)
 	while (!exiting && !output_broken(app)) {
 		uint64_t now;
 
-		ring_buffer__poll(app->tracer.rb, POLL_MS);
+		ring_buffer__poll(app->tracer.rb, app->poll_ms);
 		consume_all(app);
 		now = now_ns();
 		if (now >= next_check) {
@@ -325,6 +339,7 @@ int main(int argc, char **argv)
 	app.tracker = tracker_new(opts.max_conns);
 	app.tw = tw_new(TW_TABLE_CAP);
 	app.stuck_ns = opts.stuck_s * 1000000000ull;
+	app.poll_ms = poll_interval_ms();
 	if (!app.tracker || !app.tw) {
 		fprintf(stderr, "synfin: out of memory for %u tracked connections\n", opts.max_conns);
 		return 1;

@@ -3,7 +3,10 @@ timestamp. A storm on both CPUs moves sockets between CPUs mid-life, so a wrong 
 show up as a socket whose transitions do not chain, or as partial lifecycles."""
 import json
 import os
+import select
 import subprocess
+import sys
+import time
 
 from lib import ROOT, Netns, Synfin, by_socket, map_names_held_by, require_root, run_peer
 from test_bench_smoke import build_bench_tools
@@ -78,3 +81,34 @@ def test_storm_on_both_cpus_keeps_every_socket_in_order():
         next(r for r in clients if r["states"] != CLIENT or r["partial"])
     assert all(r["states"] == SERVER and not r["partial"] for r in servers), \
         next(r for r in servers if r["states"] != SERVER or r["partial"])
+
+
+def output_within(proc, needle, seconds):
+    """Reads the tracer's stdout for up to `seconds`; True once needle has appeared."""
+    deadline, seen = time.monotonic() + seconds, b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([proc.stdout], [], [], 0.05)
+        if ready:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
+                break
+            seen += chunk
+            if needle in seen:
+                return True
+    return False
+
+
+def test_a_filling_ring_wakes_the_reader_before_its_timer():
+    """The reader drains on a timer (stretched here to 20 s); a ring passing a quarter full
+    wakes it at once. Two records (a listener's) stay below that and wait for the timer."""
+    require_root()
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode), "--ringbuf-size", "4",  # 16 slots per CPU
+                        wrapper=("env", "SYNFIN_POLL_MS=20000"), stdout=subprocess.PIPE)
+        subprocess.run(["ip", "netns", "exec", ns.name, sys.executable, "-c",
+                        "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); "
+                        "s.listen(); s.close()"], check=True, timeout=30)
+        assert not output_within(tracer.proc, b'"new":"LISTEN"', 2.0)
+        run_peer("--count", "5", netns=ns.name)  # 50 transitions
+        assert output_within(tracer.proc, b'"type":"conn"', 12.0)
+        tracer.kill()
