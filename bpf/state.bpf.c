@@ -399,22 +399,26 @@ static __always_inline struct synfin_event *cpu_ring_reserve(struct synfin_cpu_r
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct synfin_cpu_ring *r = bpf_map_lookup_elem(&cpu_rings, &cpu);
-	__u64 head, fill;
+	__u64 head, tail;
 
 	if (!r)
 		return NULL;
 	head = r->head;
-	fill = head - *(volatile __u64 *)&r->tail;
-	if (fill > cpu_ring_mask) {
+	tail = *(volatile __u64 *)&r->tail;
+	if (head - tail > cpu_ring_mask) {
 		count(SF_CNT_LOST);
 		return NULL;
 	}
 	/*
 	 * User space drains on a 10 ms timer; in a burst, wake it through the
-	 * shared ring (which it waits on) as this ring passes a quarter full.
+	 * shared ring (which it waits on) once this ring is a quarter full. Once
+	 * per tail: the reader moves the tail by whole batches, so the fill
+	 * level can jump past any exact value.
 	 */
-	if (fill == (cpu_ring_mask + 1) / 4)
+	if (head - tail >= (cpu_ring_mask + 1) / 4 && r->woke != tail + 1) {
+		r->woke = tail + 1;
 		bpf_ringbuf_output(&events, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
+	}
 	*ring = r;
 	return (void *)(r + 1) + (head & cpu_ring_mask) * SF_CPU_SLOT;
 }

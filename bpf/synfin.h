@@ -110,10 +110,12 @@ struct synfin_event {
  * head: slots published, written only by the BPF program on that CPU (a
  * program never nests on one CPU: the kernel skips a recursive run);
  * tail: slots consumed, written only by user space. Both only grow.
+ * woke: tail + 1 when the program last woke the reader (BPF-only).
  */
 struct synfin_cpu_ring {
 	__u64 head;
-	__u64 pad0[7]; /* head and tail on their own cache lines */
+	__u64 woke;
+	__u64 pad0[6]; /* head and tail on their own cache lines */
 	__u64 tail;
 	__u64 pad1[7];
 };

@@ -110,5 +110,6 @@ def test_a_filling_ring_wakes_the_reader_before_its_timer():
                         "s.listen(); s.close()"], check=True, timeout=30)
         assert not output_within(tracer.proc, b'"new":"LISTEN"', 2.0)
         run_peer("--count", "5", netns=ns.name)  # 50 transitions
-        assert output_within(tracer.proc, b'"type":"conn"', 12.0)
+        # What the first wake-up drained (the burst's last few may wait for the timer).
+        assert output_within(tracer.proc, b'"new":"SYN_SENT"', 8.0)
         tracer.kill()
