@@ -11,11 +11,11 @@ struct cpu_cursor {
 	uint64_t pos, end;
 };
 
-uint64_t cpu_ring_slots(uint64_t bytes, uint32_t nrings, uint64_t min_slots)
+uint64_t cpu_ring_slots(uint64_t bytes, uint32_t nrings, uint64_t min_slots, uint64_t max_slots)
 {
 	uint64_t want = bytes / (nrings ? nrings : 1) / SF_CPU_SLOT, slots = min_slots;
 
-	while (slots < SF_CPU_RING_MAX_SLOTS && slots * 2 <= want)
+	while (slots < max_slots && slots * 2 <= want)
 		slots *= 2;
 	return slots;
 }

@@ -29,9 +29,9 @@ struct cpu_rings {
 	struct cpu_cursor *cur;
 };
 
-/* Slots per ring for a total budget of `bytes` over nrings rings: a power of two, at
- * least min_slots (itself a power of two) and at most SF_CPU_RING_MAX_SLOTS. */
-uint64_t cpu_ring_slots(uint64_t bytes, uint32_t nrings, uint64_t min_slots);
+/* Slots per ring for a total budget of `bytes` over nrings rings: a power of two
+ * from min_slots to max_slots (both powers of two). */
+uint64_t cpu_ring_slots(uint64_t bytes, uint32_t nrings, uint64_t min_slots, uint64_t max_slots);
 /* Bytes of one ring: its header and its slots (the array map's value size). */
 size_t cpu_ring_bytes(uint64_t slots);
 /* mem holds nrings rings of `slots` slots each. 0, or -1 when out of memory. */

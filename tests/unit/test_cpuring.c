@@ -138,12 +138,15 @@ static void callback_error_stops_the_drain(void)
 
 static void ring_size_follows_the_budget(void)
 {
-	CHECK_INT(cpu_ring_slots(8u << 20, 2, 4096), 32768); /* capped: 4 MiB array values */
-	CHECK_INT(cpu_ring_slots(8u << 20, 16, 4096), 4096);
-	CHECK_INT(cpu_ring_slots(8u << 20, 256, 4096), 4096); /* the floor */
-	CHECK_INT(cpu_ring_slots(4u << 20, 2, 4096), 16384);
-	CHECK_INT(cpu_ring_slots(4096, 2, 16), 16);
-	CHECK_INT(cpu_ring_slots(0, 0, 16), 16);
+	const uint64_t max = SF_CPU_RING_MAX_SLOTS;
+
+	CHECK_INT(cpu_ring_slots(8u << 20, 2, 16, max), 32768); /* capped: 4 MiB array values */
+	CHECK_INT(cpu_ring_slots(8u << 20, 2, 2048, 8192), 8192);
+	CHECK_INT(cpu_ring_slots(8u << 20, 16, 2048, 8192), 4096);
+	CHECK_INT(cpu_ring_slots(8u << 20, 256, 2048, 8192), 2048); /* the floor */
+	CHECK_INT(cpu_ring_slots(4u << 20, 2, 16, max), 16384);
+	CHECK_INT(cpu_ring_slots(4096, 2, 16, max), 16);
+	CHECK_INT(cpu_ring_slots(0, 0, 16, max), 16);
 	CHECK(cpu_ring_bytes(SF_CPU_RING_MAX_SLOTS) <= 4u << 20);
 }
 
