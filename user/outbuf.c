@@ -101,16 +101,11 @@ static size_t decimal_digits(uint64_t v)
 	return t + 1 - (x < POW10[t]);
 }
 
-/* Straight into the buffer, last digit first: no scratch copy, no memcpy call. */
-void ob_u64(struct outbuf *ob, uint64_t v)
+/* The n digits of v at dst, last digit first. */
+static void put_digits(char *dst, size_t n, uint64_t v)
 {
-	size_t n = decimal_digits(v);
-	char *end;
+	char *end = dst + n;
 
-	if (ob->len + n > OUTBUF_SIZE)
-		ob_flush(ob);
-	end = ob->buf + ob->len + n;
-	ob->len += n;
 	while (v >= 100) {
 		unsigned pair = (unsigned)(v % 100);
 
@@ -125,6 +120,50 @@ void ob_u64(struct outbuf *ob, uint64_t v)
 	} else {
 		end[-1] = (char)('0' + v);
 	}
+}
+
+/* Straight into the buffer: no scratch copy, no memcpy call. */
+void ob_u64(struct outbuf *ob, uint64_t v)
+{
+	size_t n = decimal_digits(v);
+
+	if (ob->len + n > OUTBUF_SIZE)
+		ob_flush(ob);
+	put_digits(ob->buf + ob->len, n, v);
+	ob->len += n;
+}
+
+void ob_u64_memo(struct outbuf *ob, struct ob_memo *m, uint64_t v)
+{
+	if (!m->len || m->key != v) {
+		m->key = v;
+		m->len = decimal_digits(v);
+		put_digits(m->text, m->len, v);
+	}
+	if (ob->len + sizeof(m->text) > OUTBUF_SIZE)
+		ob_flush(ob);
+	__builtin_memcpy(ob->buf + ob->len, m->text, sizeof(m->text));
+	ob->len += m->len;
+}
+
+void ob_u64_split(struct outbuf *ob, struct ob_memo *hi, uint64_t v)
+{
+	unsigned lo;
+
+	if (v < 1000000) {
+		ob_u64(ob, v);
+		return;
+	}
+	ob_u64_memo(ob, hi, v / 1000000);
+	lo = (unsigned)(v % 1000000);
+	if (ob->len + 6 > OUTBUF_SIZE)
+		ob_flush(ob);
+	/* Six digits, leading zeros kept: three pairs. */
+	for (int i = 2; i >= 0; i--, lo /= 100) {
+		ob->buf[ob->len + 2 * (size_t)i] = DIGIT_PAIRS[2 * (lo % 100)];
+		ob->buf[ob->len + 2 * (size_t)i + 1] = DIGIT_PAIRS[2 * (lo % 100) + 1];
+	}
+	ob->len += 6;
 }
 
 void ob_i64(struct outbuf *ob, int64_t v)

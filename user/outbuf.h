@@ -62,6 +62,19 @@ static inline void ob_putc(struct outbuf *ob, char c)
 
 void ob_puts(struct outbuf *ob, const char *s);
 void ob_u64(struct outbuf *ob, uint64_t v);
+
+/* The digits of a recent value, copied instead of computed again. Zeroed = empty. */
+struct ob_memo {
+	uint64_t key;
+	size_t len;
+	char text[24];
+};
+
+/* ob_u64, for a field that mostly repeats (a namespace inode). */
+void ob_u64_memo(struct outbuf *ob, struct ob_memo *m, uint64_t v);
+/* ob_u64 of a nanosecond timestamp: all but its last six digits change rarely
+ * between records, so they come from hi. */
+void ob_u64_split(struct outbuf *ob, struct ob_memo *hi, uint64_t v);
 void ob_i64(struct outbuf *ob, int64_t v);
 /* Decimal with a fixed number of fractional digits: ob_fixed(ob, 1234, 3) -> "1.234". */
 void ob_fixed(struct outbuf *ob, uint64_t v, int decimals);

@@ -72,6 +72,8 @@ void output_init(struct output *o, int fd, bool json, bool life_only)
 	ob_init(&o->ob, fd);
 	o->life_only = life_only;
 	o->fmt = json ? &json_formatter : &text_formatter;
+	memset(&o->ts_hi, 0, sizeof(o->ts_hi));
+	memset(&o->netns, 0, sizeof(o->netns));
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	clock_gettime(CLOCK_REALTIME, &real);
 	o->mono_to_real_ns = (int64_t)(real.tv_sec - mono.tv_sec) * 1000000000 +

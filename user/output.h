@@ -16,6 +16,7 @@ struct output {
 	bool color;               /* ANSI colours: stdout is a terminal */
 	int64_t mono_to_real_ns;  /* CLOCK_REALTIME - CLOCK_MONOTONIC, for wall-clock columns */
 	const struct formatter *fmt;
+	struct ob_memo ts_hi, netns; /* NDJSON: digits of recent values */
 };
 
 struct formatter {

@@ -73,7 +73,7 @@ static void json_tuple(struct output *o, uint8_t family, const uint8_t *saddr, u
 	do {                                                                             \
 		static const char head_[] = "{\"type\":\"" type "\",\"v\":1,\"ts_ns\":";      \
 		ob_write(&(o)->ob, head_, sizeof(head_) - 1);                           \
-		ob_u64(&(o)->ob, ts_ns);                                                 \
+		ob_u64_split(&(o)->ob, &(o)->ts_hi, ts_ns);                              \
 	} while (0)
 
 static void json_header(struct output *o)
@@ -93,7 +93,7 @@ static void json_state(struct output *o, const struct synfin_event *e, const str
 	KEY(o, "\"delta_us\"");
 	json_nullable_i64(o, tr->delta_us);
 	KEY(o, "\"netns\"");
-	ob_u64(&o->ob, e->netns);
+	ob_u64_memo(&o->ob, &o->netns, e->netns);
 	KEY(o, "\"cgroup_id\"");
 	ob_u64(&o->ob, e->cgroup_id);
 	KEY(o, "\"sk\"");
@@ -199,7 +199,7 @@ static void json_conn_fields(struct output *o, const struct conn *c)
 	json_owner(o, c->pid, c->comm);
 	json_tuple(o, c->family, c->saddr, c->sport, c->daddr, c->dport);
 	KEY(o, "\"netns\"");
-	ob_u64(&o->ob, c->netns);
+	ob_u64_memo(&o->ob, &o->netns, c->netns);
 	KEY(o, "\"cgroup_id\"");
 	ob_u64(&o->ob, c->cgroup_id);
 	json_states(o, c);
@@ -372,7 +372,7 @@ static void json_stuck(struct output *o, const struct conn *c, uint64_t now_ns)
 	json_owner(o, c->pid, c->comm);
 	json_tuple(o, c->family, c->saddr, c->sport, c->daddr, c->dport);
 	KEY(o, "\"netns\"");
-	ob_u64(&o->ob, c->netns);
+	ob_u64_memo(&o->ob, &o->netns, c->netns);
 	ob_write(&o->ob, "}\n", 2);
 }
 
@@ -383,7 +383,7 @@ static void json_tw_end(struct output *o, const struct tw_entry *e, enum tw_end 
 	json_owner(o, e->pid, e->comm);
 	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
 	KEY(o, "\"netns\"");
-	ob_u64(&o->ob, e->netns);
+	ob_u64_memo(&o->ob, &o->netns, e->netns);
 	KEY(o, "\"end\"");
 	json_str_field(o, tw_end_name(how));
 	KEY(o, "\"substate\"");

@@ -91,29 +91,55 @@ static void numbers_format_like_printf(void)
 		  "0 18446744073709551615 -9223372036854775808 1.234 0.005 0xffff888100a0b0c0");
 }
 
-/* Every digit count, and each side of every power of ten, against printf. */
-static const uint64_t EDGE_NUMBERS[] = {
-	1, 9, 10, 11, 99, 100, 101, 999, 1000, 12345, 99999, 100000, 4026531840ull,
-	1234567890123ull, 9999999999999999999ull, 10000000000000000000ull,
-};
+/* Each side of every power of ten, timestamps whose last six digits start with zeros,
+ * and repeats (the memo's copy), against printf. */
+#define NEDGE (3 * 20 + 8)
+static uint64_t edge_numbers[NEDGE];
 
+static void make_edge_numbers(void)
+{
+	static const uint64_t more[] = {
+		0, 4026531840ull, 4026531840ull, 9501000000837ull, 9501000999999ull,
+		9501001000000ull, 9501001000000ull, 18446744073709551615ull,
+	};
+	uint64_t p = 1;
+	size_t n = 0;
+
+	for (int k = 0; k < 20; k++, p *= 10) {
+		edge_numbers[n++] = p - 1;
+		edge_numbers[n++] = p;
+		edge_numbers[n++] = p + 1;
+	}
+	for (size_t i = 0; i < sizeof(more) / sizeof(more[0]); i++)
+		edge_numbers[n++] = more[i];
+}
+
+/* Every number three times: ob_u64, ob_u64_memo, ob_u64_split. */
 static void write_edge_numbers(struct output *o, const void *arg)
 {
+	struct ob_memo memo = { 0 }, hi = { 0 };
+
 	(void)arg;
-	for (size_t i = 0; i < sizeof(EDGE_NUMBERS) / sizeof(EDGE_NUMBERS[0]); i++) {
-		ob_u64(&o->ob, EDGE_NUMBERS[i]);
+	for (size_t i = 0; i < NEDGE; i++) {
+		ob_u64(&o->ob, edge_numbers[i]);
+		ob_putc(&o->ob, ' ');
+		ob_u64_memo(&o->ob, &memo, edge_numbers[i]);
+		ob_putc(&o->ob, ' ');
+		ob_u64_split(&o->ob, &hi, edge_numbers[i]);
 		ob_putc(&o->ob, ' ');
 	}
 }
 
 static void decimal_edges_match_printf(void)
 {
-	char want[512];
+	char want[4096];
 	size_t len = 0;
 
-	for (size_t i = 0; i < sizeof(EDGE_NUMBERS) / sizeof(EDGE_NUMBERS[0]); i++)
-		len += (size_t)snprintf(want + len, sizeof(want) - len, "%llu ",
-					(unsigned long long)EDGE_NUMBERS[i]);
+	make_edge_numbers();
+	for (size_t i = 0; i < NEDGE; i++)
+		for (int k = 0; k < 3; k++)
+			len += (size_t)snprintf(want + len, sizeof(want) - len, "%llu ",
+						(unsigned long long)edge_numbers[i]);
 	CHECK_STR(capture(write_edge_numbers, NULL, true), want);
 }
 
