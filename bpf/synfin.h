@@ -99,8 +99,8 @@ struct synfin_event {
 };
 
 /*
- * Per-CPU rings (user/cpuring.c): with neither --life batching nor the packet
- * layer, state records go to one single-producer ring per CPU, in an
+ * Per-CPU rings (user/cpuring.c): unless --life batches in the kernel,
+ * state records go to one single-producer ring per CPU, in an
  * mmap-able array map, instead of the shared BPF ring buffer, whose spinlock
  * both CPUs fight over with interrupts off (measured: most of the program's
  * cost in a storm). Each array element is one CPU's ring: this header, then

@@ -316,8 +316,9 @@ static void print_exit_summary(struct app *app)
 	if (held)
 		fprintf(stderr, "synfin: %u connections in TIME_WAIT at exit\n", held);
 	if (untracked)
-		fprintf(stderr, "synfin: %llu TIME_WAIT connections not followed (more than %d at once)\n",
-			(unsigned long long)untracked, TW_TABLE_CAP);
+		fprintf(stderr, "synfin: %llu TIME_WAIT connections not followed (more than %d "
+				"at once, or over %d a second)\n",
+			(unsigned long long)untracked, TW_TABLE_CAP, TW_MAX_NEW_PER_SECOND);
 }
 
 int main(int argc, char **argv)

@@ -120,7 +120,7 @@ static const struct argp_option option_table[] = {
 	  "socket's transitions and sends them once, at CLOSE)", 0 },
 	{ "shared-ring", OPT_SHARED_RING, NULL, 0,
 	  "Send state records through one ring buffer shared by all CPUs (the default only "
-	  "with --life batching or -i; otherwise each CPU has its own ring)", 0 },
+	  "when --life batches in the kernel; otherwise each CPU has its own ring)", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's debug output", 0 },
 	{ "help", 'h', NULL, 0, "Show this help", -1 },
 	{ "usage", OPT_USAGE, NULL, 0, "Show a short usage message", -1 },
@@ -359,11 +359,12 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_END:
 		o->kernel_history = wants_kernel_history(o);
 		/*
-		 * Per-CPU rings are merged by timestamp in user space; the batched
-		 * histories and the packet layer's segments stay in the shared ring,
-		 * which keeps them in order with each other.
+		 * Per-CPU rings are merged by timestamp in user space. The batched
+		 * histories stay in the shared ring, which keeps them in order with
+		 * the listeners' single records that go with them. (The packet
+		 * layer's segments have a ring of their own either way.)
 		 */
-		o->cpu_rings = !o->kernel_history && !o->nifaces && !o->shared_ring;
+		o->cpu_rings = !o->kernel_history && !o->shared_ring;
 		/*
 		 * One record per socket instead of five: a ring a fifth the size
 		 * still holds ~100 ms at the top connection rate, and its pages stay

@@ -24,8 +24,6 @@
 #define MAX_NETNS 16
 /* sock_diag can fail for a moment (its modules load on first use): retry before giving up. */
 #define MAX_LOOKUP_ERRORS 8
-/* Follow at most this many new connections a second: a storm of closes must not become a storm of lookups. */
-#define MAX_NEW_PER_SECOND 1000
 #define PROBES_PER_SECOND 10
 
 struct netns_sock {
@@ -138,7 +136,7 @@ static bool over_rate(struct tw_table *t, uint64_t now_ns)
 		t->second_start_ns = now_ns;
 		t->added_this_second = 0;
 	}
-	return ++t->added_this_second > MAX_NEW_PER_SECOND;
+	return ++t->added_this_second > TW_MAX_NEW_PER_SECOND;
 }
 
 void tw_add(struct tw_table *t, const struct conn *c)

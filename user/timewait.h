@@ -55,7 +55,11 @@ void tw_add(struct tw_table *t, const struct conn *c);
 void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx);
 /* Connections seen in the time-wait table and not yet gone. */
 uint32_t tw_held(const struct tw_table *t);
-/* Connections not followed because the table was full. */
+/* New connections followed per second at most: a storm of closes must not become a
+ * storm of sock_diag lookups. */
+#define TW_MAX_NEW_PER_SECOND 1000
+
+/* Connections not followed: the table was full, or over the rate above. */
 uint64_t tw_untracked(const struct tw_table *t);
 
 /* One socket of a sock_diag answer. Addresses in network order. */
