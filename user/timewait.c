@@ -24,6 +24,7 @@
 #define MAX_NETNS 16
 /* sock_diag can fail for a moment (its modules load on first use): retry before giving up. */
 #define MAX_LOOKUP_ERRORS 8
+/* Filtered dumps a second per namespace, while learning whether exact lookups see time-wait sockets. */
 #define PROBES_PER_SECOND 10
 
 struct netns_sock {
