@@ -288,6 +288,9 @@ def tracer_specs(synfin, bcc, smoke):
               "argv": [synfin, "--json"], "unit": "state"}]
     if smoke:
         return specs
+    # The same through one ring shared by both CPUs: what the per-CPU rings buy.
+    specs.append({"name": "synfin_json_shared", "label": "synfin --json --shared-ring",
+                  "kind": "synfin", "argv": [synfin, "--json", "--shared-ring"], "unit": "state"})
     specs.append({"name": "synfin_wire", "label": "synfin --json -i lo (packet layer)",
                   "kind": "synfin", "argv": [synfin, "--json", "-i", "lo"], "unit": "state",
                   "in_netns": True})

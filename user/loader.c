@@ -142,10 +142,14 @@ static int size_cpu_rings(struct state_bpf *skel, const struct options *o)
 	 * By default 2048 to 8192 slots per CPU (the budget split; 8192 on 2
 	 * CPUs, 75 ms of a storm's records on one CPU, and the reader is woken
 	 * at a quarter): larger rings measured ~50 ns more per record here, their
-	 * slots being cold in cache when written. --ringbuf-size is taken as asked.
+	 * slots being cold in cache when written. With the packet layer the
+	 * reader joins every segment too and falls behind for longer (8192 lost
+	 * records in storms): the whole budget, up to 32768. --ringbuf-size is
+	 * taken as asked.
 	 */
 	if (o->ringbuf_auto)
-		slots = cpu_ring_slots(o->ringbuf_bytes, (uint32_t)ncpus, 2048, 8192);
+		slots = cpu_ring_slots(o->ringbuf_bytes, (uint32_t)ncpus, 2048,
+				       o->nifaces ? SF_CPU_RING_MAX_SLOTS : 8192);
 	else
 		slots = cpu_ring_slots(o->ringbuf_bytes, (uint32_t)ncpus, 16, SF_CPU_RING_MAX_SLOTS);
 	skel->rodata->use_cpu_rings = true;
