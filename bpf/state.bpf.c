@@ -395,7 +395,8 @@ static __always_inline void read_close(const struct sock *sk, const struct tcp_s
 }
 
 /* This CPU's next free slot, or NULL (counted lost) when its ring is full. */
-static __always_inline struct synfin_event *cpu_ring_reserve(struct synfin_cpu_ring **ring)
+static __always_inline struct synfin_event *cpu_ring_reserve(struct synfin_cpu_ring **ring,
+							      __u64 *slot_head)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct synfin_cpu_ring *r = bpf_map_lookup_elem(&cpu_rings, &cpu);
@@ -420,14 +421,21 @@ static __always_inline struct synfin_event *cpu_ring_reserve(struct synfin_cpu_r
 		bpf_ringbuf_output(&events, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
 	}
 	*ring = r;
+	*slot_head = head;
 	return (void *)(r + 1) + (head & cpu_ring_mask) * SF_CPU_SLOT;
 }
 
-/* Publishes the slot: the atomic add orders the record's stores before the new head. */
-static __always_inline void cpu_ring_submit(struct synfin_cpu_ring *r)
+/*
+ * Publishes the slot. The fetching form of the atomic add is a full barrier
+ * on every JIT (arm64's plain atomic add is not), so the record's stores are
+ * visible before the new head; its result is checked to keep that form.
+ */
+static __always_inline void cpu_ring_submit(struct synfin_cpu_ring *r, __u64 head)
 {
-	__sync_fetch_and_add(&r->head, 1);
-	count(SF_CNT_EMITTED);
+	if (__sync_fetch_and_add(&r->head, 1) == head)
+		count(SF_CNT_EMITTED);
+	else
+		count(SF_CNT_LOST); /* cannot happen: one producer per ring */
 }
 
 static __always_inline void submit(struct synfin_event *e)
@@ -660,12 +668,13 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 		return 0;
 	if (use_cpu_rings) {
 		struct synfin_cpu_ring *ring;
+		__u64 head;
 
-		e = cpu_ring_reserve(&ring);
+		e = cpu_ring_reserve(&ring, &head);
 		if (!e)
 			return 0;
 		fill_record(e, &t, btf, &owner);
-		cpu_ring_submit(ring);
+		cpu_ring_submit(ring, head);
 		return 0;
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);

@@ -1,12 +1,14 @@
-"""--life batches each socket's transitions in the kernel (socket storage) and sends them
+"""--life batches each socket's transitions in the kernel (a BPF hash) and sends them
 once, at CLOSE. The lifecycle records must be exactly those of the per-event path."""
+import os
+
 from lib import (Netns, Synfin, finish_waiting_peer, map_names_held_by, require_root, run_peer,
                  start_waiting_peer)
 
 # Each program stamps its own time, so durations may differ by the few microseconds
-# between the two programs' runs (more under TCG).
+# between the two programs' runs; in the TCG VM an interrupt between them has taken 9 ms.
 TIME_FIELDS = {"ts_ns", "duration_us", "handshake_us", "state_us", "teardown_us"}
-TOLERANCE_US = 2000
+TOLERANCE_US = 20000 if os.environ.get("VMTEST") else 2000
 
 SCENARIOS = [
     ("--scenario", "client-first", "--count", "3"),
