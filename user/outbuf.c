@@ -158,11 +158,9 @@ void ob_u64_split(struct outbuf *ob, struct ob_memo *hi, uint64_t v)
 	lo = (unsigned)(v % 1000000);
 	if (ob->len + 6 > OUTBUF_SIZE)
 		ob_flush(ob);
-	/* Six digits, leading zeros kept: three pairs. */
-	for (int i = 2; i >= 0; i--, lo /= 100) {
-		ob->buf[ob->len + 2 * (size_t)i] = DIGIT_PAIRS[2 * (lo % 100)];
-		ob->buf[ob->len + 2 * (size_t)i + 1] = DIGIT_PAIRS[2 * (lo % 100) + 1];
-	}
+	/* Six digits, leading zeros kept. */
+	memset(ob->buf + ob->len, '0', 6);
+	put_digits(ob->buf + ob->len, 6, lo);
 	ob->len += 6;
 }
 
@@ -324,6 +322,10 @@ void ob_text_str(struct outbuf *ob, const char *s, size_t maxlen)
 	}
 }
 
+/*
+ * A byte's digits by branches, not decimal_digits() + put_digits(): eight of
+ * these per record, and the general pair measured 27 ns more per record.
+ */
 static char *put_octet(char *p, unsigned b)
 {
 	if (b >= 100) {
