@@ -20,9 +20,18 @@ uint64_t cpu_ring_slots(uint64_t bytes, uint32_t nrings, uint64_t min_slots, uin
 	return slots;
 }
 
+/* The kernel rounds array values up to 8 bytes: ours must need no rounding. */
+_Static_assert(sizeof(struct synfin_cpu_ring) % 8 == 0 && SF_CPU_SLOT % 8 == 0,
+	       "per-CPU ring elements must be a multiple of 8 bytes");
+
 size_t cpu_ring_bytes(uint64_t slots)
 {
 	return sizeof(struct synfin_cpu_ring) + slots * SF_CPU_SLOT;
+}
+
+size_t cpu_rings_span(uint32_t nrings, uint64_t slots)
+{
+	return (size_t)nrings * cpu_ring_bytes(slots);
 }
 
 int cpu_rings_init(struct cpu_rings *r, void *mem, uint32_t nrings, uint64_t slots)
@@ -30,8 +39,7 @@ int cpu_rings_init(struct cpu_rings *r, void *mem, uint32_t nrings, uint64_t slo
 	r->mem = mem;
 	r->nrings = nrings;
 	r->mask = slots - 1;
-	/* The kernel rounds array values up to 8 bytes; ours already are. */
-	r->elem_size = (cpu_ring_bytes(slots) + 7) & ~(size_t)7;
+	r->elem_size = cpu_ring_bytes(slots);
 	r->cur = calloc(nrings, sizeof(*r->cur));
 	return r->cur ? 0 : -1;
 }
@@ -43,11 +51,15 @@ void cpu_rings_free(struct cpu_rings *r)
 	r->nrings = 0;
 }
 
+/* The record under the cursor. */
+static void *slot_of(const struct cpu_rings *r, const struct cpu_cursor *c)
+{
+	return (void *)(c->slots + (c->pos & r->mask) * SF_CPU_SLOT);
+}
+
 static uint64_t stamp(const struct cpu_rings *r, const struct cpu_cursor *c)
 {
-	const struct synfin_event *e = (const void *)(c->slots + (c->pos & r->mask) * SF_CPU_SLOT);
-
-	return e->ts_ns;
+	return ((const struct synfin_event *)slot_of(r, c))->ts_ns;
 }
 
 static void release(struct cpu_cursor *c)
@@ -98,7 +110,7 @@ long cpu_rings_drain(struct cpu_rings *r, uint64_t cutoff_ns, cpu_ring_fn fn, vo
 		uint32_t k = oldest(r, n);
 		struct cpu_cursor *c = &r->cur[k];
 
-		err = fn(ctx, (void *)(c->slots + (c->pos & r->mask) * SF_CPU_SLOT), SF_CPU_SLOT);
+		err = fn(ctx, slot_of(r, c), SF_CPU_SLOT);
 		c->pos++;
 		taken++;
 		if (!ready(r, c, cutoff_ns)) {

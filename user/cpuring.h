@@ -34,6 +34,8 @@ struct cpu_rings {
 uint64_t cpu_ring_slots(uint64_t bytes, uint32_t nrings, uint64_t min_slots, uint64_t max_slots);
 /* Bytes of one ring: its header and its slots (the array map's value size). */
 size_t cpu_ring_bytes(uint64_t slots);
+/* Bytes of nrings such rings back to back, as the array map lays them out. */
+size_t cpu_rings_span(uint32_t nrings, uint64_t slots);
 /* mem holds nrings rings of `slots` slots each. 0, or -1 when out of memory. */
 int cpu_rings_init(struct cpu_rings *r, void *mem, uint32_t nrings, uint64_t slots);
 void cpu_rings_free(struct cpu_rings *r);

@@ -169,8 +169,7 @@ static int map_cpu_rings(struct tracer *t)
 	size_t page = (size_t)sysconf(_SC_PAGESIZE);
 	void *mem;
 
-	t->cpu_mem_len = ((size_t)nrings * ((cpu_ring_bytes(slots) + 7) & ~(size_t)7) + page - 1) &
-			 ~(page - 1);
+	t->cpu_mem_len = (cpu_rings_span(nrings, slots) + page - 1) & ~(page - 1);
 	mem = mmap(NULL, t->cpu_mem_len, PROT_READ | PROT_WRITE, MAP_SHARED, bpf_map__fd(map), 0);
 	if (mem == MAP_FAILED)
 		return -errno;

@@ -365,12 +365,12 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 		 * layer's segments have a ring of their own either way.)
 		 */
 		o->cpu_rings = !o->kernel_history && !o->shared_ring;
+		o->ringbuf_auto = !o->ringbuf_bytes;
 		/*
 		 * One record per socket instead of five: a ring a fifth the size
 		 * still holds ~100 ms at the top connection rate, and its pages stay
 		 * in cache (measured: ~50 ns less per transition than 8 MiB).
 		 */
-		o->ringbuf_auto = !o->ringbuf_bytes;
 		if (!o->ringbuf_bytes)
 			o->ringbuf_bytes = o->kernel_history ? 1u << 20 : 8u << 20;
 		return check_combination(o);
