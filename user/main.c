@@ -4,10 +4,12 @@
  * ring buffer on a short timer -> flush and report on exit.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 #include <unistd.h>
 #include "loader.h"
@@ -60,23 +62,80 @@ struct app {
 	bool tty;
 };
 
-static volatile sig_atomic_t exiting;
+static volatile sig_atomic_t exiting, report_requested;
 
-static void on_signal(int sig)
+static void on_end_signal(int sig)
 {
 	(void)sig;
 	exiting = 1;
 }
 
+static void on_report_signal(int sig)
+{
+	(void)sig;
+	report_requested = 1;
+}
+
+/*
+ * Every signal whose default would kill us ends tracing the way SIGINT does
+ * (drain, flush, exit summary, exit 0): a dropped ssh session (HUP), timeout(1)
+ * or a scheduler (TERM, ALRM, XCPU), Ctrl-\ (QUIT). Only the faults (SEGV,
+ * ABRT, ...) keep their default.
+ */
+static const int END_SIGNALS[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGALRM, SIGVTALRM,
+				   SIGPROF, SIGXCPU, SIGIO, SIGPWR, SIGSTKFLT };
+
 static void install_signals(void)
 {
-	struct sigaction sa = { .sa_handler = on_signal };
+	/* No SA_RESTART: the poll must return so the loop sees the flag. */
+	struct sigaction end = { .sa_handler = on_end_signal };
+	struct sigaction report = { .sa_handler = on_report_signal };
 
-	/* No SA_RESTART: the poll must return so the loop sees `exiting`. */
-	sigaction(SIGINT, &sa, NULL);
-	sigaction(SIGTERM, &sa, NULL);
+	for (size_t i = 0; i < sizeof(END_SIGNALS) / sizeof(END_SIGNALS[0]); i++)
+		sigaction(END_SIGNALS[i], &end, NULL);
+	for (int sig = SIGRTMIN; sig <= SIGRTMAX; sig++)
+		sigaction(sig, &end, NULL);
+	/* SIGUSR1: write out what is buffered now (and the summary so far). */
+	sigaction(SIGUSR1, &report, NULL);
+	signal(SIGUSR2, SIG_IGN);
 	/* A closed stdout (| head) shows up as EPIPE from write() and ends us cleanly. */
 	signal(SIGPIPE, SIG_IGN);
+	/* Past the file size limit, write() fails with EFBIG and we say so. */
+	signal(SIGXFSZ, SIG_IGN);
+}
+
+/*
+ * A closed stdin, stdout or stderr would be handed to the first file we open
+ * (an epoll fd, a BPF map, the metrics socket), and our records would be
+ * written into it. Park /dev/null there first.
+ */
+static int reopen_closed_std_fds(void)
+{
+	for (int fd = 0; fd <= 2; fd++) {
+		int got;
+
+		if (fcntl(fd, F_GETFD) >= 0 || errno != EBADF)
+			continue;
+		got = open("/dev/null", fd ? O_WRONLY : O_RDONLY);
+		if (got != fd) {
+			if (got >= 0)
+				close(got);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* Each followed namespace, map, program and scrape takes a file descriptor:
+ * take all the hard limit allows rather than fail at a soft default of 1024. */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (!getrlimit(RLIMIT_NOFILE, &rl) && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
 }
 
 static uint64_t now_ns(void)
@@ -272,15 +331,31 @@ static int poll_interval_ms(void)
 	return ms >= 1 && ms <= POLL_MS_MAX ? (int)ms : POLL_MS;
 }
 
-static void trace_loop(struct app *app, uint64_t deadline_ns)
+/* SIGUSR1: what is buffered goes out now; with --summary, the summary so far. */
+static void report_now(struct app *app, uint64_t now)
+{
+	report_requested = 0;
+	if (app->summary) {
+		write_summary(app, now);
+		app->next_summary_ns = now + app->interval_ns;
+	}
+	ob_flush(&app->out.ob);
+}
+
+/* Until a signal, the deadline or a broken output; 0, or 1 when the ring could not be read. */
+static int trace_loop(struct app *app, uint64_t deadline_ns)
 {
 	uint64_t next_check = now_ns() + COUNTER_CHECK_NS, last_flush = now_ns();
 	uint64_t next_housekeeping = 0;
 
 	while (!exiting && !output_broken(app)) {
+		int err = ring_buffer__poll(app->tracer.rb, app->poll_ms);
 		uint64_t now;
 
-		ring_buffer__poll(app->tracer.rb, app->poll_ms);
+		if (err < 0 && err != -EINTR) {
+			fprintf(stderr, "synfin: failed to read the ring buffer: %s\n", strerror(-err));
+			return 1;
+		}
 		consume_all(app);
 		now = now_ns();
 		if (now >= next_check) {
@@ -291,6 +366,13 @@ static void trace_loop(struct app *app, uint64_t deadline_ns)
 			housekeeping(app, now);
 			next_housekeeping = now + HOUSEKEEPING_NS;
 		}
+		if (tw_fatal(app->tw)) {
+			fprintf(stderr, "synfin: cannot return to our own network namespace after "
+					"following TIME_WAIT in another: %s\n", strerror(tw_fatal(app->tw)));
+			return 1;
+		}
+		if (report_requested)
+			report_now(app, now);
 		/* Line-ish to a terminal; to a pipe in blocks, but never older than a second. */
 		if (app->tty || now - last_flush >= PIPE_FLUSH_NS) {
 			ob_flush(&app->out.ob);
@@ -299,6 +381,32 @@ static void trace_loop(struct app *app, uint64_t deadline_ns)
 		if (deadline_ns && now >= deadline_ns)
 			break;
 	}
+	return 0;
+}
+
+/* Whatever the rings still hold, the held flows, the last summary: out. */
+static void drain_at_exit(struct app *app)
+{
+	if (output_broken(app))
+		return;
+	consume_all(app);
+	report_lost(app);
+	if (app->flows)
+		flows_flush(app->flows, now_ns(), 0, 0);
+	if (app->summary)
+		write_summary(app, now_ns());
+	ob_flush(&app->out.ob);
+}
+
+/* EPIPE is the reader going away (| head): a normal end. Any other error is one. */
+static int output_status(const struct app *app)
+{
+	int err = app->out.ob.err;
+
+	if (!err || err == EPIPE)
+		return 0;
+	fprintf(stderr, "synfin: write error on stdout: %s\n", strerror(err));
+	return 1;
 }
 
 static void print_exit_summary(struct app *app)
@@ -321,12 +429,59 @@ static void print_exit_summary(struct app *app)
 			(unsigned long long)untracked, TW_TABLE_CAP, TW_MAX_NEW_PER_SECOND);
 }
 
+/* --metrics, once the tracer holds its file descriptors: the server sizes its
+ * connection limit from what is left. */
+static int start_metrics(struct app *app, const struct options *opts)
+{
+	char why[256];
+
+	app->metrics = metrics_start(opts->metrics_host, opts->metrics_port, why, sizeof(why));
+	if (app->metrics)
+		return 0;
+	fprintf(stderr, "synfin: %s\n", why);
+	return 1;
+}
+
+/* Everything between the options and the trace loop; 0 or an exit status. */
+static int start(struct app *app, const struct options *opts)
+{
+	int err = tracer_start(&app->tracer, opts, on_event, app);
+
+	if (!err && opts->nifaces) {
+		app->flows = flows_new(FLOW_TABLE_CAP, on_flow_done, app);
+		err = !app->flows ? 1 : wire_start(&app->wire, opts, app->tracer.rb, on_segment, app);
+	}
+	if (!err && opts->metrics)
+		err = start_metrics(app, opts);
+	if (!err && opts->summary) {
+		app->summary = calloc(1, sizeof(*app->summary));
+		app->interval_ns = opts->interval_s * 1000000000ull;
+		app->last_summary_ns = now_ns();
+		app->next_summary_ns = app->last_summary_ns + app->interval_ns;
+		err = !app->summary;
+	}
+	return err;
+}
+
+static void stop(struct app *app)
+{
+	metrics_stop(app->metrics);
+	wire_stop(&app->wire);
+	tracer_stop(&app->tracer);
+	free(app->summary);
+	flows_free(app->flows);
+	tw_free(app->tw);
+	tracker_free(app->tracker);
+}
+
 int main(int argc, char **argv)
 {
 	static struct app app;
 	struct options opts;
 	int err;
 
+	if (reopen_closed_std_fds())
+		return 1;
 	switch (options_parse(argc, argv, &opts)) {
 	case OPTIONS_RUN:
 		break;
@@ -335,6 +490,7 @@ int main(int argc, char **argv)
 	default:
 		return 2;
 	}
+	raise_fd_limit();
 	app.tty = isatty(STDOUT_FILENO);
 	output_init(&app.out, STDOUT_FILENO, opts.json, opts.life);
 	app.tracker = tracker_new(opts.max_conns);
@@ -343,62 +499,26 @@ int main(int argc, char **argv)
 	app.poll_ms = poll_interval_ms();
 	if (!app.tracker || !app.tw) {
 		fprintf(stderr, "synfin: out of memory for %u tracked connections\n", opts.max_conns);
+		stop(&app);
 		return 1;
 	}
 	install_signals();
-	if (opts.metrics) {
-		char why[256];
-
-		app.metrics = metrics_start(opts.metrics_host, opts.metrics_port, why, sizeof(why));
-		if (!app.metrics) {
-			fprintf(stderr, "synfin: %s\n", why);
-			err = 1;
-			goto out;
-		}
-	}
-	err = tracer_start(&app.tracer, &opts, on_event, &app);
-	if (err)
-		goto out;
-	if (opts.nifaces) {
-		app.flows = flows_new(FLOW_TABLE_CAP, on_flow_done, &app);
-		err = !app.flows ? 1 : wire_start(&app.wire, &opts, app.tracer.rb, on_segment, &app);
-		if (err) {
-			tracer_stop(&app.tracer);
-			goto out;
-		}
-	}
-	if (opts.summary) {
-		app.summary = calloc(1, sizeof(*app.summary));
-		app.interval_ns = opts.interval_s * 1000000000ull;
-		app.last_summary_ns = now_ns();
-		app.next_summary_ns = app.last_summary_ns + app.interval_ns;
-	}
-	app.out.ladder = opts.ladder;
-	app.out.relative = opts.relative;
-	app.out.color = app.tty;
-	if (!app.summary)
-		app.out.fmt->header(&app.out);
-	ob_flush(&app.out.ob);
-	fprintf(stderr, "Tracing TCP connections... Hit Ctrl-C to end.\n");
-	trace_loop(&app, opts.duration_s ? now_ns() + opts.duration_s * 1000000000ull : 0);
-	if (!output_broken(&app)) {
-		consume_all(&app);
-		report_lost(&app);
-		if (app.flows)
-			flows_flush(app.flows, now_ns(), 0, 0);
-		if (app.summary)
-			write_summary(&app, now_ns());
+	err = start(&app, &opts);
+	if (!err) {
+		app.out.ladder = opts.ladder;
+		app.out.relative = opts.relative;
+		app.out.color = app.tty;
+		if (!app.summary)
+			app.out.fmt->header(&app.out);
 		ob_flush(&app.out.ob);
+		fprintf(stderr, "Tracing TCP connections... Hit Ctrl-C to end.\n");
+		err = trace_loop(&app, opts.duration_s ? now_ns() + opts.duration_s * 1000000000ull : 0);
+		drain_at_exit(&app);
+		print_exit_summary(&app);
+		wire_report(&app.wire);
+		if (!err)
+			err = output_status(&app);
 	}
-	print_exit_summary(&app);
-	wire_report(&app.wire);
-	wire_stop(&app.wire);
-	tracer_stop(&app.tracer);
-out:
-	metrics_stop(app.metrics);
-	free(app.summary);
-	flows_free(app.flows);
-	tw_free(app.tw);
-	tracker_free(app.tracker);
+	stop(&app);
 	return err;
 }

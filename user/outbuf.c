@@ -1,6 +1,7 @@
 #include "outbuf.h"
 #include <arpa/inet.h>
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,15 +13,34 @@ void ob_init(struct outbuf *ob, int fd)
 	ob->len = 0;
 }
 
+/*
+ * A stdout that the parent left non-blocking (a shared pipe, an event loop's
+ * socket) answers EAGAIN when the reader is slow: that is back-pressure, not
+ * an error, so wait until it takes more, as a blocking write would.
+ */
+static int wait_writable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLOUT };
+
+	while (poll(&p, 1, -1) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return 0;
+}
+
 static int write_all(int fd, const char *p, size_t n)
 {
 	while (n) {
 		ssize_t w = write(fd, p, n);
 
 		if (w < 0) {
-			if (errno == EINTR)
+			int err = errno;
+
+			if (err == EINTR)
 				continue;
-			return -errno;
+			if ((err == EAGAIN || err == EWOULDBLOCK) && !wait_writable(fd))
+				continue;
+			return -err;
 		}
 		p += w;
 		n -= (size_t)w;
@@ -28,14 +48,21 @@ static int write_all(int fd, const char *p, size_t n)
 	return 0;
 }
 
+/*
+ * Empties the buffer whatever happens: every writer relies on a flush making
+ * room, so after a write error what is buffered (and all that follows) is
+ * dropped rather than kept, and the first error stays for the caller to report.
+ */
 int ob_flush(struct outbuf *ob)
 {
+	size_t len = ob->len;
+
+	ob->len = 0;
 	if (ob->err)
 		return -ob->err;
-	if (ob->len) {
-		int err = write_all(ob->fd, ob->buf, ob->len);
+	if (len) {
+		int err = write_all(ob->fd, ob->buf, len);
 
-		ob->len = 0;
 		if (err) {
 			ob->err = -err;
 			return err;

@@ -21,7 +21,8 @@ struct outbuf {
 };
 
 void ob_init(struct outbuf *ob, int fd);
-/* Writes everything buffered; returns 0 or -errno (EPIPE when the reader left). */
+/* Writes everything buffered and empties the buffer; returns 0 or -errno (EPIPE
+ * when the reader left). After an error, later writes are dropped, never stored. */
 int ob_flush(struct outbuf *ob);
 /* Call between records: flushes when the next record might not fit. */
 int ob_record_done(struct outbuf *ob);

@@ -48,6 +48,7 @@ struct tw_table {
 	uint32_t added_this_second;
 	struct netns_sock socks[MAX_NETNS];
 	uint32_t nsocks;
+	int fatal; /* errno of a failure that must end tracing (stuck in another namespace) */
 	struct index by_key;
 	uint32_t *free;
 	struct tw_entry *entries;
@@ -199,17 +200,15 @@ static int open_netns(uint32_t netns)
 }
 
 /* A netlink socket lives in the namespace it was created in: step in, create, step back. */
-static int diag_socket_in(uint32_t netns)
+static int diag_socket_in(struct tw_table *t, uint32_t netns)
 {
 	int target = open_netns(netns), self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
 	int fd = -1;
 
 	if (target >= 0 && self >= 0 && !setns(target, CLONE_NEWNET)) {
 		fd = diag_socket();
-		if (setns(self, CLONE_NEWNET)) {
-			perror("synfin: cannot return to our own network namespace");
-			exit(1);
-		}
+		if (setns(self, CLONE_NEWNET))
+			t->fatal = errno; /* the loop ends, the caller detaches and says so */
 	}
 	if (target >= 0)
 		close(target);
@@ -227,7 +226,7 @@ static struct netns_sock *socket_for(struct tw_table *t, uint32_t netns)
 			return &t->socks[i];
 	if (t->nsocks == MAX_NETNS)
 		return NULL;
-	fd = netns == t->self_netns ? diag_socket() : diag_socket_in(netns);
+	fd = netns == t->self_netns ? diag_socket() : diag_socket_in(t, netns);
 	if (fd < 0)
 		return NULL;
 	t->socks[t->nsocks] = (struct netns_sock){ .netns = netns, .fd = fd };
@@ -354,6 +353,19 @@ static int send_request(int fd, uint32_t seq, uint16_t flags, uint8_t family, ui
 		       -1 : 0;
 }
 
+ssize_t tw_recv_reply(int fd, uint32_t seq, void *buf, size_t size)
+{
+	for (;;) {
+		ssize_t n = recv(fd, buf, size, 0);
+		const struct nlmsghdr *nh = buf;
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < (ssize_t)sizeof(*nh) || nh->nlmsg_seq == seq)
+			return n;
+	}
+}
+
 /* One exact lookup: does this 4-tuple still have a socket, and in what state? */
 static struct tw_lookup lookup(struct tw_table *t, int fd, const struct tw_entry *e)
 {
@@ -363,7 +375,7 @@ static struct tw_lookup lookup(struct tw_table *t, int fd, const struct tw_entry
 
 	if (send_request(fd, ++t->seq, NLM_F_REQUEST, e->family, ~0u, e))
 		return res;
-	n = recv(fd, buf, sizeof(buf), 0);
+	n = tw_recv_reply(fd, t->seq, buf, sizeof(buf));
 	if (n <= 0 || tw_parse_reply(buf, (size_t)n, &res))
 		res.found = -1;
 	return res;
@@ -418,7 +430,7 @@ static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_n
 				 (1u << SF_TCP_TIME_WAIT) | (1u << SF_TCP_FIN_WAIT2), only))
 			return false;
 		while (!done) {
-			ssize_t n = recv(ns->fd, buf, sizeof(buf), 0);
+			ssize_t n = tw_recv_reply(ns->fd, t->seq, buf, sizeof(buf));
 
 			done = n <= 0 ? -1 : tw_parse_dump(buf, (size_t)n, on_dumped, &ctx);
 			if (done < 0)
@@ -537,8 +549,15 @@ static void check_entry(struct tw_table *t, struct tw_entry *e, uint64_t now_ns,
 		check_exact(t, ns, e, now_ns, fn, ctx);
 }
 
+int tw_fatal(const struct tw_table *t)
+{
+	return t->fatal;
+}
+
 void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
 {
+	if (t->fatal)
+		return;
 	if (!t->used) {
 		close_netns_socks(t); /* a socket pins its namespace: let deleted ones go */
 		return;

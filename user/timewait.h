@@ -11,6 +11,7 @@
 #define SYNFIN_TIMEWAIT_H
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 #include "synfin.h"
 #include "tracker.h"
 
@@ -53,6 +54,9 @@ void tw_free(struct tw_table *t);
 void tw_add(struct tw_table *t, const struct conn *c);
 /* Looks up what is due; calls fn for each connection whose TIME_WAIT ended. */
 void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx);
+/* errno of a failure that must end tracing (0 if none): setns() could not bring
+ * us back to our own network namespace. */
+int tw_fatal(const struct tw_table *t);
 /* Connections seen in the time-wait table and not yet gone. */
 uint32_t tw_held(const struct tw_table *t);
 /* New connections followed per second at most: a storm of closes must not become a
@@ -70,6 +74,12 @@ struct tw_socket {
 	uint32_t expires_ms;
 };
 
+/*
+ * recv() of the next datagram answering request seq: replies to an earlier
+ * request (the rest of a dump given up half-way) are read and dropped, so they
+ * are never taken for this one's. Returns recv()'s result.
+ */
+ssize_t tw_recv_reply(int fd, uint32_t seq, void *buf, size_t size);
 /* Parses one sock_diag reply to an exact lookup (untrusted bytes from the
  * kernel). Returns 0 and fills *out, or -1 if the bytes are not well formed. */
 int tw_parse_reply(const void *buf, size_t len, struct tw_lookup *out);

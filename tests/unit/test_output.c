@@ -1,5 +1,9 @@
 /* The output writers: JSON escaping, number and address formatting, record shape. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include "check.h"
 #include "output.h"
@@ -252,6 +256,116 @@ static void buffer_flushes_whole_records_when_full(void)
 	CHECK(strlen(captured) > OUTBUF_SIZE); /* it really went past one buffer */
 }
 
+/* An output whose buffer is followed by a guard: a write past the buffer shows
+ * even without ASan (which reports it as a global-buffer-overflow). */
+static struct {
+	struct output o;
+	unsigned char guard[8192];
+} guarded;
+
+static bool guard_intact(void)
+{
+	for (size_t i = 0; i < sizeof(guarded.guard); i++)
+		if (guarded.guard[i] != 0xa5)
+			return false;
+	return true;
+}
+
+/* Every kind of writer, well past one buffer's worth, after the output broke. */
+static void write_everything_after_error(struct output *o)
+{
+	struct conn c = sample_conn();
+	static const char comm[16] = "plain-comm";
+	uint8_t addr[16] = { 192, 0, 2, 1 };
+
+	for (int i = 0; i < 3000; i++) {
+		o->fmt->conn(o, &c);
+		ob_u64(&o->ob, UINT64_MAX);
+		ob_u64_split(&o->ob, &o->ts_hi, 1234567890123456789ull);
+		ob_u64_memo(&o->ob, &o->netns, 4026531840u);
+		ob_putc(&o->ob, 'x');
+		ob_write16(&o->ob, comm, 10);
+		ob_json_comm(&o->ob, comm);
+		ob_addr(&o->ob, 2, addr);
+		ob_pad_from(&o->ob, o->ob.len, 40);
+	}
+	ob_record_done(&o->ob);
+}
+
+static void writes_after_a_write_error_stay_in_bounds(void)
+{
+	int fd = open("/dev/full", O_WRONLY);
+
+	memset(guarded.guard, 0xa5, sizeof(guarded.guard));
+	output_init(&guarded.o, fd, true, false);
+	write_everything_after_error(&guarded.o);
+	CHECK_INT(ob_flush(&guarded.o.ob), -ENOSPC);
+	CHECK_INT(guarded.o.ob.err, ENOSPC); /* the first error is kept for the exit line */
+	CHECK(guarded.o.ob.len <= OUTBUF_SIZE);
+	CHECK(guard_intact());
+	close(fd);
+}
+
+static void a_reader_that_left_is_epipe(void)
+{
+	int p[2];
+
+	CHECK(pipe(p) == 0);
+	close(p[0]);
+	signal(SIGPIPE, SIG_IGN);
+	memset(guarded.guard, 0xa5, sizeof(guarded.guard));
+	output_init(&guarded.o, p[1], false, false);
+	write_everything_after_error(&guarded.o);
+	CHECK_INT(ob_flush(&guarded.o.ob), -EPIPE);
+	CHECK(guard_intact());
+	close(p[1]);
+}
+
+/* Reads the pipe slowly to its end; exits with 0 when it got `want` bytes. */
+static void slow_reader(int fd, size_t want)
+{
+	static char chunk[4096];
+	size_t got = 0;
+	ssize_t n;
+
+	usleep(50000);
+	while ((n = read(fd, chunk, sizeof(chunk))) > 0) {
+		got += (size_t)n;
+		if (got % (64 * 1024) < sizeof(chunk))
+			usleep(2000);
+	}
+	_exit(got == want ? 0 : 1);
+}
+
+static void a_non_blocking_stdout_is_waited_on(void)
+{
+	const size_t total = 4 * OUTBUF_SIZE + 123;
+	static char block[1000];
+	int p[2], status = -1;
+	pid_t child;
+
+	CHECK(pipe(p) == 0);
+	child = fork();
+	if (child == 0) {
+		close(p[1]);
+		slow_reader(p[0], total);
+	}
+	close(p[0]);
+	fcntl(p[1], F_SETFL, fcntl(p[1], F_GETFL) | O_NONBLOCK);
+	memset(block, 'y', sizeof(block));
+	output_init(&guarded.o, p[1], false, false);
+	for (size_t left = total; left;) {
+		size_t n = left < sizeof(block) ? left : sizeof(block);
+
+		ob_write(&guarded.o.ob, block, n);
+		left -= n;
+	}
+	CHECK_INT(ob_flush(&guarded.o.ob), 0); /* EAGAIN is back-pressure, not an error */
+	close(p[1]);
+	waitpid(child, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0); /* every byte arrived */
+}
+
 static void log2_buckets_like_bcc(void)
 {
 	CHECK_INT(hist_bucket(0), 0);
@@ -294,6 +408,9 @@ int main(void)
 	RUN(unknown_owner_and_durations_are_null);
 	RUN(text_conn_line_is_readable);
 	RUN(buffer_flushes_whole_records_when_full);
+	RUN(writes_after_a_write_error_stay_in_bounds);
+	RUN(a_reader_that_left_is_epipe);
+	RUN(a_non_blocking_stdout_is_waited_on);
 	RUN(log2_buckets_like_bcc);
 	RUN(summary_tables_stay_bounded);
 	return check_summary("unit/output");
