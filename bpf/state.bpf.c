@@ -394,19 +394,32 @@ static __always_inline void read_close(const struct sock *sk, const struct tcp_s
 	e->bytes_received = RD(btf, tp, bytes_received);
 }
 
-/* This CPU's next free slot, or NULL (counted lost) when its ring is full. */
-static __always_inline struct synfin_event *cpu_ring_reserve(struct synfin_cpu_ring **ring,
-							      __u64 *slot_head)
+/* Reservation attempts before giving up: each failure means a run on this CPU
+ * interrupted ours and took the slot, so more than a couple cannot happen. */
+#define CPU_RING_RESERVE_TRIES 4
+
+/*
+ * Reserves this CPU's next slot: NULL (counted lost) when the ring is full.
+ * A compare-and-swap rather than a plain store, so that a run nesting on this
+ * CPU takes the next slot instead of the same one (see synfin.h).
+ */
+static __always_inline struct synfin_event *cpu_ring_reserve(void)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct synfin_cpu_ring *r = bpf_map_lookup_elem(&cpu_rings, &cpu);
-	__u64 head, tail;
+	__u64 head = 0, tail = 0;
+	bool reserved = false;
 
 	if (!r)
 		return NULL;
-	head = r->head;
-	tail = *(volatile __u64 *)&r->tail;
-	if (head - tail > cpu_ring_mask) {
+	for (int i = 0; i < CPU_RING_RESERVE_TRIES && !reserved; i++) {
+		head = *(volatile __u64 *)&r->head;
+		tail = *(volatile __u64 *)&r->tail;
+		if (head - tail > cpu_ring_mask)
+			break;
+		reserved = __sync_val_compare_and_swap(&r->head, head, head + 1) == head;
+	}
+	if (!reserved) {
 		count(SF_CNT_LOST);
 		return NULL;
 	}
@@ -420,22 +433,17 @@ static __always_inline struct synfin_event *cpu_ring_reserve(struct synfin_cpu_r
 		r->woke = tail + 1;
 		bpf_ringbuf_output(&events, &cpu, sizeof(cpu), BPF_RB_FORCE_WAKEUP);
 	}
-	*ring = r;
-	*slot_head = head;
 	return (void *)(r + 1) + (head & cpu_ring_mask) * SF_CPU_SLOT;
 }
 
 /*
- * Publishes the slot. The fetching form of the atomic add is a full barrier
- * on every JIT (arm64's plain atomic add is not), so the record's stores are
- * visible before the new head; its result is checked to keep that form.
+ * Publishes the slot by storing its stamp (never 0) last. The exchange is a
+ * full barrier on every JIT, so the record's other stores are visible first.
  */
-static __always_inline void cpu_ring_submit(struct synfin_cpu_ring *r, __u64 head)
+static __always_inline void cpu_ring_submit(struct synfin_event *e, __u64 ts_ns)
 {
-	if (__sync_fetch_and_add(&r->head, 1) == head)
-		count(SF_CNT_EMITTED);
-	else
-		count(SF_CNT_LOST); /* cannot happen: one producer per ring */
+	__sync_lock_test_and_set(&e->ts_ns, ts_ns);
+	count(SF_CNT_EMITTED);
 }
 
 static __always_inline void submit(struct synfin_event *e)
@@ -506,7 +514,7 @@ static __always_inline void fill_record(struct synfin_event *e, const struct tra
 {
 	struct cgroup *cg = t->cg;
 
-	e->ts_ns = t->ts_ns;
+	e->ts_ns = 0; /* stamped by the caller, last (see cpu_ring_submit()) */
 	e->skaddr = (__u64)t->sk;
 	e->cgroup_id = !cg ? 0 : btf ? cg->kn->id : BPF_CORE_READ(cg, kn, id);
 	read_addrs(t->sk, btf, t->family, e);
@@ -534,6 +542,7 @@ static __always_inline void send_history(struct sf_history *h, const struct tran
 
 	if (r) {
 		fill_record(&r->last, t, true, &h->owner);
+		r->last.ts_ns = t->ts_ns;
 		r->last.type = SF_EV_HISTORY;
 		__builtin_memcpy(r->ts_ns, h->ts_ns, sizeof(r->ts_ns));
 		__builtin_memcpy(r->oldstate, h->oldstate, sizeof(r->oldstate));
@@ -667,14 +676,11 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	    add_to_history(&t, known ? &owner : NULL))
 		return 0;
 	if (use_cpu_rings) {
-		struct synfin_cpu_ring *ring;
-		__u64 head;
-
-		e = cpu_ring_reserve(&ring, &head);
+		e = cpu_ring_reserve();
 		if (!e)
 			return 0;
 		fill_record(e, &t, btf, &owner);
-		cpu_ring_submit(ring, head);
+		cpu_ring_submit(e, t.ts_ns);
 		return 0;
 	}
 	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
@@ -683,6 +689,7 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 		return 0;
 	}
 	fill_record(e, &t, btf, &owner);
+	e->ts_ns = t.ts_ns;
 	submit(e);
 	return 0;
 }

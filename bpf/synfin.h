@@ -100,17 +100,25 @@ struct synfin_event {
 
 /*
  * Per-CPU rings (user/cpuring.c): unless --life batches in the kernel,
- * state records go to one single-producer ring per CPU, in an
+ * state records go to one ring per CPU, in an
  * mmap-able array map, instead of the shared BPF ring buffer, whose spinlock
  * both CPUs fight over with interrupts off (measured: most of the program's
  * cost in a storm). Each array element is one CPU's ring: this header, then
  * slots of one struct synfin_event each, a power of two of them (at most
  * 32768: an array element cannot exceed 4 MiB).
  *
- * head: slots published, written only by the BPF program on that CPU (a
- * program never nests on one CPU: the kernel skips a recursive run);
+ * head: slots reserved, moved by the BPF program with a compare-and-swap;
  * tail: slots consumed, written only by user space. Both only grow.
  * woke: tail + 1 when the program last woke the reader (BPF-only).
+ *
+ * A slot is published by its ts_ns: the program fills the record with ts_ns
+ * 0 and stores the stamp last, with an atomic exchange (a full barrier);
+ * user space takes slots in order up to the first with ts_ns 0 and zeroes
+ * ts_ns again before it gives the slot back. Nothing here assumes one
+ * producer per CPU: a run that interrupts another on the same CPU (softirq
+ * over a system call, on a kernel without the tracing recursion guard)
+ * reserves the next slot, and a slot reserved and not yet stamped only makes
+ * the reader wait for it.
  */
 struct synfin_cpu_ring {
 	__u64 head;

@@ -57,9 +57,16 @@ static void *slot_of(const struct cpu_rings *r, const struct cpu_cursor *c)
 	return (void *)(c->slots + (c->pos & r->mask) * SF_CPU_SLOT);
 }
 
+/* The record's stamp; 0 while its producer is still writing it (synfin.h). */
 static uint64_t stamp(const struct cpu_rings *r, const struct cpu_cursor *c)
 {
-	return ((const struct synfin_event *)slot_of(r, c))->ts_ns;
+	return __atomic_load_n(&((struct synfin_event *)slot_of(r, c))->ts_ns, __ATOMIC_ACQUIRE);
+}
+
+/* Taken: the slot reads as unpublished until a producer stamps it again. */
+static void clear_stamp(const struct cpu_rings *r, const struct cpu_cursor *c)
+{
+	((struct synfin_event *)slot_of(r, c))->ts_ns = 0;
 }
 
 static void release(struct cpu_cursor *c)
@@ -67,9 +74,16 @@ static void release(struct cpu_cursor *c)
 	__atomic_store_n(&c->ring->tail, c->pos, __ATOMIC_RELEASE);
 }
 
+/* A published record stamped before the cutoff; a reserved slot not yet
+ * published holds back the rest of its ring until the next drain. */
 static bool ready(const struct cpu_rings *r, const struct cpu_cursor *c, uint64_t cutoff_ns)
 {
-	return c->pos != c->end && stamp(r, c) < cutoff_ns;
+	uint64_t ts;
+
+	if (c->pos == c->end)
+		return false;
+	ts = stamp(r, c);
+	return ts && ts < cutoff_ns;
 }
 
 /* Cursors of the rings with a record to take; returns how many. */
@@ -111,6 +125,7 @@ long cpu_rings_drain(struct cpu_rings *r, uint64_t cutoff_ns, cpu_ring_fn fn, vo
 		struct cpu_cursor *c = &r->cur[k];
 
 		err = fn(ctx, slot_of(r, c), SF_CPU_SLOT);
+		clear_stamp(r, c);
 		c->pos++;
 		taken++;
 		if (!ready(r, c, cutoff_ns)) {

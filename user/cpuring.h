@@ -8,6 +8,8 @@
  * of one socket run one after another (under the socket lock), so a record
  * stamped before the cutoff was preceded by its socket's earlier records,
  * all published before that moment, hence all visible to this drain.
+ * Within a ring, records are taken in slot order, and a slot reserved but
+ * not yet published stops that ring for this drain (synfin.h).
  */
 #ifndef SYNFIN_CPURING_H
 #define SYNFIN_CPURING_H

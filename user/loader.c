@@ -13,6 +13,7 @@
 #include "synfin.h"
 
 #define VMLINUX_BTF "/sys/kernel/btf/vmlinux"
+#define CAP_NET_ADMIN_BIT 12
 #define CAP_SYS_ADMIN_BIT 21
 #define CAP_PERFMON_BIT 38
 #define CAP_BPF_BIT 39
@@ -43,28 +44,80 @@ static uint64_t effective_caps(void)
 	return caps;
 }
 
-static bool has_bpf_privileges(void)
+/*
+ * File descriptors a run may hold at once: the programs, maps and links
+ * (~15), the packet layer's (~10), a sock_diag socket per followed namespace
+ * (up to 16), the metrics server's connections. Below this, some part would
+ * fail later and less clearly (a load's EMFILE reads as EINVAL).
+ */
+#define MIN_FDS 64
+
+static bool has_cap(uint64_t caps, int bit)
+{
+	return caps & (1ull << bit);
+}
+
+static bool has_bpf_privileges(uint64_t caps)
+{
+	if (has_cap(caps, CAP_SYS_ADMIN_BIT))
+		return true;
+	return has_cap(caps, CAP_BPF_BIT) && has_cap(caps, CAP_PERFMON_BIT);
+}
+
+static int check_privileges(const struct options *o)
 {
 	uint64_t caps = effective_caps();
 
-	if (caps & (1ull << CAP_SYS_ADMIN_BIT))
-		return true;
-	return (caps & (1ull << CAP_BPF_BIT)) && (caps & (1ull << CAP_PERFMON_BIT));
-}
-
-static int check_machine(void)
-{
-	if (!has_bpf_privileges()) {
+	if (!has_bpf_privileges(caps)) {
 		fprintf(stderr, "synfin: not enough privileges: run as root (sudo synfin) "
 				"or grant CAP_BPF and CAP_PERFMON\n");
 		return 1;
 	}
+	if (o->nifaces && !has_cap(caps, CAP_NET_ADMIN_BIT)) {
+		fprintf(stderr, "synfin: -i needs CAP_NET_ADMIN to attach XDP and TC programs: run "
+				"as root or grant CAP_NET_ADMIN too\n");
+		return 1;
+	}
+	return 0;
+}
+
+/* CO-RE relocates against this file: an empty or damaged one fails the load
+ * with ESRCH ("No such process"), which says nothing; say what it is. */
+static int check_btf(void)
+{
+	struct btf *btf;
+
 	if (access(VMLINUX_BTF, R_OK)) {
 		fprintf(stderr, "synfin: this kernel has no BTF (%s: %s): synfin needs a kernel "
 				"built with CONFIG_DEBUG_INFO_BTF=y\n", VMLINUX_BTF, strerror(errno));
 		return 1;
 	}
+	btf = btf__parse(VMLINUX_BTF, NULL);
+	if (!btf) {
+		fprintf(stderr, "synfin: cannot read the kernel's BTF (%s): %s: the file is empty "
+				"or damaged\n", VMLINUX_BTF, strerror(errno));
+		return 1;
+	}
+	btf__free(btf);
 	return 0;
+}
+
+static int check_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= MIN_FDS)
+		return 0;
+	fprintf(stderr, "synfin: the open-file limit is %llu (ulimit -n) and synfin needs %d: "
+			"raise it (ulimit -n %d)\n", (unsigned long long)rl.rlim_cur, MIN_FDS, MIN_FDS);
+	return 1;
+}
+
+static int check_machine(const struct options *o)
+{
+	if (check_privileges(o) || check_fd_limit())
+		return 1;
+	return check_btf();
 }
 
 /*
@@ -231,7 +284,7 @@ static void explain_attach_error(const char *hook, int err)
 int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_fn on_event,
 		 void *ctx)
 {
-	int err = check_machine();
+	int err = check_machine(o);
 
 	if (err)
 		return err;
@@ -306,14 +359,28 @@ int percpu_array_sum(int map_fd, uint32_t nkeys, uint64_t *sums)
 	return 0;
 }
 
-int tracer_counters(struct tracer *t, uint64_t *emitted, uint64_t *lost)
+/* Runs the kernel skipped because the program was already running on that CPU. */
+static uint64_t recursion_misses(const struct bpf_program *prog)
+{
+	struct bpf_prog_info info = {};
+	__u32 len = sizeof(info);
+
+	if (!prog || bpf_program__fd(prog) < 0 ||
+	    bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
+		return 0;
+	return info.recursion_misses;
+}
+
+int tracer_counters(struct tracer *t, struct tracer_counts *c)
 {
 	uint64_t totals[SF_CNT_MAX];
 	int err = percpu_array_sum(bpf_map__fd(t->skel->maps.counters), SF_CNT_MAX, totals);
 
 	if (err)
 		return err;
-	*emitted = totals[SF_CNT_EMITTED];
-	*lost = totals[SF_CNT_LOST];
+	c->emitted = totals[SF_CNT_EMITTED];
+	c->skipped = recursion_misses(t->skel->progs.set_state_btf) +
+		     recursion_misses(t->skel->progs.set_state_tp);
+	c->lost = totals[SF_CNT_LOST] + c->skipped;
 	return 0;
 }

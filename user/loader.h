@@ -21,7 +21,12 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 void tracer_stop(struct tracer *t);
 /* Sums each key of a per-CPU array map over the CPUs into sums[0..nkeys). */
 int percpu_array_sum(int map_fd, uint32_t nkeys, uint64_t *sums);
-/* Sums the per-CPU counters. */
-int tracer_counters(struct tracer *t, uint64_t *emitted, uint64_t *lost);
+/* Records sent, and lost: ring full, or a run the kernel skipped (`skipped`,
+ * its recursion guard: counted in bpf_prog_info, not by the program). */
+struct tracer_counts {
+	uint64_t emitted, lost, skipped;
+};
+
+int tracer_counters(struct tracer *t, struct tracer_counts *c);
 
 #endif

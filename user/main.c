@@ -56,7 +56,7 @@ struct app {
 	uint64_t interval_ns, next_summary_ns, last_summary_ns;
 	struct tracer tracer;
 	struct wire wire;
-	uint64_t lost_seen;
+	uint64_t lost_seen, skipped_seen; /* last reported: lost in all, and of them skipped */
 	uint64_t stuck_ns; /* 0 = --stuck off */
 	int poll_ms;
 	bool tty;
@@ -273,10 +273,10 @@ static void write_summary(struct app *app, uint64_t now)
 
 static void publish_metrics(struct app *app)
 {
-	uint64_t emitted, lost;
+	struct tracer_counts n;
 
-	if (!tracer_counters(&app->tracer, &emitted, &lost))
-		app->msnap.lost = lost;
+	if (!tracer_counters(&app->tracer, &n))
+		app->msnap.lost = n.lost;
 	app->msnap.evicted = tracker_evicted(app->tracker);
 	app->msnap.time_wait = tw_held(app->tw);
 	tracker_state_counts(app->tracker, app->msnap.state_count);
@@ -301,13 +301,14 @@ static void housekeeping(struct app *app, uint64_t now)
 
 static void report_lost(struct app *app)
 {
-	uint64_t emitted, lost;
+	struct tracer_counts n;
 
-	if (tracer_counters(&app->tracer, &emitted, &lost) || lost == app->lost_seen)
+	if (tracer_counters(&app->tracer, &n) || n.lost == app->lost_seen)
 		return;
-	app->out.fmt->lost(&app->out, now_ns(), lost - app->lost_seen, lost);
+	app->out.fmt->lost(&app->out, now_ns(), n.lost - app->lost_seen, n.lost, n.skipped);
 	ob_record_done(&app->out.ob);
-	app->lost_seen = lost;
+	app->lost_seen = n.lost;
+	app->skipped_seen = n.skipped;
 }
 
 static bool output_broken(struct app *app)
@@ -415,9 +416,14 @@ static void print_exit_summary(struct app *app)
 	uint32_t held = tw_held(app->tw);
 	uint64_t untracked = tw_untracked(app->tw);
 
-	if (app->lost_seen)
+	if (app->lost_seen > app->skipped_seen)
 		fprintf(stderr, "synfin: %llu events lost (ring buffer full): try a larger "
-				"--ringbuf-size\n", (unsigned long long)app->lost_seen);
+				"--ringbuf-size\n",
+			(unsigned long long)(app->lost_seen - app->skipped_seen));
+	if (app->skipped_seen)
+		fprintf(stderr, "synfin: %llu events lost (the kernel skipped synfin's program "
+				"where it would have run nested on one CPU)\n",
+			(unsigned long long)app->skipped_seen);
 	if (evicted)
 		fprintf(stderr, "synfin: %llu connections evicted (more than --max-conns at once)\n",
 			(unsigned long long)evicted);

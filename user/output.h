@@ -27,7 +27,10 @@ struct formatter {
 	void (*conn_wire)(struct output *o, const struct conn *c, const struct flow *f);
 	/* One TCP segment as the packet layer saw it (ifname: the interface). */
 	void (*packet)(struct output *o, const struct segment *s, const char *ifname);
-	void (*lost)(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total);
+	/* Records lost since the last report, and in all; skipped: of the total, the
+	 * runs the kernel skipped (its recursion guard), the rest found a ring full. */
+	void (*lost)(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total,
+		     uint64_t skipped);
 	/* --stuck: a connection sitting in one state for too long. */
 	void (*stuck)(struct output *o, const struct conn *c, uint64_t now_ns);
 	/* A connection's time-wait mini-socket is gone. */

@@ -350,13 +350,16 @@ static void json_conn_wire(struct output *o, const struct conn *c, const struct 
 	ob_write(&o->ob, "}\n", 2);
 }
 
-static void json_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total)
+static void json_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total,
+		      uint64_t skipped)
 {
 	json_begin(o, "lost", ts_ns);
 	KEY(o, "\"count\"");
 	ob_u64(&o->ob, lost);
 	KEY(o, "\"total\"");
 	ob_u64(&o->ob, total);
+	KEY(o, "\"kernel_skipped\"");
+	ob_u64(&o->ob, skipped);
 	ob_write(&o->ob, "}\n", 2);
 }
 

@@ -181,14 +181,19 @@ static void text_conn(struct output *o, const struct conn *c)
 	ob_putc(&o->ob, '\n');
 }
 
-static void text_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total)
+static void text_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total,
+		      uint64_t skipped)
 {
 	text_time(o, ts_ns);
 	ob_puts(&o->ob, "LOST ");
 	ob_u64(&o->ob, lost);
-	ob_puts(&o->ob, " events (ring buffer full; ");
+	ob_puts(&o->ob, " events (");
 	ob_u64(&o->ob, total);
-	ob_puts(&o->ob, " so far; try a larger --ringbuf-size)\n");
+	ob_puts(&o->ob, " so far: ");
+	ob_u64(&o->ob, total - skipped);
+	ob_puts(&o->ob, " ring buffer full, try a larger --ringbuf-size; ");
+	ob_u64(&o->ob, skipped);
+	ob_puts(&o->ob, " skipped by the kernel, a run nested on one CPU)\n");
 }
 
 static void text_stuck(struct output *o, const struct conn *c, uint64_t now_ns)

@@ -75,7 +75,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		feed(&app, &h.last);
 		off += sizeof(h.last);
 	}
-	json_out.fmt->lost(&json_out, size, size, size);
+	json_out.fmt->lost(&json_out, size, size, size, size / 2);
 	ob_flush(&json_out.ob);
 	ob_flush(&text_out.ob);
 	return 0;

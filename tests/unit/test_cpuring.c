@@ -41,16 +41,30 @@ static struct synfin_cpu_ring *ring(struct rings *x, int i)
 	return (void *)(x->mem + (size_t)i * x->r.elem_size);
 }
 
-/* What the BPF program does: fill the slot at head, then publish it. */
-static void push(struct rings *x, int i, uint64_t ts)
+/* What the BPF program does first: move head past the slot (nothing written yet). */
+static struct synfin_event *take_slot(struct rings *x, int i)
 {
 	struct synfin_cpu_ring *r = ring(x, i);
 	struct synfin_event *slot = (void *)((uint8_t *)(r + 1) + (r->head % SLOTS) * SF_CPU_SLOT);
 
 	CHECK(r->head - r->tail < SLOTS);
-	memset(slot, 0, sizeof(*slot));
-	slot->ts_ns = ts;
 	r->head++;
+	return slot;
+}
+
+/* ... then fill it, ts_ns 0 until the end. */
+static struct synfin_event *reserve(struct rings *x, int i)
+{
+	struct synfin_event *slot = take_slot(x, i);
+
+	memset(slot, 0, sizeof(*slot));
+	return slot;
+}
+
+/* ... and then: publish it by its stamp. */
+static void push(struct rings *x, int i, uint64_t ts)
+{
+	reserve(x, i)->ts_ns = ts;
 }
 
 static void drop_rings(struct rings *x)
@@ -150,6 +164,34 @@ static void ring_size_follows_the_budget(void)
 	CHECK(cpu_ring_bytes(SF_CPU_RING_MAX_SLOTS) <= 4u << 20);
 }
 
+/*
+ * A run that interrupts another on the same CPU takes the next slot while the
+ * first is still being written: the reader must wait for the first, not skip
+ * it, and must not take the stale record a slot held a lap earlier.
+ */
+static void unpublished_slot_holds_its_ring_back(void)
+{
+	struct rings x = make_rings();
+	struct seen s = { 0 };
+	struct synfin_event *outer;
+
+	for (int i = 0; i < SLOTS; i++) /* a lap: every slot of ring 0 has held a record */
+		push(&x, 0, 1 + (uint64_t)i);
+	CHECK_INT(cpu_rings_drain(&x.r, 1000, collect, &s), SLOTS);
+	s.n = 0;
+	outer = take_slot(&x, 0); /* reserved, not yet written */
+	push(&x, 0, 120);        /* the nested run, published first */
+	push(&x, 1, 110);
+	CHECK_INT(cpu_rings_drain(&x.r, 1000, collect, &s), 1);
+	CHECK_INT(s.ts[0], 110);
+	CHECK_INT(ring(&x, 0)->tail, SLOTS); /* nothing of ring 0 taken */
+	outer->ts_ns = 100;
+	CHECK_INT(cpu_rings_drain(&x.r, 1000, collect, &s), 2);
+	CHECK_INT(s.ts[1], 100);
+	CHECK_INT(s.ts[2], 120);
+	drop_rings(&x);
+}
+
 int main(void)
 {
 	RUN(merges_rings_oldest_first);
@@ -157,5 +199,6 @@ int main(void)
 	RUN(slots_wrap_around);
 	RUN(callback_error_stops_the_drain);
 	RUN(ring_size_follows_the_budget);
+	RUN(unpublished_slot_holds_its_ring_back);
 	return check_summary("unit/cpuring");
 }
