@@ -87,10 +87,15 @@ static const char doc[] =
 	"\n"
 	"OPTIONS:"
 	"\v"
-	"Run as root (or with CAP_BPF and CAP_PERFMON); the kernel needs BTF.\n"
-	"Exit status: 0 when tracing ended normally (Ctrl-C, SIGTERM, --duration,\n"
-	"or the reader of stdout went away), 1 when tracing could not start,\n"
-	"2 for a bad command line.";
+	"Run as root, or with CAP_BPF and CAP_PERFMON; -i needs CAP_NET_ADMIN too, and\n"
+	"following TIME_WAIT in other network namespaces CAP_SYS_ADMIN. The kernel\n"
+	"needs BTF.\n"
+	"Signals: SIGINT, SIGTERM, SIGHUP and every other signal that would end the\n"
+	"process end tracing cleanly (drain, flush, exit 0); SIGUSR1 writes out what\n"
+	"is buffered (with --summary, the summary so far).\n"
+	"Exit status: 0 when tracing ended normally (a signal, --duration, or the\n"
+	"reader of stdout went away), 1 when tracing could not start or writing the\n"
+	"output failed, 2 for a bad command line.";
 
 static const struct argp_option option_table[] = {
 	{ "pid", 'p', "PID", 0, "Only sockets owned by this process", 0 },
