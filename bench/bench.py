@@ -288,18 +288,11 @@ def tracer_specs(synfin, bcc, smoke):
               "argv": [synfin, "--json"], "unit": "state"}]
     if smoke:
         return specs
-    # The same through one ring shared by both CPUs: what the per-CPU rings buy.
-    specs.append({"name": "synfin_json_shared", "label": "synfin --json --shared-ring",
-                  "kind": "synfin", "argv": [synfin, "--json", "--shared-ring"], "unit": "state"})
     specs.append({"name": "synfin_wire", "label": "synfin --json -i lo (packet layer)",
                   "kind": "synfin", "argv": [synfin, "--json", "-i", "lo"], "unit": "state",
                   "in_netns": True})
     specs.append({"name": "synfin_life", "label": "synfin --life --json", "kind": "synfin",
                   "argv": [synfin, "--life", "--json"], "unit": "conn"})
-    # The same without the kernel-side batching of each socket's transitions: what it buys.
-    specs.append({"name": "synfin_life_per_event", "label": "synfin --life --json --per-event",
-                  "kind": "synfin", "argv": [synfin, "--life", "--json", "--per-event"],
-                  "unit": "conn"})
     for name, unit in (("tcpstates", "state"), ("tcplife", "conn")):
         if bcc.get(name):
             specs.append({"name": name, "label": f"libbpf-tools {name}", "kind": "bcc",

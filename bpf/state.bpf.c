@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause)
 /*
  * synfin state layer: every tcp_set_state() transition, through the
- * sock:inet_sock_set_state tracepoint, as a compact record in a ring buffer.
+ * sock:inet_sock_set_state tracepoint, as a compact record in this CPU's ring.
  *
  * Two twins share one handler: tp_btf (BTF-typed, cheaper) and the classic
  * tracepoint. User space probes which one the kernel accepts and switches the
@@ -30,22 +30,17 @@ const volatile __u32 filter_pid = 0;   /* owner tgid */
 const volatile __u8 filter_family = 0;
 const volatile __u32 filter_netns = 0;
 const volatile __u64 filter_cgroup = 0; /* this cgroup and below */
-/*
- * Records are submitted without waking the reader (user space drains the
- * ring on a short timer): a wake-up per record costs ~10 us on a virtual
- * machine. Once this many bytes are waiting, wake it anyway so a burst
- * cannot fill the ring between two timer ticks.
- */
-const volatile __u64 wakeup_bytes = 1 << 20;
-/* --life: keep each socket's transitions in `histories`, one record per socket (tp_btf only). */
-const volatile bool keep_history = false;
-/* State records go to the per-CPU rings (cpu_rings), not to `events`; slots per ring - 1. */
-const volatile bool use_cpu_rings = false;
+/* Slots per per-CPU ring - 1 (set by user space). */
 const volatile __u64 cpu_ring_mask = 0;
 
+/*
+ * State records go to the per-CPU rings (cpu_rings). The shared ring only
+ * carries wake-ups: 4-byte records when a per-CPU ring fills (see
+ * cpu_ring_reserve()), so user space can wait on it with epoll.
+ */
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
-	__uint(max_entries, 8 << 20); /* resized by user space */
+	__uint(max_entries, 4096);
 } events SEC(".maps");
 
 /*
@@ -92,40 +87,6 @@ struct {
 	__type(key, __u64);
 	__type(value, struct sf_owner);
 } owners SEC(".maps");
-
-/* What the socket says of its handshake when it reaches ESTABLISHED. */
-struct sf_handshake {
-	__u32 local_isn;
-	__u32 remote_isn;
-	__u32 srtt_us;
-	__u8 retrans;
-};
-
-/* A socket's transitions not yet sent (keep_history). */
-struct sf_history {
-	__u64 ts_ns[SF_HIST_MAX];
-	__u8 oldstate[SF_HIST_MAX];
-	__u8 newstate[SF_HIST_MAX];
-	struct sf_owner owner; /* the first owner seen */
-	struct sf_handshake hs;
-	__u8 n;
-	__u8 hs_seen;
-};
-
-/*
- * Keyed by socket address, preallocated: socket-local storage would be
- * simpler, but it allocates (memcg-charged) for every socket, which measured
- * ~1.5 us per socket here, more than the four ring-buffer records it saves.
- * Entries are deleted at CLOSE; a socket's first transition starts afresh,
- * so a reused address never inherits a stale history. Sized like --max-conns;
- * when full, transitions go out one by one as without --life.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__uint(max_entries, 65536); /* resized by user space */
-	__type(key, __u64);
-	__type(value, struct sf_history);
-} histories SEC(".maps");
 
 struct sf_listener_key {
 	__u32 netns;
@@ -350,17 +311,17 @@ static __always_inline __u8 clamp_u8(__u32 v)
 
 /* Initial sequence numbers, RTT and handshake retransmissions, at ESTABLISHED. */
 static __always_inline void read_handshake(const struct tcp_sock *tp, bool btf,
-					   struct sf_handshake *hs)
+					   struct synfin_event *e)
 {
 	/*
 	 * Our SYN and the peer's SYN each take one sequence number and nothing
 	 * else has been acknowledged or received yet (no Fast Open data), so
 	 * the ISNs are one below snd_una and rcv_nxt.
 	 */
-	hs->local_isn = RD(btf, tp, snd_una) - 1;
-	hs->remote_isn = RD(btf, tp, rcv_nxt) - 1;
-	hs->srtt_us = RD(btf, tp, srtt_us) >> 3; /* stored as 8 x srtt */
-	hs->retrans = clamp_u8(RD(btf, tp, total_retrans));
+	e->local_isn = RD(btf, tp, snd_una) - 1;
+	e->remote_isn = RD(btf, tp, rcv_nxt) - 1;
+	e->srtt_us = RD(btf, tp, srtt_us) >> 3; /* stored as 8 x srtt */
+	e->retrans = clamp_u8(RD(btf, tp, total_retrans));
 }
 
 /*
@@ -446,16 +407,6 @@ static __always_inline void cpu_ring_submit(struct synfin_event *e, __u64 ts_ns)
 	count(SF_CNT_EMITTED);
 }
 
-static __always_inline void submit(struct synfin_event *e)
-{
-	__u64 flags = BPF_RB_NO_WAKEUP;
-
-	if (bpf_ringbuf_query(&events, BPF_RB_AVAIL_DATA) >= wakeup_bytes)
-		flags = BPF_RB_FORCE_WAKEUP;
-	bpf_ringbuf_submit(e, flags);
-	count(SF_CNT_EMITTED);
-}
-
 /*
  * The local port. inet_num is 0 once the socket has left its bind bucket
  * (at CLOSE), inet_sport until listen()/connect() publish it: take whichever
@@ -482,15 +433,8 @@ static __always_inline void fill_event(struct synfin_event *e, const struct sock
 	e->local_isn = e->remote_isn = e->srtt_us = 0;
 	e->bytes_acked = e->bytes_received = 0;
 	e->sk_err = e->close_flags = e->retrans = e->pad = 0;
-	if (newstate == SF_TCP_ESTABLISHED) {
-		struct sf_handshake hs;
-
-		read_handshake(tp, btf, &hs);
-		e->local_isn = hs.local_isn;
-		e->remote_isn = hs.remote_isn;
-		e->srtt_us = hs.srtt_us;
-		e->retrans = hs.retrans;
-	}
+	if (newstate == SF_TCP_ESTABLISHED)
+		read_handshake(tp, btf, e);
 	else if (newstate == SF_TCP_CLOSE)
 		read_close(sk, tp, btf, oldstate, e);
 }
@@ -523,101 +467,6 @@ static __always_inline void fill_record(struct synfin_event *e, const struct tra
 	e->dport = t->dport;
 	e->family = t->family;
 	fill_event(e, t->sk, t->tp, btf, t->oldstate, t->newstate, owner);
-}
-
-/*
- * A listener lives as long as its server: its transitions go out at once, so
- * user space knows each listener's owner before the children it accepts end.
- */
-static __always_inline bool is_listener_transition(int oldstate, int newstate)
-{
-	return newstate == SF_TCP_LISTEN || (oldstate == SF_TCP_LISTEN && newstate == SF_TCP_CLOSE);
-}
-
-/* Sends the history with t as its last entry, and empties it (forgets it at CLOSE). */
-static __always_inline void send_history(struct sf_history *h, const struct transition *t, __u32 n)
-{
-	struct synfin_history *r = bpf_ringbuf_reserve(&events, sizeof(*r), 0);
-	__u64 skaddr = (__u64)t->sk;
-
-	if (r) {
-		fill_record(&r->last, t, true, &h->owner);
-		r->last.ts_ns = t->ts_ns;
-		r->last.type = SF_EV_HISTORY;
-		__builtin_memcpy(r->ts_ns, h->ts_ns, sizeof(r->ts_ns));
-		__builtin_memcpy(r->oldstate, h->oldstate, sizeof(r->oldstate));
-		__builtin_memcpy(r->newstate, h->newstate, sizeof(r->newstate));
-		__builtin_memcpy(r->owner_comm, h->owner.comm, sizeof(r->owner_comm));
-		r->owner_pid = h->owner.pid;
-		r->local_isn = h->hs.local_isn;
-		r->remote_isn = h->hs.remote_isn;
-		r->srtt_us = h->hs.srtt_us;
-		r->hs_retrans = h->hs.retrans;
-		r->hs_seen = h->hs_seen;
-		r->n = n;
-		__builtin_memset(r->pad, 0, sizeof(r->pad));
-		submit(&r->last);
-	} else {
-		count(SF_CNT_LOST);
-	}
-	if (t->newstate == SF_TCP_CLOSE) {
-		bpf_map_delete_elem(&histories, &skaddr);
-		return;
-	}
-	h->n = 0;
-	h->hs_seen = 0;
-}
-
-/* A socket's first transition: connect(), listen(), or an accepted child's birth. */
-static __always_inline bool starts_life(int oldstate, int newstate)
-{
-	return oldstate == SF_TCP_CLOSE || is_child_birth(oldstate, newstate);
-}
-
-/* The socket's history, started afresh at its first transition; NULL when the map is full. */
-static __always_inline struct sf_history *history_of(const struct transition *t)
-{
-	__u64 skaddr = (__u64)t->sk;
-	struct sf_history *h = NULL;
-	static const struct sf_history empty;
-
-	if (!starts_life(t->oldstate, t->newstate))
-		h = bpf_map_lookup_elem(&histories, &skaddr);
-	if (h)
-		return h;
-	if (bpf_map_update_elem(&histories, &skaddr, &empty, BPF_ANY))
-		return NULL;
-	return bpf_map_lookup_elem(&histories, &skaddr);
-}
-
-/*
- * Appends t to its socket's history; the transition into CLOSE (or the one
- * that fills the history) sends it. False when there is no room: the caller
- * then sends this transition alone.
- */
-static __always_inline bool add_to_history(const struct transition *t, const struct sf_owner *owner)
-{
-	struct sf_history *h = history_of(t);
-	__u32 n;
-
-	if (!h)
-		return false;
-	n = h->n;
-	if (n >= SF_HIST_MAX)
-		n = 0;
-	h->ts_ns[n] = t->ts_ns;
-	h->oldstate[n] = t->oldstate;
-	h->newstate[n] = t->newstate | (owner ? SF_HIST_OWNER_CTX : 0);
-	if (owner && !h->owner.pid)
-		h->owner = *owner;
-	if (t->newstate == SF_TCP_ESTABLISHED && !h->hs_seen) {
-		read_handshake(t->tp, true, &h->hs);
-		h->hs_seen = 1;
-	}
-	h->n = ++n;
-	if (t->newstate == SF_TCP_CLOSE || n == SF_HIST_MAX)
-		send_history(h, t, n);
-	return true;
 }
 
 static __always_inline int handle_set_state(const struct sock *sk, const struct tcp_sock *tp,
@@ -672,25 +521,11 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	t.oldstate = oldstate;
 	t.newstate = newstate;
 	t.ts_ns = bpf_ktime_get_ns();
-	if (btf && keep_history && !is_listener_transition(oldstate, newstate) &&
-	    add_to_history(&t, known ? &owner : NULL))
+	e = cpu_ring_reserve();
+	if (!e)
 		return 0;
-	if (use_cpu_rings) {
-		e = cpu_ring_reserve();
-		if (!e)
-			return 0;
-		fill_record(e, &t, btf, &owner);
-		cpu_ring_submit(e, t.ts_ns);
-		return 0;
-	}
-	e = bpf_ringbuf_reserve(&events, sizeof(*e), 0);
-	if (!e) {
-		count(SF_CNT_LOST);
-		return 0;
-	}
 	fill_record(e, &t, btf, &owner);
-	e->ts_ns = t.ts_ns;
-	submit(e);
+	cpu_ring_submit(e, t.ts_ns);
 	return 0;
 }
 

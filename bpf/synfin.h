@@ -36,7 +36,6 @@ enum synfin_tcp_state {
 enum synfin_event_type {
 	SF_EV_STATE = 1,   /* one tcp_set_state() transition: struct synfin_event */
 	SF_EV_SEGMENT = 2, /* one TCP segment on the wire: struct synfin_segment */
-	SF_EV_HISTORY = 3, /* several transitions of one socket: struct synfin_history */
 };
 
 /* synfin_event.close_flags: what the socket looked like when it reached CLOSE. */
@@ -99,8 +98,7 @@ struct synfin_event {
 };
 
 /*
- * Per-CPU rings (user/cpuring.c): unless --life batches in the kernel,
- * state records go to one ring per CPU, in an
+ * Per-CPU rings (user/cpuring.c): state records go to one ring per CPU, in an
  * mmap-able array map, instead of the shared BPF ring buffer, whose spinlock
  * both CPUs fight over with interrupts off (measured: most of the program's
  * cost in a storm). Each array element is one CPU's ring: this header, then
@@ -130,41 +128,6 @@ struct synfin_cpu_ring {
 
 #define SF_CPU_SLOT sizeof(struct synfin_event)
 #define SF_CPU_RING_MAX_SLOTS 32768
-
-/*
- * Transitions one socket's history holds before it is sent anyway. A normal
- * lifecycle has five (SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, CLOSE).
- */
-#define SF_HIST_MAX 8
-/* synfin_history.newstate[i]: the transition ran where the current task is the owner. */
-#define SF_HIST_OWNER_CTX 0x80
-
-/*
- * Lifecycle-only tracing (--life) keeps each socket's transitions in a BPF
- * hash and sends them in one record, when the socket reaches CLOSE or the
- * history is full, instead of one record per transition.
- *
- * last: the final transition, exactly as a synfin_event would report it
- * (type SF_EV_HISTORY; its oldstate/newstate are also the last entry below).
- * Entries 0..n-1 are the transitions in order; the owner applies to those
- * flagged SF_HIST_OWNER_CTX; the handshake facts to the entry entering
- * ESTABLISHED (hs_seen set when one did).
- */
-struct synfin_history {
-	struct synfin_event last;
-	__u64 ts_ns[SF_HIST_MAX];
-	__u32 owner_pid;
-	__u32 local_isn;
-	__u32 remote_isn;
-	__u32 srtt_us;
-	__u8 oldstate[SF_HIST_MAX];
-	__u8 newstate[SF_HIST_MAX];
-	__u8 n;
-	__u8 hs_retrans;
-	__u8 hs_seen;
-	__u8 pad[5];
-	char owner_comm[SYNFIN_COMM_LEN];
-};
 
 /* synfin_segment.opts: which TCP options the segment carried. */
 enum synfin_tcp_opt {

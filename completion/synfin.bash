@@ -20,7 +20,7 @@ _synfin() {
 	COMPREPLY=($(compgen -W "-p --pid -P --port --sport --dport -4 --ipv4 -6 --ipv6 --netns
 		--cgroup -d --duration -j --json --life --summary --interval --metrics --stuck -i --iface
 		--all-segments --ladder
-		--relative --ringbuf-size --max-conns --hook --per-event --shared-ring -v --verbose -h --help --usage -V
+		--relative --ringbuf-size --max-conns --hook -v --verbose -h --help --usage -V
 		--version" -- "$cur"))
 }
 complete -F _synfin synfin

@@ -150,21 +150,17 @@ static bool kernel_takes_tp_btf(void)
 }
 
 /* Loads one twin, and creates only the owner map that twin uses. */
-static int choose_hook(struct tracer *t, enum hook_choice choice, bool keep_history)
+static int choose_hook(struct tracer *t, enum hook_choice choice)
 {
 	bool btf = choice == HOOK_TP_BTF || (choice == HOOK_AUTO && kernel_takes_tp_btf());
 	struct state_bpf *skel = t->skel;
 	int err;
 
 	t->hook = btf ? "tp_btf" : "tracepoint";
-	/* The history path reads the socket through BTF: the classic twin sends every transition. */
-	skel->rodata->keep_history = btf && keep_history;
 	err = bpf_program__set_autoload(btf ? skel->progs.set_state_tp : skel->progs.set_state_btf,
 					false);
 	if (!err)
 		err = bpf_map__set_autocreate(btf ? skel->maps.owners : skel->maps.sk_owners, false);
-	if (!err && !skel->rodata->keep_history)
-		err = bpf_map__set_autocreate(skel->maps.histories, false);
 	return err;
 }
 
@@ -177,7 +173,6 @@ static void set_filters(struct state_bpf *skel, const struct options *o)
 	skel->rodata->filter_family = o->family;
 	skel->rodata->filter_netns = o->netns;
 	skel->rodata->filter_cgroup = o->cgroup_id;
-	skel->rodata->wakeup_bytes = o->ringbuf_bytes / 4;
 }
 
 /* One ring per possible CPU (the key is the CPU number), sized from --ringbuf-size. */
@@ -187,8 +182,6 @@ static int size_cpu_rings(struct state_bpf *skel, const struct options *o)
 	uint64_t slots;
 	int err;
 
-	if (!o->cpu_rings)
-		return bpf_map__set_autocreate(skel->maps.cpu_rings, false);
 	if (ncpus <= 0)
 		return ncpus ? ncpus : -EINVAL;
 	/*
@@ -205,7 +198,6 @@ static int size_cpu_rings(struct state_bpf *skel, const struct options *o)
 				       o->nifaces ? SF_CPU_RING_MAX_SLOTS : 8192);
 	else
 		slots = cpu_ring_slots(o->ringbuf_bytes, (uint32_t)ncpus, 16, SF_CPU_RING_MAX_SLOTS);
-	skel->rodata->use_cpu_rings = true;
 	skel->rodata->cpu_ring_mask = slots - 1;
 	err = bpf_map__set_max_entries(skel->maps.cpu_rings, (__u32)ncpus);
 	if (!err)
@@ -235,17 +227,11 @@ static int configure(struct tracer *t, const struct options *o)
 	int err;
 
 	set_filters(t->skel, o);
-	/* With per-CPU rings the shared ring only carries wake-ups (4-byte records): minimum size. */
-	err = bpf_map__set_max_entries(t->skel->maps.events,
-				       o->cpu_rings ? 4096 : (__u32)o->ringbuf_bytes);
-	if (!err)
-		err = size_cpu_rings(t->skel, o);
+	err = size_cpu_rings(t->skel, o);
 	if (!err)
 		err = bpf_map__set_max_entries(t->skel->maps.owners, o->max_conns);
 	if (!err)
-		err = bpf_map__set_max_entries(t->skel->maps.histories, o->max_conns);
-	if (!err)
-		err = choose_hook(t, o->hook, o->kernel_history);
+		err = choose_hook(t, o->hook);
 	return err;
 }
 
@@ -317,7 +303,7 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));
 		goto fail;
 	}
-	err = o->cpu_rings ? map_cpu_rings(t) : 0;
+	err = map_cpu_rings(t);
 	if (err) {
 		fprintf(stderr, "synfin: failed to map the per-CPU rings: %s\n", strerror(-err));
 		goto fail;

@@ -8,7 +8,7 @@
 struct tracer {
 	struct state_bpf *skel;
 	struct ring_buffer *rb;
-	struct cpu_rings cpu; /* nrings 0 unless options.cpu_rings */
+	struct cpu_rings cpu; /* the state records (one ring per CPU) */
 	void *cpu_mem;
 	size_t cpu_mem_len;
 	const char *hook; /* "tp_btf" or "tracepoint" */

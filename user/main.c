@@ -21,7 +21,6 @@
 #include "summary.h"
 #include "timewait.h"
 #include "tracker.h"
-#include "history.h"
 
 /*
  * Records are submitted without wake-ups (see state.bpf.c), so drain this
@@ -176,8 +175,6 @@ static int on_event(void *ctx, void *data, size_t size)
 	struct app *app = ctx;
 	const struct synfin_event *e = data;
 
-	if (size >= sizeof(struct synfin_history) && e->type == SF_EV_HISTORY)
-		return history_replay(data, on_state, app);
 	if (size < sizeof(*e) || e->type != SF_EV_STATE)
 		return 0;
 	return on_state(app, e);

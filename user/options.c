@@ -63,8 +63,6 @@ enum {
 	OPT_SUMMARY,
 	OPT_INTERVAL,
 	OPT_METRICS,
-	OPT_PER_EVENT,
-	OPT_SHARED_RING,
 };
 
 static const char doc[] =
@@ -126,19 +124,13 @@ static const struct argp_option option_table[] = {
 	{ "stuck", OPT_STUCK, "SECONDS", 0,
 	  "Report connections in CLOSE_WAIT, FIN_WAIT2 or SYN_SENT for longer than this", 0 },
 	{ "ringbuf-size", OPT_RINGBUF, "KIB", 0,
-	  "Ring buffer size in KiB, all CPUs' rings together (power of two, 4 to 262144; "
-	  "default 8192, 1024 with --life; per-CPU rings take at most 3.75 MiB per CPU)", 0 },
+	  "Size of the per-CPU rings in KiB, all CPUs together (power of two, 4 to 262144; "
+	  "default 8192; each CPU's ring holds 16 to 32768 records of 120 bytes)", 0 },
 	{ "max-conns", OPT_MAX_CONNS, "N", 0,
 	  "Track at most N sockets at once, 16 to 1048576; the oldest are evicted (default "
 	  "65536). Each costs ~400 bytes of memory: 26 MiB by default, 400 MiB at most", 0 },
 	{ "hook", OPT_HOOK, "auto|tp_btf|tracepoint", 0,
 	  "Tracepoint flavour to attach (default auto: probe for tp_btf)", 0 },
-	{ "per-event", OPT_PER_EVENT, NULL, 0,
-	  "With --life: send every transition to user space (by default the kernel keeps each "
-	  "socket's transitions and sends them once, at CLOSE)", 0 },
-	{ "shared-ring", OPT_SHARED_RING, NULL, 0,
-	  "Send state records through one ring buffer shared by all CPUs (the default only "
-	  "when --life batches in the kernel; otherwise each CPU has its own ring)", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's debug output", 0 },
 	{ "help", 'h', NULL, 0, "Show this help", -1 },
 	{ "usage", OPT_USAGE, NULL, 0, "Show a short usage message", -1 },
@@ -273,24 +265,11 @@ static error_t check_combination(const struct options *o)
 		return fail("--all-segments and --ladder need -i IFACE (the packet layer)");
 	if (o->relative && !o->ladder)
 		return fail("--relative goes with --ladder");
-	if (o->per_event && !o->life)
-		return fail("--per-event goes with --life");
 	if (o->interval_s && !o->summary)
 		return fail("--interval goes with --summary");
 	if (o->summary && (o->life || o->ladder))
 		return fail("--summary replaces the per-connection output: drop --life/--ladder");
 	return 0;
-}
-
-/*
- * Only finished connections are printed, so user space needs each socket's
- * transitions only when it ends. Everything that watches open connections
- * (--stuck, the metrics' state gauges, the packet layer's joins) needs them
- * as they happen.
- */
-static bool wants_kernel_history(const struct options *o)
-{
-	return o->life && !o->per_event && !o->stuck_s && !o->metrics && !o->nifaces && !o->summary;
 }
 
 /* The entry of option_table that `word` ("-p", "--pid", "--pid=") names, or NULL. */
@@ -399,12 +378,6 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 		return PARSE_INTO(o->max_conns, "max-conns", arg, 16, MAX_CONNS_LIMIT);
 	case OPT_HOOK:
 		return parse_hook(arg, &o->hook);
-	case OPT_PER_EVENT:
-		o->per_event = true;
-		return 0;
-	case OPT_SHARED_RING:
-		o->shared_ring = true;
-		return 0;
 	case 'v':
 		o->verbose = true;
 		return 0;
@@ -421,22 +394,9 @@ static error_t parse_option(int key, char *arg, struct argp_state *state)
 	case ARGP_KEY_ERROR:
 		return report_unknown_option(state);
 	case ARGP_KEY_END:
-		o->kernel_history = wants_kernel_history(o);
-		/*
-		 * Per-CPU rings are merged by timestamp in user space. The batched
-		 * histories stay in the shared ring, which keeps them in order with
-		 * the listeners' single records that go with them. (The packet
-		 * layer's segments have a ring of their own either way.)
-		 */
-		o->cpu_rings = !o->kernel_history && !o->shared_ring;
 		o->ringbuf_auto = !o->ringbuf_bytes;
-		/*
-		 * One record per socket instead of five: a ring a fifth the size
-		 * still holds ~100 ms at the top connection rate, and its pages stay
-		 * in cache (measured: ~50 ns less per transition than 8 MiB).
-		 */
 		if (!o->ringbuf_bytes)
-			o->ringbuf_bytes = o->kernel_history ? 1u << 20 : 8u << 20;
+			o->ringbuf_bytes = 8u << 20;
 		return check_combination(o);
 	default:
 		return ARGP_ERR_UNKNOWN;

@@ -27,10 +27,6 @@ struct options {
 	bool summary;        /* --summary: histograms and counts instead of events */
 	uint32_t interval_s; /* --interval: a summary every N seconds (0: only at exit) */
 	bool json, life, verbose;
-	bool per_event;      /* --per-event: never batch transitions in the kernel */
-	bool kernel_history; /* derived: --life alone lets the kernel batch each socket's transitions */
-	bool shared_ring;    /* --shared-ring: one ring for all CPUs even where per-CPU rings would do */
-	bool cpu_rings;      /* derived: state records go to per-CPU rings */
 	const char *metrics;      /* --metrics [ADDR:]PORT, or NULL */
 	char metrics_host[64];
 	uint16_t metrics_port;

@@ -8,7 +8,6 @@
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
-#include "history.h"
 #include "output.h"
 #include "timewait.h"
 #include "tracker.h"
@@ -32,16 +31,10 @@ static void init_once(void)
 	output_init(&text_out, devnull, false, false);
 }
 
-/* history_replay() hands events to a struct app; the fuzzer needs none. */
-struct app {
-	int unused;
-};
-
-static int feed(struct app *app, const struct synfin_event *e)
+static void feed(const struct synfin_event *e)
 {
 	struct transition tr;
 
-	(void)app;
 	tracker_feed(tracker, e, &tr);
 	output_transition(&json_out, e, &tr);
 	output_transition(&text_out, e, &tr);
@@ -52,28 +45,17 @@ static int feed(struct app *app, const struct synfin_event *e)
 		text_out.fmt->tw_end(&text_out, &tw, (enum tw_end)(1 + e->retrans % 3), e->ts_ns);
 	}
 	tracker_find_stuck(tracker, e->ts_ns, e->srtt_us, e->local_isn, on_stuck, NULL);
-	return 0;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct synfin_history h;
-	struct app app;
-	size_t off = 0;
+	struct synfin_event e;
 
 	if (!tracker)
 		init_once();
-	/* As in main.c: a record whose type says history and that is long enough is one. */
-	while (off + sizeof(h.last) <= size) {
-		memcpy(&h.last, data + off, sizeof(h.last));
-		if (h.last.type == SF_EV_HISTORY && off + sizeof(h) <= size) {
-			memcpy(&h, data + off, sizeof(h));
-			history_replay(&h, feed, &app);
-			off += sizeof(h);
-			continue;
-		}
-		feed(&app, &h.last);
-		off += sizeof(h.last);
+	for (size_t off = 0; off + sizeof(e) <= size; off += sizeof(e)) {
+		memcpy(&e, data + off, sizeof(e));
+		feed(&e);
 	}
 	json_out.fmt->lost(&json_out, size, size, size, size / 2);
 	ob_flush(&json_out.ob);

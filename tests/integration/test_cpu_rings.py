@@ -1,5 +1,4 @@
-"""Without --life batching or -i, each CPU has its own ring and user space merges them by
-timestamp. A storm on both CPUs moves sockets between CPUs mid-life, so a wrong merge would
+"""Each CPU has its own ring and user space merges them by timestamp. A storm on both CPUs moves sockets between CPUs mid-life, so a wrong merge would
 show up as a socket whose transitions do not chain, or as partial lifecycles."""
 import json
 import os
@@ -8,9 +7,8 @@ import subprocess
 import sys
 import time
 
-from lib import ROOT, Netns, Synfin, by_socket, map_names_held_by, require_root, run_peer
+from lib import ROOT, Netns, Synfin, by_socket, require_root, run_peer
 from test_bench_smoke import build_bench_tools
-from test_history import SCENARIOS, compare_lifecycles
 
 LOADGEN = os.path.join(ROOT, ".output", "bench", "loadgen")
 STORM = 3000
@@ -37,27 +35,6 @@ def assert_transitions_chain(records):
 def lifecycles_by_tuple(records):
     return {(r["role"], r["saddr"], r["sport"], r["daddr"], r["dport"]): r
             for r in records if r["type"] == "conn"}
-
-
-def test_per_cpu_rings_give_the_shared_ring_records():
-    require_root()
-    with Netns() as ns:
-        per_cpu = Synfin("--netns", str(ns.inode))
-        shared = Synfin("--netns", str(ns.inode), "--shared-ring")
-        assert "cpu_rings" in map_names_held_by(per_cpu.proc.pid)
-        assert "cpu_rings" not in map_names_held_by(shared.proc.pid)
-        for args in SCENARIOS:
-            run_peer(*args, netns=ns.name)
-        got, want = per_cpu.records(), shared.records()
-    assert_transitions_chain(got)
-
-    def states(records):
-        return sorted((r["sk"], r["ts_ns"], r["old"], r["new"], r["sport"], r["dport"])
-                      for r in records if r["type"] == "state")
-    # Each program stamps its own time: compare everything else.
-    assert [s[:1] + s[2:] for s in states(got)] == [s[:1] + s[2:] for s in states(want)]
-    assert len(lifecycles_by_tuple(want)) == 13
-    compare_lifecycles(lifecycles_by_tuple(got), lifecycles_by_tuple(want))
 
 
 def test_storm_on_both_cpus_keeps_every_socket_in_order():
