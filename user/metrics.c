@@ -48,6 +48,8 @@ struct metrics_server {
 	int listen_fd;
 	int spare_fd;       /* /dev/null, given up to shed a connection when out of fds */
 	atomic_bool stopping; /* set by metrics_stop() before it shuts listen_fd down */
+	unsigned limit;       /* connections at once, from connection_limit() */
+	atomic_uint held;     /* handed to MHD and not yet closed by it (see admit()) */
 	pthread_t acceptor;
 	pthread_mutex_t lock; /* guards snap: written by the tracer, read by scrapes */
 	struct metrics_snapshot snap;
@@ -220,8 +222,38 @@ static void shed_one(struct metrics_server *m)
 	m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
 }
 
-/* Hands each connection to MHD, which refuses (closes) it beyond its
- * connection limit. It waits in poll(), not in a blocking accept(): Linux
+/* MHD's word that it has closed a connection we handed it. */
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+			  enum MHD_ConnectionNotificationCode what)
+{
+	struct metrics_server *m = cls;
+
+	(void)conn;
+	(void)socket_context;
+	if (what == MHD_CONNECTION_NOTIFY_CLOSED)
+		atomic_fetch_sub(&m->held, 1);
+}
+
+/* We enforce the connection limit here, not MHD: libmicrohttpd 0.9.75 counts
+ * an added connection only when its thread gets to it, and one that finds
+ * the limit reached there is refused with a mutex left locked: the thread
+ * deadlocks and /metrics never answers again (100 idle connections against
+ * a limit of 56 did it). Counting from the moment of handing over, and
+ * until MHD says closed, keeps MHD's own count below the limit we gave it. */
+static void admit(struct metrics_server *m, int fd, const struct sockaddr_storage *sa,
+		  socklen_t len)
+{
+	if (atomic_load(&m->held) >= m->limit) {
+		close(fd); /* the client sees the connection closed: a plain "busy" */
+		return;
+	}
+	atomic_fetch_add(&m->held, 1);
+	/* MHD_NO: refused before it was queued, no close notification follows. */
+	if (MHD_add_connection(m->daemon, fd, (const struct sockaddr *)sa, len) != MHD_YES)
+		atomic_fetch_sub(&m->held, 1);
+}
+
+/* Hands each connection to MHD through admit(). It waits in poll(), not in a blocking accept(): Linux
  * reserves the new fd before accept() blocks, so shed_one() would sit on
  * the spare's number and take the next good connection only to close it.
  * Ends when metrics_stop() shuts listen_fd down (accept() then fails with
@@ -242,7 +274,7 @@ static void *accept_loop(void *arg)
 		fd = accept4(m->listen_fd, (struct sockaddr *)&sa, &len,
 			     SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd >= 0)
-			MHD_add_connection(m->daemon, fd, (struct sockaddr *)&sa, len);
+			admit(m, fd, &sa, len);
 		else if (out_of_fds(errno))
 			shed_one(m);
 		else if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED &&
@@ -256,7 +288,7 @@ static void *accept_loop(void *arg)
 
 /* The threads inherit this thread's signal mask: with every signal blocked
  * there, SIGINT and SIGTERM always reach the tracing loop. */
-static int start_threads(struct metrics_server *m, unsigned limit)
+static int start_threads(struct metrics_server *m)
 {
 	sigset_t all, old;
 	int err = 0;
@@ -267,9 +299,9 @@ static int start_threads(struct metrics_server *m, unsigned limit)
 	 * listening socket for MHD: accept_loop() does the accepting. */
 	m->daemon = MHD_start_daemon(MHD_USE_EPOLL_INTERNAL_THREAD | MHD_USE_INTERNAL_POLLING_THREAD |
 					     MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC,
-				     0, NULL, NULL, on_request, m, MHD_OPTION_CONNECTION_LIMIT, limit,
+				     0, NULL, NULL, on_request, m, MHD_OPTION_CONNECTION_LIMIT, m->limit,
 				     MHD_OPTION_CONNECTION_TIMEOUT, METRICS_IDLE_TIMEOUT_S,
-				     MHD_OPTION_END);
+				     MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_END);
 	if (!m->daemon)
 		err = -1;
 	else if (pthread_create(&m->acceptor, NULL, accept_loop, m)) {
@@ -294,7 +326,6 @@ static void free_server(struct metrics_server *m)
 struct metrics_server *metrics_start(const char *host, uint16_t port, char *err, size_t errlen)
 {
 	struct metrics_server *m = calloc(1, sizeof(*m));
-	unsigned limit = 0;
 
 	if (!m) {
 		metrics_fail(err, errlen, "out of memory for the metrics server");
@@ -302,15 +333,16 @@ struct metrics_server *metrics_start(const char *host, uint16_t port, char *err,
 	}
 	pthread_mutex_init(&m->lock, NULL);
 	atomic_init(&m->stopping, false);
+	atomic_init(&m->held, 0);
 	m->spare_fd = -1;
 	m->listen_fd = -1;
-	if (connection_limit(&limit, err, errlen))
+	if (connection_limit(&m->limit, err, errlen))
 		goto fail;
 	m->listen_fd = listen_on(host, port, err, errlen);
 	if (m->listen_fd < 0)
 		goto fail;
 	m->spare_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
-	if (start_threads(m, limit)) {
+	if (start_threads(m)) {
 		metrics_fail(err, errlen, "cannot start the metrics server (libmicrohttpd)");
 		goto fail;
 	}

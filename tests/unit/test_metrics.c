@@ -253,12 +253,15 @@ static const char *http_get(uint16_t p, const char *path)
 	static char resp[METRICS_TEXT_MAX + 1024];
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(p),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	/* A server that stopped answering fails the test instead of hanging it. */
+	const struct timeval timeout = { .tv_sec = 2 };
 	char req[128];
 	size_t got = 0;
 	ssize_t n;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	resp[0] = '\0';
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		close(fd);
 		return resp;
@@ -423,6 +426,44 @@ static void out_of_fds_at_accept_costs_no_cpu(void)
 	set_fd_limit(old);
 }
 
+#define IDLE 64
+
+/* More idle connections than the limit (about 20 under 64 fds) at once:
+ * those beyond it are closed, and once the idle ones go, scrapes answer
+ * again (libmicrohttpd 0.9.75 alone deadlocks its thread here). */
+static void connections_beyond_the_limit_leave_the_server_alive(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int idle[IDLE];
+	rlim_t old = fd_limit();
+	struct metrics_server *m;
+
+	a.sin_port = htons(free_port());
+	set_fd_limit(64);
+	m = metrics_start("127.0.0.1", ntohs(a.sin_port), err, sizeof(err));
+	set_fd_limit(old); /* the server keeps the limit it computed; the clients need fds */
+	CHECK(m != NULL);
+	if (!m) {
+		printf("    %s\n", err);
+		return;
+	}
+	for (int i = 0; i < IDLE; i++) {
+		idle[i] = socket(AF_INET, SOCK_STREAM, 0);
+		connect(idle[i], (struct sockaddr *)&a, sizeof(a));
+	}
+	usleep(200000); /* the server takes them all in */
+	for (int i = 0; i < IDLE; i++)
+		close(idle[i]);
+	usleep(200000);
+	if (!strstr(http_get(ntohs(a.sin_port), "/metrics"), " 200 ")) {
+		/* Not stopped: metrics_stop() would wait forever for a dead thread. */
+		printf("    no answer once the idle connections are gone\n");
+		check_failures_in_test++;
+		return;
+	}
+	metrics_stop(m);
+}
+
 int main(void)
 {
 	RUN(port_alone_binds_loopback);
@@ -437,5 +478,6 @@ int main(void)
 	RUN(server_serves_the_last_published_snapshot);
 	RUN(too_few_fds_is_refused_with_the_reason);
 	RUN(out_of_fds_at_accept_costs_no_cpu);
+	RUN(connections_beyond_the_limit_leave_the_server_alive);
 	return check_summary("unit/metrics");
 }
