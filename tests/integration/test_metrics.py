@@ -212,11 +212,15 @@ def hold_idle_connections(port, count):
 def established(held, timeout):
     """How many of held have completed their handshake within timeout."""
     deadline = time.monotonic() + timeout
-    pending = list(held)
+    poller = select.poll()  # not select(): the fds may be above 1024
+    pending = {s.fileno(): s for s in held}
+    for fd in pending:
+        poller.register(fd, select.POLLOUT)
     while pending and time.monotonic() < deadline:
-        _, writable, _ = select.select([], pending, [], 0.05)
-        pending = [s for s in pending if s not in writable]
-    return sum(1 for s in held if s not in pending and
+        for fd, _ in poller.poll(50):
+            poller.unregister(fd)
+            del pending[fd]
+    return sum(1 for s in held if s.fileno() not in pending and
                s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
 
 
