@@ -253,11 +253,11 @@ static void admit(struct metrics_server *m, int fd, const struct sockaddr_storag
 		atomic_fetch_sub(&m->held, 1);
 }
 
-/* Hands each connection to MHD through admit(). It waits in poll(), not in a blocking accept(): Linux
- * reserves the new fd before accept() blocks, so shed_one() would sit on
- * the spare's number and take the next good connection only to close it.
- * Ends when metrics_stop() shuts listen_fd down (accept() then fails with
- * EINVAL). */
+/* Hands each connection to MHD through admit(). It waits in poll(), not in
+ * a blocking accept(): Linux reserves the new fd before accept() blocks, so
+ * shed_one() would sit on the spare's number and take the next good
+ * connection only to close it. Ends when metrics_stop() shuts listen_fd
+ * down (poll() returns, accept() fails with EINVAL). */
 static void *accept_loop(void *arg)
 {
 	struct metrics_server *m = arg;
