@@ -74,8 +74,10 @@ void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct conn *c)
  * or 0 if len was too small (METRICS_TEXT_MAX always suffices). */
 size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len);
 
-/* Binds host:port and serves GET /metrics on libmicrohttpd's own thread.
- * NULL with a sentence in err when the address cannot be used. */
+/* Binds host:port and serves GET /metrics on libmicrohttpd's own thread, with
+ * as many connections as the fds free now allow (up to 1024), less a reserve
+ * for what synfin opens later. NULL with a sentence in err when the address
+ * cannot be used or fewer than 4 connections would fit under RLIMIT_NOFILE. */
 struct metrics_server *metrics_start(const char *host, uint16_t port, char *err, size_t errlen);
 /* Makes snap what the next scrape sees. */
 void metrics_publish(struct metrics_server *m, const struct metrics_snapshot *snap);

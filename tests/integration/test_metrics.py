@@ -1,9 +1,12 @@
 """--metrics: a Prometheus endpoint whose counters move by exactly the
 connections really made, that promtool accepts, and that keeps answering
-while a storm of connections runs."""
+while a storm of connections runs, with 500 idle connections held, and under
+a low file descriptor limit."""
 import json
 import os
 import re
+import resource
+import select
 import shutil
 import socket
 import subprocess
@@ -52,8 +55,8 @@ def parse(text):
 
 
 def promtool_check(text):
-    if not shutil.which("promtool"):
-        return  # Debian package prometheus; the unit test says so too
+    # The suite installs it (tools/install-deps.sh test): missing is a failure, not a pass.
+    assert shutil.which("promtool"), "promtool not installed: install the Debian package prometheus"
     done = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
                           text=True)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -192,6 +195,151 @@ def test_endpoint_answers_during_a_connection_storm():
     lost = delta(before, after, "synfin_lost_events_total")
     if lost == 0:
         assert delta(before, after, 'synfin_connections_total{outcome="closed"}') == 2 * storm
+
+
+def hold_idle_connections(port, count):
+    """count connections to 127.0.0.1:port that never send a byte; connect()
+    is not waited for, so a server that stops accepting cannot stall the test."""
+    held = []
+    for _ in range(count):
+        s = socket.socket()
+        s.setblocking(False)
+        s.connect_ex(("127.0.0.1", port))
+        held.append(s)
+    return held
+
+
+def established(held, timeout):
+    """How many of held have completed their handshake within timeout."""
+    deadline = time.monotonic() + timeout
+    poller = select.poll()  # not select(): the fds may be above 1024
+    pending = {s.fileno(): s for s in held}
+    for fd in pending:
+        poller.register(fd, select.POLLOUT)
+    while pending and time.monotonic() < deadline:
+        for fd, _ in poller.poll(50):
+            poller.unregister(fd)
+            del pending[fd]
+    return sum(1 for s in held if s.fileno() not in pending and
+               s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
+
+
+def close_all(held):
+    for s in held:
+        s.close()
+
+
+def raise_own_fd_limit(wanted):
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < wanted:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(wanted, hard), hard))
+
+
+def test_scrape_answers_within_1s_while_500_idle_connections_are_held():
+    require_metrics_option()
+    idle = 500
+    raise_own_fd_limit(idle + 100)
+    with Netns() as ns:
+        ep = Endpoint(ns)
+        held = hold_idle_connections(ep.port, idle)
+        try:
+            ready = established(held, timeout=2.0)
+            start = time.monotonic()
+            try:
+                scrape(ep.port, timeout=1.0)
+                took = time.monotonic() - start
+            except OSError as err:
+                took = f"no answer ({err!r})"
+        finally:
+            close_all(held)
+        status, _, err = ep.tracer.stop()
+    assert isinstance(took, float) and took < 1.0, f"{took} with {ready} idle connections"
+    assert ready == idle, f"only {ready} of {idle} idle connections were accepted"
+    assert status == 0, err
+
+
+def threads_cpu_seconds(pid):
+    """CPU time used so far by every thread of pid but the main (tracing) one."""
+    ticks = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        if int(tid) == pid:
+            continue
+        try:
+            with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the thread ended meanwhile
+        ticks += int(fields[11]) + int(fields[12])  # utime, stime: fields 14 and 15
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def assert_no_busy_loop(pid, what):
+    before = threads_cpu_seconds(pid)
+    time.sleep(2)
+    spent = threads_cpu_seconds(pid) - before
+    assert spent < 0.2, f"{what}: HTTP threads used {spent:.2f} s of CPU in 2 s, a busy loop"
+
+
+def lowest_free_fd(pid):
+    used = {int(fd) for fd in os.listdir(f"/proc/{pid}/fd")}
+    return next(fd for fd in range(len(used) + 1) if fd not in used)
+
+
+def set_fd_limit(pid, soft, hard):
+    subprocess.run(["prlimit", "--pid", str(pid), f"--nofile={soft}:{hard}"], check=True)
+
+
+def scrape_fails(port):
+    try:
+        scrape(port, timeout=1.0)
+    except OSError:
+        return True
+    return False
+
+
+def serves_without_spinning(tracer, port, nofile):
+    """Scrapes work; neither more idle connections than the limit nor, with
+    the limit then lowered under the fds open (prlimit --pid), accept()
+    failing with EMFILE makes the HTTP threads spin; scrapes work again after."""
+    pid = tracer.proc.pid
+    wait_ready(port)
+    held = hold_idle_connections(port, 100)
+    try:
+        assert_no_busy_loop(pid, "100 idle connections")
+    finally:
+        close_all(held)
+    wait_ready(port)
+    set_fd_limit(pid, lowest_free_fd(pid), nofile)
+    try:
+        assert scrape_fails(port), "a scrape was answered with no fd to accept it"
+        assert_no_busy_loop(pid, "accept() failing with EMFILE")
+    finally:
+        set_fd_limit(pid, nofile, nofile)
+    assert "synfin_events_total" in wait_ready(port)
+    status, _, err = tracer.stop()
+    assert status == 0, err
+
+
+def test_low_fd_limit_is_refused_clearly_or_served_without_spinning():
+    require_metrics_option()
+    outcomes = {}
+    for nofile in (16, 96):
+        port = free_port()
+        with Netns() as ns:
+            try:
+                tracer = Synfin("--netns", str(ns.inode), "--metrics", f"127.0.0.1:{port}",
+                                wrapper=("prlimit", f"--nofile={nofile}:{nofile}", "--"))
+            except AssertionError as refused:  # Synfin() says how it exited early
+                why = str(refused)
+                assert re.search(r"exited early \([1-9]\d*\)", why), why
+                assert ("synfin: --metrics: only " in why and
+                        f"file descriptors left under the limit of {nofile} (ulimit -n)" in why and
+                        "raise it" in why), why
+                outcomes[nofile] = "refused"
+                continue
+            serves_without_spinning(tracer, port, nofile)
+            outcomes[nofile] = "served"
+    assert outcomes == {16: "refused", 96: "served"}, outcomes
 
 
 def test_port_alone_listens_on_loopback_only():

@@ -1,13 +1,18 @@
 /*
  * The Prometheus side: address parsing, the text exposition (checked by
- * promtool when it is installed) and one real scrape over loopback.
+ * promtool, which the suite installs) and real scrapes over loopback, also
+ * with the file descriptors running out.
  */
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 #include "check.h"
 #include "metrics.h"
@@ -211,8 +216,11 @@ static void promtool_accepts_the_exposition(void)
 	FILE *f;
 	int fd;
 
+	/* The suite installs it (tools/install-deps.sh test): missing is a failure,
+	 * never a silent pass. */
 	if (system("command -v promtool >/dev/null 2>&1")) {
-		printf("    promtool not installed (Debian: prometheus): exposition not linted\n");
+		printf("    promtool not installed: install the Debian package prometheus\n");
+		check_failures_in_test++;
 		return;
 	}
 	synthetic(&s);
@@ -245,12 +253,15 @@ static const char *http_get(uint16_t p, const char *path)
 	static char resp[METRICS_TEXT_MAX + 1024];
 	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(p),
 				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	/* A server that stopped answering fails the test instead of hanging it. */
+	const struct timeval timeout = { .tv_sec = 2 };
 	char req[128];
 	size_t got = 0;
 	ssize_t n;
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
 
 	resp[0] = '\0';
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
 	if (connect(fd, (struct sockaddr *)&a, sizeof(a))) {
 		close(fd);
 		return resp;
@@ -296,6 +307,163 @@ static void server_serves_the_last_published_snapshot(void)
 	metrics_stop(m);
 }
 
+static void set_fd_limit(rlim_t soft)
+{
+	struct rlimit rl;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	rl.rlim_cur = soft;
+	CHECK_INT(setrlimit(RLIMIT_NOFILE, &rl), 0);
+}
+
+static rlim_t fd_limit(void)
+{
+	struct rlimit rl;
+
+	getrlimit(RLIMIT_NOFILE, &rl);
+	return rl.rlim_cur;
+}
+
+static void too_few_fds_is_refused_with_the_reason(void)
+{
+	rlim_t old = fd_limit();
+	struct metrics_server *m;
+
+	set_fd_limit(16);
+	err[0] = '\0';
+	m = metrics_start("127.0.0.1", free_port(), err, sizeof(err));
+	set_fd_limit(old);
+	CHECK(m == NULL);
+	metrics_stop(m);
+	CHECK(strstr(err, "--metrics: only ") == err);
+	CHECK(strstr(err, "file descriptors left under the limit of 16 (ulimit -n)") != NULL);
+	CHECK(strstr(err, "raise it") != NULL);
+}
+
+static double seconds(clockid_t clock)
+{
+	struct timespec t;
+
+	clock_gettime(clock, &t);
+	return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+
+/* Takes every fd left under the limit; returns how many (closed by release_fds()). */
+static int exhaust_fds(int *fds, int max)
+{
+	int n = 0;
+
+	while (n < max && (fds[n] = open("/dev/null", O_RDONLY)) >= 0)
+		n++;
+	return n;
+}
+
+static void release_fds(int *fds, int n)
+{
+	while (n > 0)
+		close(fds[--n]);
+}
+
+#define CLIENTS 3
+
+/* Connects the clients and reports whether each was told "no" (EOF or a
+ * reset) within a second, rather than left waiting for a scrape that never comes. */
+static int clients_refused(const int *clients, uint16_t p)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(p),
+				 .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int refused = 0;
+	char c;
+
+	for (int i = 0; i < CLIENTS; i++) {
+		struct pollfd pfd = { .fd = clients[i], .events = POLLIN };
+
+		if (connect(clients[i], (struct sockaddr *)&a, sizeof(a)))
+			continue;
+		refused += poll(&pfd, 1, 1000) == 1 && read(clients[i], &c, 1) <= 0;
+	}
+	return refused;
+}
+
+/* Some other part of synfin took every fd after metrics_start(): the server's
+ * accept() fails with EMFILE. It must neither spin (MHD alone retries at
+ * once, forever, at 100% of a core) nor stay dead once fds are free again. */
+static void out_of_fds_at_accept_costs_no_cpu(void)
+{
+	static int fds[256];
+	int clients[CLIENTS], n;
+	rlim_t old = fd_limit();
+	uint16_t p = free_port();
+	struct metrics_server *m;
+	double cpu, wall;
+
+	set_fd_limit(128);
+	m = metrics_start("127.0.0.1", p, err, sizeof(err));
+	CHECK(m != NULL);
+	if (!m) {
+		printf("    %s\n", err);
+		set_fd_limit(old);
+		return;
+	}
+	for (int i = 0; i < CLIENTS; i++)
+		clients[i] = socket(AF_INET, SOCK_STREAM, 0);
+	n = exhaust_fds(fds, 256);
+	cpu = seconds(CLOCK_PROCESS_CPUTIME_ID);
+	wall = seconds(CLOCK_MONOTONIC);
+	CHECK_INT(clients_refused(clients, p), CLIENTS);
+	sleep(1);
+	cpu = seconds(CLOCK_PROCESS_CPUTIME_ID) - cpu;
+	wall = seconds(CLOCK_MONOTONIC) - wall;
+	if (cpu > 0.1) {
+		printf("    %.2f s of CPU in %.2f s with the fds exhausted: a busy loop\n", cpu, wall);
+		check_failures_in_test++;
+	}
+	release_fds(fds, n);
+	for (int i = 0; i < CLIENTS; i++)
+		close(clients[i]);
+	CHECK(strstr(http_get(p, "/metrics"), "\nsynfin_events_total 0\n") != NULL);
+	metrics_stop(m);
+	set_fd_limit(old);
+}
+
+#define IDLE 64
+
+/* More idle connections than the limit (about 20 under 64 fds) at once:
+ * those beyond it are closed, and once the idle ones go, scrapes answer
+ * again (libmicrohttpd 0.9.75 alone deadlocks its thread here). */
+static void connections_beyond_the_limit_leave_the_server_alive(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	int idle[IDLE];
+	rlim_t old = fd_limit();
+	struct metrics_server *m;
+
+	a.sin_port = htons(free_port());
+	set_fd_limit(64);
+	m = metrics_start("127.0.0.1", ntohs(a.sin_port), err, sizeof(err));
+	set_fd_limit(old); /* the server keeps the limit it computed; the clients need fds */
+	CHECK(m != NULL);
+	if (!m) {
+		printf("    %s\n", err);
+		return;
+	}
+	for (int i = 0; i < IDLE; i++) {
+		idle[i] = socket(AF_INET, SOCK_STREAM, 0);
+		connect(idle[i], (struct sockaddr *)&a, sizeof(a));
+	}
+	usleep(200000); /* the server takes them all in */
+	for (int i = 0; i < IDLE; i++)
+		close(idle[i]);
+	usleep(200000);
+	if (!strstr(http_get(ntohs(a.sin_port), "/metrics"), " 200 ")) {
+		/* Not stopped: metrics_stop() would wait forever for a dead thread. */
+		printf("    no answer once the idle connections are gone\n");
+		check_failures_in_test++;
+		return;
+	}
+	metrics_stop(m);
+}
+
 int main(void)
 {
 	RUN(port_alone_binds_loopback);
@@ -308,5 +476,8 @@ int main(void)
 	RUN(largest_snapshot_fits);
 	RUN(promtool_accepts_the_exposition);
 	RUN(server_serves_the_last_published_snapshot);
+	RUN(too_few_fds_is_refused_with_the_reason);
+	RUN(out_of_fds_at_accept_costs_no_cpu);
+	RUN(connections_beyond_the_limit_leave_the_server_alive);
 	return check_summary("unit/metrics");
 }
