@@ -13,10 +13,8 @@
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 #include "synfin.h"
+#include "common.bpf.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_TCP 6
 #define MAX_CGROUP_DEPTH 16
 #define SEND_SHUTDOWN 2
 
@@ -110,18 +108,9 @@ struct {
 	__type(value, struct sf_listener);
 } listeners SEC(".maps");
 
-/* Before 6.2 (commit 7f203bc89eb6) struct cgroup held ancestor ids, not pointers. */
-struct cgroup___pre62 {
-	int level;
-	__u64 ancestor_ids[];
-} __attribute__((preserve_access_index));
-
 static __always_inline void count(__u32 idx)
 {
-	__u64 *val = bpf_map_lookup_elem(&counters, &idx);
-
-	if (val)
-		*val += 1;
+	counter_inc(&counters, idx);
 }
 
 static __always_inline __u64 cgroup_ancestor_id(struct cgroup *cg, int level)

@@ -129,6 +129,15 @@ struct synfin_cpu_ring {
 #define SF_CPU_SLOT sizeof(struct synfin_event)
 #define SF_CPU_RING_MAX_SLOTS 32768
 
+/* synfin_segment.flags: the TCP header's flag byte (RFC 9293). */
+enum synfin_tcp_flag {
+	SF_TCPF_FIN = 0x01,
+	SF_TCPF_SYN = 0x02,
+	SF_TCPF_RST = 0x04,
+	SF_TCPF_PSH = 0x08,
+	SF_TCPF_ACK = 0x10,
+};
+
 /* synfin_segment.opts: which TCP options the segment carried. */
 enum synfin_tcp_opt {
 	SF_OPT_MSS = 1 << 0,
@@ -171,7 +180,7 @@ struct synfin_segment {
 	__u16 mss; /* when SF_OPT_MSS */
 	__u8 type; /* SF_EV_SEGMENT */
 	__u8 family;
-	__u8 flags; /* the TCP header's flag byte: FIN 0x01 SYN 0x02 RST 0x04 PSH 0x08 ACK 0x10 */
+	__u8 flags; /* the TCP header's flag byte: enum synfin_tcp_flag bits */
 	__u8 opts;  /* enum synfin_tcp_opt bits */
 	__u8 wscale;
 	__u8 dir;   /* 0 ingress (XDP), 1 egress (TC) */

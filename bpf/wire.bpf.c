@@ -13,16 +13,10 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "synfin.h"
+#include "common.bpf.h"
 
-#define AF_INET 2
-#define AF_INET6 10
-#define IPPROTO_TCP 6
 #define XDP_PASS 2
 #define TC_ACT_OK 0
-#define TCPF_FIN 0x01
-#define TCPF_SYN 0x02
-#define TCPF_RST 0x04
-#define TCPF_ACK 0x10
 
 #include "parse.bpf.h"
 
@@ -68,22 +62,19 @@ struct {
 
 static __always_inline void count(__u32 idx)
 {
-	__u64 *val = bpf_map_lookup_elem(&seg_counters, &idx);
-
-	if (val)
-		*val += 1;
+	counter_inc(&seg_counters, idx);
 }
 
 static __always_inline void count_flags(__u8 flags)
 {
 	count(SF_SEG_SEEN);
-	if ((flags & (TCPF_SYN | TCPF_ACK)) == TCPF_SYN)
+	if ((flags & (SF_TCPF_SYN | SF_TCPF_ACK)) == SF_TCPF_SYN)
 		count(SF_SEG_SYN);
-	else if (flags & TCPF_SYN)
+	else if (flags & SF_TCPF_SYN)
 		count(SF_SEG_SYNACK);
-	if (flags & TCPF_RST)
+	if (flags & SF_TCPF_RST)
 		count(SF_SEG_RST);
-	if (flags & TCPF_FIN)
+	if (flags & SF_TCPF_FIN)
 		count(SF_SEG_FIN);
 }
 
@@ -120,9 +111,9 @@ static __always_inline void expect_reply(const struct synfin_segment *s)
 		if (!e)
 			return;
 	}
-	if ((s->flags & (TCPF_SYN | TCPF_ACK)) == (TCPF_SYN | TCPF_ACK))
+	if ((s->flags & (SF_TCPF_SYN | SF_TCPF_ACK)) == (SF_TCPF_SYN | SF_TCPF_ACK))
 		e->handshake_ack = s->seq + 1;
-	if (s->flags & TCPF_FIN)
+	if (s->flags & SF_TCPF_FIN)
 		e->fin_ack = s->seq + s->len + 1;
 }
 
@@ -136,7 +127,7 @@ static __always_inline bool is_awaited_ack(const struct synfin_segment *s)
 	struct expect *e;
 
 	/* ECE and CWR (ECN) may ride on any ACK: only the six classic flags decide. */
-	if ((s->flags & 0x3f) != TCPF_ACK || s->len)
+	if ((s->flags & 0x3f) != SF_TCPF_ACK || s->len)
 		return false;
 	own_key(s, &k);
 	e = bpf_map_lookup_elem(&expects, &k);
@@ -146,13 +137,13 @@ static __always_inline bool is_awaited_ack(const struct synfin_segment *s)
 
 static __always_inline bool wanted(const struct synfin_segment *s)
 {
-	bool lifecycle = s->flags & (TCPF_SYN | TCPF_FIN | TCPF_RST);
+	bool lifecycle = s->flags & (SF_TCPF_SYN | SF_TCPF_FIN | SF_TCPF_RST);
 
 	if (filter_family && s->family != filter_family)
 		return false;
 	if (filter_port && s->sport != filter_port && s->dport != filter_port)
 		return false;
-	if (s->flags & (TCPF_SYN | TCPF_FIN))
+	if (s->flags & (SF_TCPF_SYN | SF_TCPF_FIN))
 		expect_reply(s);
 	return all_segments || lifecycle || is_awaited_ack(s);
 }

@@ -137,7 +137,7 @@ static struct flow *create(struct flow_table *t, uint8_t family, const uint8_t *
 	return f;
 }
 
-void flows_add_segment(struct flow_table *t, const struct segment *s)
+void flows_add_segment(struct flow_table *t, const struct synfin_segment *s)
 {
 	struct flow *f = lookup(t, s->family, s->saddr, s->sport, s->daddr, s->dport);
 
@@ -203,10 +203,10 @@ void flows_flush(struct flow_table *t, uint64_t now_ns, uint64_t grace_ns, uint6
 
 bool flow_is_duplicate(const struct flow *f, int i)
 {
-	const struct segment *s = &f->seg[i];
+	const struct synfin_segment *s = &f->seg[i];
 
 	for (int j = 0; j < i; j++) {
-		const struct segment *o = &f->seg[j];
+		const struct synfin_segment *o = &f->seg[j];
 
 		if (o->dir != s->dir && o->sport == s->sport && o->seq == s->seq &&
 		    o->ack == s->ack && o->flags == s->flags && o->len == s->len &&
@@ -242,21 +242,21 @@ static bool seq_geq(uint32_t a, uint32_t b)
 static void handshake_facts(const struct flow *f, struct wire_facts *w)
 {
 	for (int i = 0; i < f->nseg; i++) {
-		const struct segment *s = &f->seg[i];
-		uint8_t syn_ack = s->flags & (TCPF_SYN | TCPF_ACK);
+		const struct synfin_segment *s = &f->seg[i];
+		uint8_t syn_ack = s->flags & (SF_TCPF_SYN | SF_TCPF_ACK);
 
 		if (flow_is_duplicate(f, i))
 			continue;
-		if (syn_ack == TCPF_SYN) {
+		if (syn_ack == SF_TCPF_SYN) {
 			if (w->syn_idx < 0)
 				w->syn_idx = i, w->syn_ns = (int64_t)s->ts_ns;
 			w->syns++;
-		} else if (syn_ack == (TCPF_SYN | TCPF_ACK)) {
+		} else if (syn_ack == (SF_TCPF_SYN | SF_TCPF_ACK)) {
 			if (w->synack_idx < 0)
 				w->synack_idx = i, w->synack_ns = (int64_t)s->ts_ns;
 			w->synacks++;
-		} else if (w->synack_idx >= 0 && w->ack_ns < 0 && (s->flags & TCPF_ACK) &&
-			   !(s->flags & TCPF_RST) && flow_segment_side(f, i) != flow_segment_side(f, w->synack_idx)) {
+		} else if (w->synack_idx >= 0 && w->ack_ns < 0 && (s->flags & SF_TCPF_ACK) &&
+			   !(s->flags & SF_TCPF_RST) && flow_segment_side(f, i) != flow_segment_side(f, w->synack_idx)) {
 			w->ack_ns = (int64_t)s->ts_ns;
 			if (s->ack != f->seg[w->synack_idx].seq + 1)
 				w->anomalies |= ANOM_HANDSHAKE_ACK;
@@ -267,9 +267,9 @@ static void handshake_facts(const struct flow *f, struct wire_facts *w)
 static void rst_facts(const struct flow *f, struct wire_facts *w)
 {
 	for (int i = 0; i < f->nseg; i++) {
-		const struct segment *s = &f->seg[i];
+		const struct synfin_segment *s = &f->seg[i];
 
-		if (!(s->flags & TCPF_RST) || flow_is_duplicate(f, i))
+		if (!(s->flags & SF_TCPF_RST) || flow_is_duplicate(f, i))
 			continue;
 		if (w->synack_idx < 0 && w->syn_idx >= 0)
 			w->anomalies |= ANOM_SYN_NO_LISTENER;
@@ -282,15 +282,15 @@ static void rst_facts(const struct flow *f, struct wire_facts *w)
 static void fin_facts(const struct flow *f, struct wire_facts *w)
 {
 	for (int i = 0; i < f->nseg; i++) {
-		const struct segment *fin = &f->seg[i];
+		const struct synfin_segment *fin = &f->seg[i];
 		bool acked = false;
 
-		if (!(fin->flags & TCPF_FIN) || flow_is_duplicate(f, i))
+		if (!(fin->flags & SF_TCPF_FIN) || flow_is_duplicate(f, i))
 			continue;
 		for (int j = i + 1; j < f->nseg && !acked; j++)
-			acked = (f->seg[j].flags & TCPF_RST) ||
+			acked = (f->seg[j].flags & SF_TCPF_RST) ||
 				(flow_segment_side(f, j) != flow_segment_side(f, i) &&
-				 (f->seg[j].flags & TCPF_ACK) &&
+				 (f->seg[j].flags & SF_TCPF_ACK) &&
 				 seq_geq(f->seg[j].ack, fin->seq + fin->len + 1));
 		if (!acked && !f->truncated)
 			w->anomalies |= ANOM_FIN_ACK;

@@ -12,33 +12,6 @@
 #include "synfin.h"
 #include "tracker.h"
 
-#define TCPF_FIN 0x01
-#define TCPF_SYN 0x02
-#define TCPF_RST 0x04
-#define TCPF_PSH 0x08
-#define TCPF_ACK 0x10
-
-enum segment_opt {
-	SEG_OPT_MSS = 1 << 0,
-	SEG_OPT_WSCALE = 1 << 1,
-	SEG_OPT_SACK_OK = 1 << 2,
-	SEG_OPT_TS = 1 << 3,
-};
-
-/* One TCP segment as seen on one interface. Addresses in network order, the rest host order. */
-struct segment {
-	uint64_t ts_ns;
-	uint8_t saddr[16], daddr[16]; /* as on the wire: source and destination */
-	uint32_t ifindex;
-	uint32_t seq, ack;
-	uint32_t ts_val, ts_ecr;
-	uint16_t sport, dport;
-	uint16_t win, len; /* raw window field; payload bytes */
-	uint16_t mss;
-	uint8_t family, flags, opts, wscale;
-	uint8_t dir; /* 0 ingress (XDP), 1 egress (TC) */
-	uint8_t pad[3];
-};
 
 #define FLOW_MAX_SEGMENTS 24
 
@@ -59,7 +32,7 @@ struct flow {
 	uint8_t seen_sides;     /* bit per side: one of our sockets is that endpoint */
 	uint8_t held_sides;     /* bit per side: its lifecycle record waits in conns[] */
 	uint8_t pad[2];
-	struct segment seg[FLOW_MAX_SEGMENTS];
+	struct synfin_segment seg[FLOW_MAX_SEGMENTS];
 	struct conn conns[2];   /* finished lifecycles, by side */
 };
 
@@ -88,7 +61,7 @@ struct flow_table;
 /* done is called for every flow that is finished (or evicted to make room). */
 struct flow_table *flows_new(uint32_t cap, flow_done_fn done, void *ctx);
 void flows_free(struct flow_table *t);
-void flows_add_segment(struct flow_table *t, const struct segment *s);
+void flows_add_segment(struct flow_table *t, const struct synfin_segment *s);
 /* Notes that one of our sockets is an endpoint of a flow (from a state event). */
 void flows_note_state(struct flow_table *t, const struct synfin_event *e);
 /* Hands a finished lifecycle to its flow; false when it has none (emit it now). */

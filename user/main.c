@@ -180,43 +180,18 @@ static int on_event(void *ctx, void *data, size_t size)
 	return on_state(app, e);
 }
 
-static void segment_from_record(const struct synfin_segment *r, struct segment *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->ts_ns = r->ts_ns;
-	memcpy(s->saddr, r->saddr, sizeof(s->saddr));
-	memcpy(s->daddr, r->daddr, sizeof(s->daddr));
-	s->ifindex = r->ifindex;
-	s->seq = r->seq;
-	s->ack = r->ack;
-	s->ts_val = r->ts_val;
-	s->ts_ecr = r->ts_ecr;
-	s->sport = r->sport;
-	s->dport = r->dport;
-	s->win = r->win;
-	s->len = r->len;
-	s->mss = r->mss;
-	s->family = r->family;
-	s->flags = r->flags;
-	s->opts = r->opts;
-	s->wscale = r->wscale;
-	s->dir = r->dir;
-}
-
 static int on_segment(void *ctx, void *data, size_t size)
 {
 	struct app *app = ctx;
-	const struct synfin_segment *r = data;
-	struct segment s;
+	const struct synfin_segment *s = data;
 
-	if (size < sizeof(*r) || r->type != SF_EV_SEGMENT)
+	if (size < sizeof(*s) || s->type != SF_EV_SEGMENT)
 		return 0;
-	segment_from_record(r, &s);
 	if (app->summary) /* the summary counts lifecycles, not segments */
 		return 0;
-	flows_add_segment(app->flows, &s);
+	flows_add_segment(app->flows, s);
 	if (!app->out.life_only) {
-		app->out.fmt->packet(&app->out, &s, wire_ifname(&app->wire, s.ifindex));
+		app->out.fmt->packet(&app->out, s, wire_ifname(&app->wire, s->ifindex));
 		return ob_record_done(&app->out.ob) ? -1 : 0;
 	}
 	return 0;

@@ -44,8 +44,8 @@ struct metrics_port {
 struct metrics_snapshot {
 	/* Counters: only ever grow while synfin runs. */
 	struct metrics_hist handshake[METRICS_ROLES];
-	uint64_t outcome[6]; /* enum conn_outcome */
-	uint64_t closer[4];  /* enum conn_closer */
+	uint64_t outcome[OUTCOME_COUNT];
+	uint64_t closer[CLOSER_COUNT];
 	uint64_t lost, evicted, events;
 	struct metrics_port ports[METRICS_PORTS]; /* the first METRICS_PORTS listener ports seen */
 	uint32_t nports;

@@ -226,22 +226,17 @@ static void format_handshakes(struct text *t, const struct metrics_snapshot *s)
 	format_hist(t, &s->handshake[METRICS_SERVER], "server");
 }
 
-/* Every value of each label, so the series sum to the connections seen. */
-static const char *const outcome_labels[6] = { "unknown", "closed",  "reset",
-					       "refused", "timeout", "aborted" };
-static const char *const closer_labels[4] = { "none", "local", "remote", "both" };
-
-static void format_endings(struct text *t, const struct metrics_snapshot *s)
+/* Every value of each label (names.c), so the series sum to the connections seen. */static void format_endings(struct text *t, const struct metrics_snapshot *s)
 {
 	header(t, "synfin_connections_total", "counter",
 	       "Finished connections by outcome (closed: FIN teardown; unknown: not seen closing).");
-	for (int i = 0; i < 6; i++)
-		put(t, "synfin_connections_total{outcome=\"%s\"} %llu\n", outcome_labels[i],
+	for (int i = 0; i < OUTCOME_COUNT; i++)
+		put(t, "synfin_connections_total{outcome=\"%s\"} %llu\n", outcome_label(i),
 		    (unsigned long long)s->outcome[i]);
 	header(t, "synfin_connections_closed_total", "counter",
 	       "Finished connections by who sent the first FIN (none: no FIN exchange).");
-	for (int i = 0; i < 4; i++)
-		put(t, "synfin_connections_closed_total{closer=\"%s\"} %llu\n", closer_labels[i],
+	for (int i = 0; i < CLOSER_COUNT; i++)
+		put(t, "synfin_connections_closed_total{closer=\"%s\"} %llu\n", closer_label(i),
 		    (unsigned long long)s->closer[i]);
 }
 

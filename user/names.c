@@ -1,6 +1,7 @@
 #include "names.h"
 #include <sys/socket.h>
 #include "synfin.h"
+#include "tracker.h"
 
 /* Padded to 16 bytes so writers can copy a name with one fixed-size move. */
 struct state_text {
@@ -44,4 +45,24 @@ const char *family_name(uint8_t family)
 	default:
 		return "unknown";
 	}
+}
+
+static const char *const outcome_labels[OUTCOME_COUNT] = {
+	[OUTCOME_UNKNOWN] = "unknown", [OUTCOME_CLOSED] = "closed",   [OUTCOME_RESET] = "reset",
+	[OUTCOME_REFUSED] = "refused", [OUTCOME_TIMEOUT] = "timeout", [OUTCOME_ABORTED] = "aborted",
+};
+
+static const char *const closer_labels[CLOSER_COUNT] = {
+	[CLOSER_NONE] = "none", [CLOSER_LOCAL] = "local", [CLOSER_REMOTE] = "remote",
+	[CLOSER_BOTH] = "both",
+};
+
+const char *outcome_label(int outcome)
+{
+	return outcome >= 0 && outcome < OUTCOME_COUNT ? outcome_labels[outcome] : "unknown";
+}
+
+const char *closer_label(int closer)
+{
+	return closer >= 0 && closer < CLOSER_COUNT ? closer_labels[closer] : "none";
 }

@@ -10,5 +10,9 @@ const char *state_name(uint8_t state);
 const char *state_name16(uint8_t state, size_t *len);
 /* "ipv4" / "ipv6" / "unknown" */
 const char *family_name(uint8_t family);
+/* Every value of enum conn_outcome / conn_closer (tracker.h) by name, the "not
+ * known" one included ("unknown", "none"): for labels that must sum up. */
+const char *outcome_label(int outcome);
+const char *closer_label(int closer);
 
 #endif

@@ -1,5 +1,6 @@
 /* Output plumbing shared by every format. */
 #include "output.h"
+#include "names.h"
 #include <string.h>
 #include <time.h>
 
@@ -19,16 +20,12 @@ const char *role_name(uint8_t role)
 
 const char *closer_name(enum conn_closer closer)
 {
-	static const char *const names[] = { NULL, "local", "remote", "both" };
-
-	return names[closer];
+	return closer == CLOSER_NONE ? NULL : closer_label(closer);
 }
 
 const char *outcome_name(enum conn_outcome outcome)
 {
-	static const char *const names[] = { NULL, "closed", "reset", "refused", "timeout", "aborted" };
-
-	return names[outcome];
+	return outcome == OUTCOME_UNKNOWN ? NULL : outcome_label(outcome);
 }
 
 const char *time_wait_name(const struct conn *c)
@@ -52,8 +49,8 @@ const char *tcp_flags_str(uint8_t flags, char *buf)
 	static const struct {
 		uint8_t bit;
 		char letter;
-	} order[] = { { TCPF_FIN, 'F' }, { TCPF_SYN, 'S' }, { TCPF_RST, 'R' }, { TCPF_PSH, 'P' },
-		      { 0x20, 'U' },     { 0x40, 'E' },     { 0x80, 'W' },     { TCPF_ACK, '.' } };
+	} order[] = { { SF_TCPF_FIN, 'F' }, { SF_TCPF_SYN, 'S' }, { SF_TCPF_RST, 'R' }, { SF_TCPF_PSH, 'P' },
+		      { 0x20, 'U' },     { 0x40, 'E' },     { 0x80, 'W' },     { SF_TCPF_ACK, '.' } };
 	int n = 0;
 
 	for (size_t i = 0; i < sizeof(order) / sizeof(order[0]); i++)

@@ -26,7 +26,7 @@ struct formatter {
 	/* A lifecycle with its wire view (packet layer): f holds its segments. */
 	void (*conn_wire)(struct output *o, const struct conn *c, const struct flow *f);
 	/* One TCP segment as the packet layer saw it (ifname: the interface). */
-	void (*packet)(struct output *o, const struct segment *s, const char *ifname);
+	void (*packet)(struct output *o, const struct synfin_segment *s, const char *ifname);
 	/* Records lost since the last report, and in all; skipped: of the total, the
 	 * runs the kernel skipped (its recursion guard), the rest found a ring full. */
 	void (*lost)(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total,

@@ -219,26 +219,26 @@ static void json_conn(struct output *o, const struct conn *c)
 }
 
 /* The SYN options, present ones only. */
-static void json_options(struct output *o, const struct segment *s)
+static void json_options(struct output *o, const struct synfin_segment *s)
 {
 	bool first = true;
 
 	ob_putc(&o->ob, '{');
-	if (s->opts & SEG_OPT_MSS) {
+	if (s->opts & SF_OPT_MSS) {
 		ob_puts(&o->ob, "\"mss\":");
 		ob_u64(&o->ob, s->mss);
 		first = false;
 	}
-	if (s->opts & SEG_OPT_WSCALE) {
+	if (s->opts & SF_OPT_WSCALE) {
 		ob_puts(&o->ob, first ? "\"wscale\":" : ",\"wscale\":");
 		ob_u64(&o->ob, s->wscale);
 		first = false;
 	}
-	if (s->opts & SEG_OPT_SACK_OK) {
+	if (s->opts & SF_OPT_SACK_OK) {
 		ob_puts(&o->ob, first ? "\"sack_ok\":true" : ",\"sack_ok\":true");
 		first = false;
 	}
-	if (s->opts & SEG_OPT_TS) {
+	if (s->opts & SF_OPT_TS) {
 		ob_puts(&o->ob, first ? "\"ts_val\":" : ",\"ts_val\":");
 		ob_u64(&o->ob, s->ts_val);
 		ob_puts(&o->ob, ",\"ts_ecr\":");
@@ -247,7 +247,7 @@ static void json_options(struct output *o, const struct segment *s)
 	ob_putc(&o->ob, '}');
 }
 
-static void json_segment_core(struct output *o, const struct segment *s)
+static void json_segment_core(struct output *o, const struct synfin_segment *s)
 {
 	char flags[10];
 
@@ -265,7 +265,7 @@ static void json_segment_core(struct output *o, const struct segment *s)
 	json_options(o, s);
 }
 
-static void json_packet(struct output *o, const struct segment *s, const char *ifname)
+static void json_packet(struct output *o, const struct synfin_segment *s, const char *ifname)
 {
 	json_begin(o, "packet", s->ts_ns);
 	KEY(o, "\"iface\"");

@@ -115,7 +115,7 @@ static void find_isns(const struct flow *f, uint32_t isn[2], bool known[2])
 	for (int i = 0; i < f->nseg; i++) {
 		int side = flow_segment_side(f, i);
 
-		if ((f->seg[i].flags & TCPF_SYN) && !known[side]) {
+		if ((f->seg[i].flags & SF_TCPF_SYN) && !known[side]) {
 			isn[side] = f->seg[i].seq;
 			known[side] = true;
 		}
@@ -125,7 +125,7 @@ static void find_isns(const struct flow *f, uint32_t isn[2], bool known[2])
 static void arrow_label(struct output *o, const struct flow *f, int i, const uint32_t isn[2],
 			const bool known[2])
 {
-	const struct segment *s = &f->seg[i];
+	const struct synfin_segment *s = &f->seg[i];
 	int side = flow_segment_side(f, i);
 	bool rel = o->relative && known[side] && known[!side];
 	char flags[10];
@@ -133,7 +133,7 @@ static void arrow_label(struct output *o, const struct flow *f, int i, const uin
 	ob_puts(&o->ob, tcp_flags_str(s->flags, flags));
 	ob_puts(&o->ob, " seq=");
 	ob_u64(&o->ob, rel ? s->seq - isn[side] : s->seq);
-	if (s->flags & TCPF_ACK) {
+	if (s->flags & SF_TCPF_ACK) {
 		ob_puts(&o->ob, " ack=");
 		ob_u64(&o->ob, rel ? s->ack - isn[!side] : s->ack);
 	}

@@ -234,7 +234,7 @@ static void text_conn_wire(struct output *o, const struct conn *c, const struct 
 }
 
 /* One segment, in the spirit of tcpdump -S. */
-static void text_packet(struct output *o, const struct segment *s, const char *ifname)
+static void text_packet(struct output *o, const struct synfin_segment *s, const char *ifname)
 {
 	char flags[10];
 
@@ -248,7 +248,7 @@ static void text_packet(struct output *o, const struct segment *s, const char *i
 	ob_puts(&o->ob, tcp_flags_str(s->flags, flags));
 	ob_puts(&o->ob, "], seq ");
 	ob_u64(&o->ob, s->seq);
-	if (s->flags & TCPF_ACK) {
+	if (s->flags & SF_TCPF_ACK) {
 		ob_puts(&o->ob, ", ack ");
 		ob_u64(&o->ob, s->ack);
 	}

@@ -378,24 +378,21 @@ static void text_hist(struct outbuf *ob, const struct hist *h, const char *title
 	}
 }
 
-static const char *const outcomes[] = { "unknown", "closed", "reset", "refused", "timeout", "aborted" };
-static const char *const closers[] = { "none", "local", "remote", "both" };
-
 static void text_counts(const struct summary *s, struct outbuf *ob)
 {
 	ob_puts(ob, "connections: ");
 	ob_u64(ob, s->connections);
 	ob_puts(ob, "\noutcome:");
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < OUTCOME_COUNT; i++) {
 		ob_putc(ob, ' ');
-		ob_puts(ob, outcomes[i]);
+		ob_puts(ob, outcome_label(i));
 		ob_putc(ob, '=');
 		ob_u64(ob, s->outcome[i]);
 	}
 	ob_puts(ob, "\ncloser: ");
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < CLOSER_COUNT; i++) {
 		ob_putc(ob, ' ');
-		ob_puts(ob, closers[i]);
+		ob_puts(ob, closer_label(i));
 		ob_putc(ob, '=');
 		ob_u64(ob, s->closer[i]);
 	}
@@ -453,16 +450,16 @@ static void json_counts(const struct summary *s, struct outbuf *ob)
 	ob_puts(ob, ",\"connections\":");
 	ob_u64(ob, s->connections);
 	ob_puts(ob, ",\"outcome\":{");
-	for (int i = 0; i < 6; i++) {
+	for (int i = 0; i < OUTCOME_COUNT; i++) {
 		ob_puts(ob, i ? ",\"" : "\"");
-		ob_puts(ob, outcomes[i]);
+		ob_puts(ob, outcome_label(i));
 		ob_puts(ob, "\":");
 		ob_u64(ob, s->outcome[i]);
 	}
 	ob_puts(ob, "},\"closer\":{");
-	for (int i = 0; i < 4; i++) {
+	for (int i = 0; i < CLOSER_COUNT; i++) {
 		ob_puts(ob, i ? ",\"" : "\"");
-		ob_puts(ob, closers[i]);
+		ob_puts(ob, closer_label(i));
 		ob_puts(ob, "\":");
 		ob_u64(ob, s->closer[i]);
 	}

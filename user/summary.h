@@ -59,8 +59,8 @@ struct top_entry {
 struct summary {
 	struct hist hist[SH_COUNT];
 	uint64_t connections;
-	uint64_t outcome[6]; /* enum conn_outcome */
-	uint64_t closer[4];  /* enum conn_closer */
+	uint64_t outcome[OUTCOME_COUNT];
+	uint64_t closer[CLOSER_COUNT];
 	TOP_TABLE(SUMMARY_PORTS) port_top;
 	uint32_t nports;      /* entries of port_top in use */
 	uint64_t other_ports; /* connections not attributed to a port in the table */

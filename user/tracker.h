@@ -61,6 +61,7 @@ enum conn_closer {
 	CLOSER_LOCAL,    /* FIN_WAIT1 path */
 	CLOSER_REMOTE,   /* CLOSE_WAIT path */
 	CLOSER_BOTH,     /* simultaneous: CLOSING */
+	CLOSER_COUNT,
 };
 
 enum conn_outcome {
@@ -70,6 +71,7 @@ enum conn_outcome {
 	OUTCOME_REFUSED, /* RST in answer to our SYN */
 	OUTCOME_TIMEOUT, /* SYN or FIN retransmissions ran out */
 	OUTCOME_ABORTED, /* anything else */
+	OUTCOME_COUNT,
 };
 
 /* What the tracker learnt from one transition, for the per-event output. */

@@ -11,10 +11,10 @@ static const uint8_t LO[16] = { 127, 0, 0, 1 };
 #define J 1000u /* client ISN */
 #define K 5000u /* server ISN */
 
-static struct segment seg(uint64_t us, int from_client, uint8_t flags, uint32_t seq, uint32_t ack,
+static struct synfin_segment seg(uint64_t us, int from_client, uint8_t flags, uint32_t seq, uint32_t ack,
 			  uint16_t len, uint8_t dir)
 {
-	struct segment s = {
+	struct synfin_segment s = {
 		.ts_ns = 1000000000ull + us * 1000, .family = 2, .flags = flags, .seq = seq,
 		.ack = ack, .len = len, .dir = dir, .win = 65535,
 		.sport = from_client ? CPORT : SPORT, .dport = from_client ? SPORT : CPORT,
@@ -25,7 +25,7 @@ static struct segment seg(uint64_t us, int from_client, uint8_t flags, uint32_t 
 }
 
 /* Adds a segment twice, as lo shows it: egress, then ingress a few microseconds later. */
-static void add_lo(struct flow_table *t, struct segment s)
+static void add_lo(struct flow_table *t, struct synfin_segment s)
 {
 	flows_add_segment(t, &s);
 	s.dir = 0;
@@ -36,14 +36,14 @@ static void add_lo(struct flow_table *t, struct segment s)
 /* SYN, SYN-ACK, ACK, a request and a reply, then a client-first teardown. */
 static void textbook_connection(struct flow_table *t, bool bad_synack)
 {
-	add_lo(t, seg(0, 1, TCPF_SYN, J, 0, 0, 1));
-	add_lo(t, seg(40, 0, TCPF_SYN | TCPF_ACK, K, bad_synack ? J + 7 : J + 1, 0, 1));
-	add_lo(t, seg(60, 1, TCPF_ACK, J + 1, K + 1, 0, 1));
-	add_lo(t, seg(100, 1, TCPF_PSH | TCPF_ACK, J + 1, K + 1, 4, 1));
-	add_lo(t, seg(140, 0, TCPF_PSH | TCPF_ACK, K + 1, J + 5, 4, 1));
-	add_lo(t, seg(200, 1, TCPF_FIN | TCPF_ACK, J + 5, K + 5, 0, 1));
-	add_lo(t, seg(240, 0, TCPF_FIN | TCPF_ACK, K + 5, J + 6, 0, 1));
-	add_lo(t, seg(260, 1, TCPF_ACK, J + 6, K + 6, 0, 1));
+	add_lo(t, seg(0, 1, SF_TCPF_SYN, J, 0, 0, 1));
+	add_lo(t, seg(40, 0, SF_TCPF_SYN | SF_TCPF_ACK, K, bad_synack ? J + 7 : J + 1, 0, 1));
+	add_lo(t, seg(60, 1, SF_TCPF_ACK, J + 1, K + 1, 0, 1));
+	add_lo(t, seg(100, 1, SF_TCPF_PSH | SF_TCPF_ACK, J + 1, K + 1, 4, 1));
+	add_lo(t, seg(140, 0, SF_TCPF_PSH | SF_TCPF_ACK, K + 1, J + 5, 4, 1));
+	add_lo(t, seg(200, 1, SF_TCPF_FIN | SF_TCPF_ACK, J + 5, K + 5, 0, 1));
+	add_lo(t, seg(240, 0, SF_TCPF_FIN | SF_TCPF_ACK, K + 5, J + 6, 0, 1));
+	add_lo(t, seg(260, 1, SF_TCPF_ACK, J + 6, K + 6, 0, 1));
 }
 
 static const struct flow *last_done;
@@ -120,9 +120,9 @@ static void refused_syn_and_retransmission_are_flagged(void)
 	struct flow_table *t = flows_new(8, on_done, NULL);
 	struct wire_facts w;
 
-	add_lo(t, seg(0, 1, TCPF_SYN, J, 0, 0, 1));
-	add_lo(t, seg(1000000, 1, TCPF_SYN, J, 0, 0, 1)); /* retransmitted a second later */
-	add_lo(t, seg(1000040, 0, TCPF_RST | TCPF_ACK, 0, J + 1, 0, 1));
+	add_lo(t, seg(0, 1, SF_TCPF_SYN, J, 0, 0, 1));
+	add_lo(t, seg(1000000, 1, SF_TCPF_SYN, J, 0, 0, 1)); /* retransmitted a second later */
+	add_lo(t, seg(1000040, 0, SF_TCPF_RST | SF_TCPF_ACK, 0, J + 1, 0, 1));
 	flows_flush(t, 0, 0, 0);
 	flow_wire_facts(last_done, &w);
 	CHECK_INT(w.syns, 2);
@@ -136,11 +136,11 @@ static void unacknowledged_fin_is_flagged(void)
 	struct flow_table *t = flows_new(8, on_done, NULL);
 	struct wire_facts w;
 
-	add_lo(t, seg(0, 1, TCPF_SYN, J, 0, 0, 1));
-	add_lo(t, seg(40, 0, TCPF_SYN | TCPF_ACK, K, J + 1, 0, 1));
-	add_lo(t, seg(60, 1, TCPF_ACK, J + 1, K + 1, 0, 1));
-	add_lo(t, seg(200, 1, TCPF_FIN | TCPF_ACK, J + 1, K + 1, 0, 1));
-	add_lo(t, seg(240, 0, TCPF_ACK, K + 1, J + 1, 0, 1)); /* acks the data, not the FIN */
+	add_lo(t, seg(0, 1, SF_TCPF_SYN, J, 0, 0, 1));
+	add_lo(t, seg(40, 0, SF_TCPF_SYN | SF_TCPF_ACK, K, J + 1, 0, 1));
+	add_lo(t, seg(60, 1, SF_TCPF_ACK, J + 1, K + 1, 0, 1));
+	add_lo(t, seg(200, 1, SF_TCPF_FIN | SF_TCPF_ACK, J + 1, K + 1, 0, 1));
+	add_lo(t, seg(240, 0, SF_TCPF_ACK, K + 1, J + 1, 0, 1)); /* acks the data, not the FIN */
 	flows_flush(t, 0, 0, 0);
 	flow_wire_facts(last_done, &w);
 	CHECK(w.anomalies & ANOM_FIN_ACK);
@@ -150,7 +150,7 @@ static void unacknowledged_fin_is_flagged(void)
 static void full_table_finishes_the_oldest_flow(void)
 {
 	struct flow_table *t = flows_new(2, on_done, NULL);
-	struct segment s = seg(0, 1, TCPF_SYN, J, 0, 0, 1);
+	struct synfin_segment s = seg(0, 1, SF_TCPF_SYN, J, 0, 0, 1);
 
 	done_calls = 0;
 	for (int i = 0; i < 3; i++) {

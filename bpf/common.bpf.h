@@ -1,0 +1,33 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * What synfin's BPF programs share: constants vmlinux.h lacks (the kernel has
+ * them as macros, which BTF does not carry), the per-CPU counter bump, and the
+ * CO-RE flavours of kernel structs that changed shape, each with the kernel
+ * change it answers (libbpf-tools' core_fixes.bpf.h is the model).
+ */
+#ifndef SYNFIN_COMMON_BPF_H
+#define SYNFIN_COMMON_BPF_H
+
+#define AF_INET 2
+#define AF_INET6 10
+#define IPPROTO_TCP 6
+
+/* Adds one to entry idx of a per-CPU array of __u64 counters. */
+static __always_inline void counter_inc(void *counters, __u32 idx)
+{
+	__u64 *val = bpf_map_lookup_elem(counters, &idx);
+
+	if (val)
+		*val += 1;
+}
+
+/*
+ * Before 6.2, commit 7f203bc89eb6 ("cgroup: Replace cgroup->ancestor_ids[]
+ * with ->ancestors[]"), struct cgroup held its ancestors' ids, not pointers.
+ */
+struct cgroup___pre62 {
+	int level;
+	__u64 ancestor_ids[];
+} __attribute__((preserve_access_index));
+
+#endif /* SYNFIN_COMMON_BPF_H */
