@@ -26,7 +26,7 @@ BPF_APPS := state wire
 BPF_OBJS := $(patsubst %,$(OUTPUT)/%.bpf.o,$(BPF_APPS))
 SKELS := $(patsubst %,$(OUTPUT)/%.skel.h,$(BPF_APPS))
 # Pure user-space parts (no libbpf): unit-tested on their own.
-CORE_SRCS := user/tracker.c user/outbuf.c user/output_json.c user/output_text.c user/output.c user/names.c user/options.c user/timewait.c user/index.c user/flows.c user/output_ladder.c user/summary.c user/metrics_text.c user/cpuring.c
+CORE_SRCS := user/tracker.c user/outbuf.c user/output_json.c user/output_text.c user/output.c user/names.c user/options.c user/timewait.c user/index.c user/flows.c user/output_ladder.c user/summary.c user/metrics_text.c user/cpuring.c user/lifecycle.c user/sink.c
 CORE_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(CORE_SRCS))
 APP_SRCS := user/main.c user/loader.c user/wire.c
 APP_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(APP_SRCS))

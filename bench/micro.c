@@ -2,7 +2,7 @@
  * micro: synfin's user-space path without the kernel. Synthetic
  * struct synfin_event records of many loopback connections (10 transitions
  * each, interleaved the way the kernel emits them) go through tracker_feed()
- * and output_transition() into /dev/null, on one thread.
+ * and the records sink (as main.c feeds it) into /dev/null, on one thread.
  *
  * Reports (one JSON line):
  *   - events/s per core for: tracker only, tracker + full NDJSON stream,
@@ -139,6 +139,8 @@ struct result {
 static struct result run_mode(enum mode m, uint64_t conns, int devnull)
 {
 	static struct output out;
+	struct sinks sinks = { 0 };
+	struct lifecycle l;
 	struct tracker *t = tracker_new(DEFAULT_CAP);
 	struct tw_table *tw = m == M_JSON_TW ? tw_new(TW_CAP) : NULL;
 	struct synfin_event listen_ev;
@@ -149,7 +151,8 @@ static struct result run_mode(enum mode m, uint64_t conns, int devnull)
 		fprintf(stderr, "micro: out of memory\n");
 		exit(1);
 	}
-	output_init(&out, devnull, m != M_TEXT, m == M_JSON_LIFE);
+	output_init(&out, devnull, m != M_TEXT, m == M_JSON_LIFE ? OUTPUT_LIFE : OUTPUT_ALL);
+	sinks_add(&sinks, &out.sink);
 	/* The listener first, so children inherit its owner as in a real trace. */
 	fill(&listen_ev, 0xffff8880ffff0000ull, LISTEN_PORT, 0, SF_TCP_CLOSE, SF_TCP_LISTEN, 1);
 	tracker_feed(t, &listen_ev, &tr);
@@ -163,7 +166,11 @@ static struct result run_mode(enum mode m, uint64_t conns, int devnull)
 				continue;
 			if (tw && tr.ended && time_wait_name(tr.ended))
 				tw_add(tw, tr.ended);
-			output_transition(&out, &chunk[i], &tr);
+			sinks_state(&sinks, &chunk[i], &tr);
+			if (tr.ended) {
+				lifecycle_of(&l, tr.ended, NULL, false);
+				sinks_conn(&sinks, &l);
+			}
 		}
 		r.ns += now_ns() - t0;
 		r.events += n;

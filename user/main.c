@@ -45,18 +45,21 @@
 _Static_assert(sizeof(struct synfin_event) == 120, "synfin_event layout changed");
 
 struct app {
-	struct output out;
-	struct tracker *tracker;
-	struct tw_table *tw;
-	struct flow_table *flows; /* NULL without -i: no packet layer */
-	struct summary *summary;  /* --summary, else NULL */
-	struct metrics_server *metrics; /* --metrics, else NULL */
-	struct metrics_snapshot msnap;
-	uint64_t interval_ns, next_summary_ns, last_summary_ns;
+	/* The source and the model. */
 	struct tracer tracer;
 	struct wire wire;
+	struct tracker *tracker;
+	/* Enrichers: the TIME_WAIT follower, the flow join (-i), the stuck finder (--stuck). */
+	struct tw_table *tw;
+	struct flow_table *flows; /* NULL without -i: no packet layer */
+	uint64_t stuck_ns;        /* 0 = --stuck off */
+	/* The sinks: the records (always: errors and notices go there), and what options add. */
+	struct sinks sinks;
+	struct output out;
+	struct ladder_sink ladder;
+	struct summary_sink *summary;
+	struct metrics_sink *metrics;
 	uint64_t lost_seen, skipped_seen; /* last reported: lost in all, and of them skipped */
-	uint64_t stuck_ns; /* 0 = --stuck off */
 	int poll_ms;
 	bool tty;
 };
@@ -145,39 +148,35 @@ static uint64_t now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static int on_state(struct app *app, const struct synfin_event *e)
+/* A lifecycle ended: into the sinks now, or (-i) once its flow's last segments are in. */
+static void on_conn_ended(struct app *app, const struct conn *c, uint64_t ts_ns)
 {
-	struct transition tr;
+	struct lifecycle l;
 
-	tracker_feed(app->tracker, e, &tr);
-	app->msnap.events++;
-	if (tr.ended && app->metrics)
-		metrics_snapshot_add_conn(&app->msnap, tr.ended);
-	if (tr.ended && time_wait_name(tr.ended))
-		tw_add(app->tw, tr.ended);
-	if (app->summary) {
-		if (tr.ended)
-			summary_add_conn(app->summary, tr.ended);
-		return 0;
-	}
-	if (app->flows) {
-		flows_note_state(app->flows, e);
-		/* With the wire view, the record waits for its flow's last segments. */
-		if (tr.ended && flows_hold_conn(app->flows, tr.ended, e->ts_ns))
-			tr.ended = NULL;
-	}
-	/* A negative return stops ring_buffer__consume(): the reader is gone. */
-	return output_transition(&app->out, e, &tr) ? -1 : 0;
+	if (time_wait_name(c))
+		tw_add(app->tw, c);
+	if (app->flows && flows_hold_conn(app->flows, c, ts_ns))
+		return;
+	lifecycle_of(&l, c, NULL, false);
+	sinks_conn(&app->sinks, &l);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct app *app = ctx;
 	const struct synfin_event *e = data;
+	struct transition tr;
 
 	if (size < sizeof(*e) || e->type != SF_EV_STATE)
 		return 0;
-	return on_state(app, e);
+	tracker_feed(app->tracker, e, &tr);
+	if (app->flows)
+		flows_note_state(app->flows, e);
+	sinks_state(&app->sinks, e, &tr);
+	if (tr.ended)
+		on_conn_ended(app, tr.ended, e->ts_ns);
+	/* A negative return stops the drain: the reader of our output is gone. */
+	return output_error(&app->out) ? -1 : 0;
 }
 
 static int on_segment(void *ctx, void *data, size_t size)
@@ -187,105 +186,77 @@ static int on_segment(void *ctx, void *data, size_t size)
 
 	if (size < sizeof(*s) || s->type != SF_EV_SEGMENT)
 		return 0;
-	if (app->summary) /* the summary counts lifecycles, not segments */
-		return 0;
 	flows_add_segment(app->flows, s);
-	if (!app->out.life_only) {
-		app->out.fmt->packet(&app->out, s, wire_ifname(&app->wire, s->ifindex));
-		return ob_record_done(&app->out.ob) ? -1 : 0;
-	}
-	return 0;
+	sinks_packet(&app->sinks, s, wire_ifname(&app->wire, s->ifindex));
+	return output_error(&app->out) ? -1 : 0;
 }
 
-/* A flow is finished: its lifecycle records with their wire view, and the ladder. */
+/* A flow is finished: the lifecycles it held, each with its wire view. */
 static void on_flow_done(void *ctx, const struct flow *f)
 {
 	struct app *app = ctx;
+	struct lifecycle l;
 
 	for (int side = 0; side < 2; side++) {
 		if (!(f->held_sides & (1 << side)))
 			continue;
-		app->out.fmt->conn_wire(&app->out, &f->conns[side], f);
-		ob_record_done(&app->out.ob);
-	}
-	if (app->out.ladder && app->out.fmt == &text_formatter && f->held_sides) {
-		ladder_write(&app->out, f);
-		ob_record_done(&app->out.ob);
+		lifecycle_of(&l, &f->conns[side], f, !(f->held_sides >> (side + 1)));
+		sinks_conn(&app->sinks, &l);
 	}
 }
 
 static void on_stuck(void *ctx, const struct conn *c, uint64_t now_ns)
 {
-	struct app *app = ctx;
-
-	app->out.fmt->stuck(&app->out, c, now_ns);
-	ob_record_done(&app->out.ob);
+	sinks_stuck(&((struct app *)ctx)->sinks, c, now_ns);
 }
 
 static void on_tw_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint64_t now_ns)
 {
-	struct app *app = ctx;
-
-	if (app->summary) {
-		if (how != TW_END_UNSEEN)
-			summary_add_time_wait(app->summary, (now_ns - e->entered_ns) / 1000);
-		return;
-	}
-	app->out.fmt->tw_end(&app->out, e, how, now_ns);
-	ob_record_done(&app->out.ob);
+	sinks_tw_end(&((struct app *)ctx)->sinks, e, how, now_ns);
 }
 
-static void write_summary(struct app *app, uint64_t now)
-{
-	summary_write(app->summary, &app->out.ob, app->out.fmt == &json_formatter, now,
-		      now - app->last_summary_ns);
-	summary_reset(app->summary);
-	app->last_summary_ns = now;
-}
-
-static void publish_metrics(struct app *app)
+/* The counters and gauges a sink may report (--metrics). */
+static void fill_status(struct app *app, struct sink_status *st)
 {
 	struct tracer_counts n;
 
-	if (!tracer_counters(&app->tracer, &n))
-		app->msnap.lost = n.lost;
-	app->msnap.evicted = tracker_evicted(app->tracker);
-	app->msnap.time_wait = tw_held(app->tw);
-	tracker_state_counts(app->tracker, app->msnap.state_count);
-	metrics_publish(app->metrics, &app->msnap);
+	st->lost = tracer_counters(&app->tracer, &n) ? app->lost_seen : n.lost;
+	st->evicted = tracker_evicted(app->tracker);
+	st->time_wait = tw_held(app->tw);
+	tracker_state_counts(app->tracker, st->state_count);
 }
 
-/* Work on a slower clock than the ring: TIME_WAIT lookups, --stuck, --interval. */
+/* Work on a slower clock than the ring: TIME_WAIT lookups, flows, --stuck, the sinks' tick. */
 static void housekeeping(struct app *app, uint64_t now)
 {
-	if (app->summary && app->interval_ns && now >= app->next_summary_ns) {
-		write_summary(app, now);
-		app->next_summary_ns = now + app->interval_ns;
-	}
+	struct sink_status st = { 0 };
+
 	tw_poll(app->tw, now, on_tw_end, app);
-	if (app->metrics)
-		publish_metrics(app);
 	if (app->flows)
 		flows_flush(app->flows, now, FLOW_GRACE_NS, FLOW_IDLE_NS);
 	if (app->stuck_ns)
 		tracker_find_stuck(app->tracker, now, app->stuck_ns, STUCK_STATES, on_stuck, app);
+	if (app->sinks.wants_status)
+		fill_status(app, &st);
+	sinks_tick(&app->sinks, now, &st);
 }
 
 static void report_lost(struct app *app)
 {
 	struct tracer_counts n;
+	struct loss l;
 
 	if (tracer_counters(&app->tracer, &n) || n.lost == app->lost_seen)
 		return;
-	app->out.fmt->lost(&app->out, now_ns(), n.lost - app->lost_seen, n.lost, n.skipped);
-	ob_record_done(&app->out.ob);
+	l = (struct loss){ .count = n.lost - app->lost_seen, .total = n.lost, .skipped = n.skipped };
+	sinks_lost(&app->sinks, now_ns(), &l);
 	app->lost_seen = n.lost;
 	app->skipped_seen = n.skipped;
 }
 
 static bool output_broken(struct app *app)
 {
-	return app->out.ob.err != 0;
+	return output_error(&app->out) != 0;
 }
 
 /* Everything the rings hold (per-CPU rings: up to now, see cpuring.h). */
@@ -308,10 +279,7 @@ static int poll_interval_ms(void)
 static void report_now(struct app *app, uint64_t now)
 {
 	report_requested = 0;
-	if (app->summary) {
-		write_summary(app, now);
-		app->next_summary_ns = now + app->interval_ns;
-	}
+	sinks_report(&app->sinks, now, false);
 	ob_flush(&app->out.ob);
 }
 
@@ -366,15 +334,14 @@ static void drain_at_exit(struct app *app)
 	report_lost(app);
 	if (app->flows)
 		flows_flush(app->flows, now_ns(), 0, 0);
-	if (app->summary)
-		write_summary(app, now_ns());
+	sinks_report(&app->sinks, now_ns(), true);
 	ob_flush(&app->out.ob);
 }
 
 /* EPIPE is the reader going away (| head): a normal end. Any other error is one. */
 static int output_status(const struct app *app)
 {
-	int err = app->out.ob.err;
+	int err = output_error(&app->out);
 
 	if (!err || err == EPIPE)
 		return 0;
@@ -409,15 +376,50 @@ static void print_exit_summary(struct app *app)
 
 /* --metrics, once the tracer holds its file descriptors: the server sizes its
  * connection limit from what is left. */
+/* --metrics, once the tracer holds its file descriptors: the server sizes its
+ * connection limit from what is left. */
 static int start_metrics(struct app *app, const struct options *opts)
 {
+	struct metrics_server *server;
 	char why[256];
 
-	app->metrics = metrics_start(opts->metrics_host, opts->metrics_port, why, sizeof(why));
-	if (app->metrics)
-		return 0;
-	fprintf(stderr, "synfin: %s\n", why);
-	return 1;
+	server = metrics_start(opts->metrics_host, opts->metrics_port, why, sizeof(why));
+	if (!server) {
+		fprintf(stderr, "synfin: %s\n", why);
+		return 1;
+	}
+	app->metrics = malloc(sizeof(*app->metrics));
+	if (!app->metrics) {
+		metrics_stop(server);
+		return 1;
+	}
+	metrics_sink_init(app->metrics, server);
+	sinks_add(&app->sinks, &app->metrics->sink);
+	return 0;
+}
+
+/* The records sink first (it takes errors and notices in every mode), then what options add. */
+static int add_sinks(struct app *app, const struct options *opts)
+{
+	enum output_mode mode = opts->summary ? OUTPUT_NOTICES : opts->life ? OUTPUT_LIFE : OUTPUT_ALL;
+
+	output_init(&app->out, STDOUT_FILENO, opts->json, mode);
+	app->out.relative = opts->relative;
+	app->out.color = app->tty;
+	sinks_add(&app->sinks, &app->out.sink);
+	if (opts->ladder && !opts->json) {
+		ladder_sink_init(&app->ladder, &app->out);
+		sinks_add(&app->sinks, &app->ladder.sink);
+	}
+	if (opts->summary) {
+		app->summary = malloc(sizeof(*app->summary));
+		if (!app->summary)
+			return 1;
+		summary_sink_init(app->summary, &app->out.ob, opts->json,
+				  opts->interval_s * 1000000000ull, now_ns());
+		sinks_add(&app->sinks, &app->summary->sink);
+	}
+	return 0;
 }
 
 /* Everything between the options and the trace loop; 0 or an exit status. */
@@ -429,21 +431,18 @@ static int start(struct app *app, const struct options *opts)
 		app->flows = flows_new(FLOW_TABLE_CAP, on_flow_done, app);
 		err = !app->flows ? 1 : wire_start(&app->wire, opts, app->tracer.rb, on_segment, app);
 	}
+	if (!err)
+		err = add_sinks(app, opts);
 	if (!err && opts->metrics)
 		err = start_metrics(app, opts);
-	if (!err && opts->summary) {
-		app->summary = calloc(1, sizeof(*app->summary));
-		app->interval_ns = opts->interval_s * 1000000000ull;
-		app->last_summary_ns = now_ns();
-		app->next_summary_ns = app->last_summary_ns + app->interval_ns;
-		err = !app->summary;
-	}
 	return err;
 }
 
 static void stop(struct app *app)
 {
-	metrics_stop(app->metrics);
+	if (app->metrics)
+		metrics_stop(app->metrics->server);
+	free(app->metrics);
 	wire_stop(&app->wire);
 	tracer_stop(&app->tracer);
 	free(app->summary);
@@ -470,7 +469,6 @@ int main(int argc, char **argv)
 	}
 	raise_fd_limit();
 	app.tty = isatty(STDOUT_FILENO);
-	output_init(&app.out, STDOUT_FILENO, opts.json, opts.life);
 	app.tracker = tracker_new(opts.max_conns);
 	app.tw = tw_new(TW_TABLE_CAP);
 	app.stuck_ns = opts.stuck_s * 1000000000ull;
@@ -483,12 +481,7 @@ int main(int argc, char **argv)
 	install_signals();
 	err = start(&app, &opts);
 	if (!err) {
-		app.out.ladder = opts.ladder;
-		app.out.relative = opts.relative;
-		app.out.color = app.tty;
-		if (!app.summary)
-			app.out.fmt->header(&app.out);
-		ob_flush(&app.out.ob);
+		sinks_start(&app.sinks);
 		fprintf(stderr, "Tracing TCP connections... Hit Ctrl-C to end.\n");
 		err = trace_loop(&app, opts.duration_s ? now_ns() + opts.duration_s * 1000000000ull : 0);
 		drain_at_exit(&app);

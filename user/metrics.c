@@ -363,3 +363,48 @@ void metrics_stop(struct metrics_server *m)
 	MHD_stop_daemon(m->daemon);
 	free_server(m);
 }
+
+/* ---- the metrics sink ---------------------------------------------------- */
+
+static struct metrics_sink *ms_of(struct sink *s)
+{
+	return (struct metrics_sink *)s;
+}
+
+static void ms_state(struct sink *s, const struct synfin_event *e, const struct transition *tr)
+{
+	(void)e;
+	(void)tr;
+	ms_of(s)->snap.events++;
+}
+
+static void ms_conn(struct sink *s, const struct lifecycle *l)
+{
+	metrics_snapshot_add_conn(&ms_of(s)->snap, l);
+}
+
+static void ms_tick(struct sink *s, uint64_t now_ns, const struct sink_status *st)
+{
+	struct metrics_sink *ms = ms_of(s);
+
+	(void)now_ns;
+	ms->snap.lost = st->lost;
+	ms->snap.evicted = st->evicted;
+	ms->snap.time_wait = st->time_wait;
+	memcpy(ms->snap.state_count, st->state_count, sizeof(ms->snap.state_count));
+	metrics_publish(ms->server, &ms->snap);
+}
+
+static const struct sink_ops metrics_ops = {
+	.state = ms_state,
+	.conn = ms_conn,
+	.tick = ms_tick,
+	.wants_status = true,
+};
+
+void metrics_sink_init(struct metrics_sink *ms, struct metrics_server *server)
+{
+	memset(ms, 0, sizeof(*ms));
+	ms->sink.ops = &metrics_ops;
+	ms->server = server;
+}

@@ -14,6 +14,8 @@
 #define SYNFIN_METRICS_H
 #include <stddef.h>
 #include <stdint.h>
+#include "lifecycle.h"
+#include "sink.h"
 #include "synfin.h"
 #include "tracker.h"
 
@@ -68,7 +70,7 @@ int metrics_parse_addr(const char *arg, char *host, size_t hostlen, uint16_t *po
 		       size_t errlen);
 
 /* Counts one finished lifecycle (outcome, closer, handshake by role, listener port). */
-void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct conn *c);
+void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct lifecycle *l);
 
 /* The text exposition of snap into buf (NUL-terminated); returns its length,
  * or 0 if len was too small (METRICS_TEXT_MAX always suffices). */
@@ -86,5 +88,15 @@ void metrics_stop(struct metrics_server *m);
 
 /* Formats an error into err (for metrics.c and metrics_text.c); returns -1. */
 __attribute__((format(printf, 3, 4))) int metrics_fail(char *err, size_t errlen, const char *fmt, ...);
+
+/* --metrics as a sink: counts records into a snapshot, publishes it to the
+ * server every tick with the tracer's gauges. */
+struct metrics_sink {
+	struct sink sink;
+	struct metrics_server *server;
+	struct metrics_snapshot snap;
+};
+
+void metrics_sink_init(struct metrics_sink *ms, struct metrics_server *server);
 
 #endif

@@ -145,15 +145,15 @@ static void count_listener_port(struct metrics_snapshot *s, uint16_t port)
 	s->other_port_conns++;
 }
 
-void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct conn *c)
+void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct lifecycle *l)
 {
-	int64_t hs = conn_handshake_us(c);
+	const struct conn *c = l->c;
 
-	s->outcome[conn_outcome(c)]++;
-	s->closer[conn_closer(c)]++;
-	if (hs >= 0 && (c->role == ROLE_CLIENT || c->role == ROLE_SERVER))
+	s->outcome[l->outcome]++;
+	s->closer[l->closer]++;
+	if (l->handshake_us >= 0 && (c->role == ROLE_CLIENT || c->role == ROLE_SERVER))
 		hist_observe(&s->handshake[c->role == ROLE_SERVER ? METRICS_SERVER : METRICS_CLIENT],
-			     (uint64_t)hs);
+			     (uint64_t)l->handshake_us);
 	if (c->role == ROLE_SERVER)
 		count_listener_port(s, c->sport);
 }

@@ -28,15 +28,6 @@ const char *outcome_name(enum conn_outcome outcome)
 	return outcome == OUTCOME_UNKNOWN ? NULL : outcome_label(outcome);
 }
 
-const char *time_wait_name(const struct conn *c)
-{
-	if (c->close_flags & SF_CLOSE_TIME_WAIT)
-		return "entered";
-	if (c->close_flags & SF_CLOSE_TW_FIN_WAIT2)
-		return "fin_wait2";
-	return NULL;
-}
-
 const char *tw_end_name(enum tw_end how)
 {
 	static const char *const names[] = { NULL, "expired", "early", "unseen" };
@@ -62,12 +53,103 @@ const char *tcp_flags_str(uint8_t flags, char *buf)
 	return buf;
 }
 
-void output_init(struct output *o, int fd, bool json, bool life_only)
+/* Every record is followed by ob_record_done(): a flush when the buffer is nearly full. */
+static struct output *of(struct sink *s)
+{
+	return (struct output *)s;
+}
+
+static void out_start(struct sink *s)
+{
+	struct output *o = of(s);
+
+	if (o->mode != OUTPUT_NOTICES) /* --summary prints its own headers */
+		o->fmt->header(o);
+	ob_flush(&o->ob);
+}
+
+static void out_state(struct sink *s, const struct synfin_event *e, const struct transition *tr)
+{
+	struct output *o = of(s);
+
+	if (o->mode == OUTPUT_ALL) {
+		o->fmt->state(o, e, tr);
+		ob_record_done(&o->ob);
+	}
+}
+
+static void out_conn(struct sink *s, const struct lifecycle *l)
+{
+	struct output *o = of(s);
+
+	if (o->mode != OUTPUT_NOTICES) {
+		o->fmt->conn(o, l);
+		ob_record_done(&o->ob);
+	}
+}
+
+static void out_packet(struct sink *s, const struct synfin_segment *seg, const char *ifname)
+{
+	struct output *o = of(s);
+
+	if (o->mode == OUTPUT_ALL) {
+		o->fmt->packet(o, seg, ifname);
+		ob_record_done(&o->ob);
+	}
+}
+
+static void out_lost(struct sink *s, uint64_t ts_ns, const struct loss *l)
+{
+	struct output *o = of(s);
+
+	o->fmt->lost(o, ts_ns, l);
+	ob_record_done(&o->ob);
+}
+
+static void out_stuck(struct sink *s, const struct conn *c, uint64_t now_ns)
+{
+	struct output *o = of(s);
+
+	o->fmt->stuck(o, c, now_ns);
+	ob_record_done(&o->ob);
+}
+
+static void out_tw_end(struct sink *s, const struct tw_entry *e, enum tw_end how, uint64_t now_ns)
+{
+	struct output *o = of(s);
+
+	if (o->mode != OUTPUT_NOTICES) {
+		o->fmt->tw_end(o, e, how, now_ns);
+		ob_record_done(&o->ob);
+	}
+}
+
+static void out_report(struct sink *s, uint64_t now_ns, bool final)
+{
+	(void)now_ns;
+	(void)final;
+	ob_flush(&of(s)->ob);
+}
+
+static const struct sink_ops output_ops = {
+	.start = out_start,
+	.state = out_state,
+	.conn = out_conn,
+	.packet = out_packet,
+	.lost = out_lost,
+	.stuck = out_stuck,
+	.tw_end = out_tw_end,
+	.report = out_report,
+};
+
+void output_init(struct output *o, int fd, bool json, enum output_mode mode)
 {
 	struct timespec mono, real;
 
+	o->sink.ops = &output_ops;
 	ob_init(&o->ob, fd);
-	o->life_only = life_only;
+	o->mode = mode;
+	o->relative = o->color = false;
 	o->fmt = json ? &json_formatter : &text_formatter;
 	memset(&o->ts_hi, 0, sizeof(o->ts_hi));
 	memset(&o->netns, 0, sizeof(o->netns));
@@ -77,16 +159,7 @@ void output_init(struct output *o, int fd, bool json, bool life_only)
 			     (real.tv_nsec - mono.tv_nsec);
 }
 
-int output_transition(struct output *o, const struct synfin_event *e, const struct transition *tr)
+int output_error(const struct output *o)
 {
-	if (!o->life_only) {
-		o->fmt->state(o, e, tr);
-		ob_record_done(&o->ob);
-	}
-	if (tr->ended) {
-		o->fmt->conn(o, tr->ended);
-		return ob_record_done(&o->ob);
-	}
-	return o->ob.err ? -o->ob.err : 0;
+	return o->ob.err;
 }
-

@@ -151,45 +151,36 @@ static void json_nullable_str(struct output *o, const char *s)
 		ob_write(&o->ob, "null", 4);
 }
 
-/* Retransmissions during the handshake: SYNs on the client, SYN-ACKs on the server. */
-static void json_handshake_retrans(struct output *o, const struct conn *c)
+static void json_close_facts(struct output *o, const struct lifecycle *l)
 {
-	bool known = !c->partial && (c->flags & (CONN_HANDSHAKE_SEEN | CONN_CLOSED));
-
-	KEY(o, "\"syn_retrans\"");
-	json_nullable_i64(o, known && c->role == ROLE_CLIENT ? c->hs_retrans : -1);
-	KEY(o, "\"synack_retrans\"");
-	json_nullable_i64(o, known && c->role == ROLE_SERVER ? c->hs_retrans : -1);
-}
-
-static void json_close_facts(struct output *o, const struct conn *c)
-{
-	enum conn_outcome outcome = conn_outcome(c);
-
 	KEY(o, "\"closer\"");
-	json_nullable_str(o, closer_name(conn_closer(c)));
+	json_nullable_str(o, closer_name(l->closer));
 	KEY(o, "\"outcome\"");
-	json_nullable_str(o, outcome_name(outcome));
+	json_nullable_str(o, outcome_name(l->outcome));
 	KEY(o, "\"reset_by\"");
-	json_nullable_str(o, outcome != OUTCOME_RESET ? NULL :
-			     conn_reset_by_remote(c) ? "remote" : "local");
+	json_nullable_str(o, l->reset_by);
 	KEY(o, "\"sk_err\"");
-	json_nullable_i64(o, c->sk_err ? c->sk_err : -1);
+	json_nullable_i64(o, l->c->sk_err ? l->c->sk_err : -1);
 	KEY(o, "\"time_wait\"");
-	json_nullable_str(o, time_wait_name(c));
-	json_handshake_retrans(o, c);
+	json_nullable_str(o, l->time_wait);
+	KEY(o, "\"syn_retrans\"");
+	json_nullable_i64(o, l->syn_retrans);
+	KEY(o, "\"synack_retrans\"");
+	json_nullable_i64(o, l->synack_retrans);
 	KEY(o, "\"local_isn\"");
-	json_nullable_i64(o, c->flags & CONN_HANDSHAKE_SEEN ? (int64_t)c->local_isn : -1);
+	json_nullable_i64(o, l->local_isn);
 	KEY(o, "\"remote_isn\"");
-	json_nullable_i64(o, c->flags & CONN_HANDSHAKE_SEEN ? (int64_t)c->remote_isn : -1);
+	json_nullable_i64(o, l->remote_isn);
 	KEY(o, "\"tx_bytes\"");
-	json_nullable_i64(o, conn_tx_bytes(c));
+	json_nullable_i64(o, l->tx_bytes);
 	KEY(o, "\"rx_bytes\"");
-	json_nullable_i64(o, conn_rx_bytes(c));
+	json_nullable_i64(o, l->rx_bytes);
 }
 
-static void json_conn_fields(struct output *o, const struct conn *c)
+static void json_conn_fields(struct output *o, const struct lifecycle *l)
 {
+	const struct conn *c = l->c;
+
 	json_begin(o, "conn", c->state_ns);
 	KEY(o, "\"role\"");
 	if (c->role == ROLE_UNKNOWN)
@@ -204,18 +195,12 @@ static void json_conn_fields(struct output *o, const struct conn *c)
 	ob_u64(&o->ob, c->cgroup_id);
 	json_states(o, c);
 	KEY(o, "\"handshake_us\"");
-	json_nullable_i64(o, conn_handshake_us(c));
+	json_nullable_i64(o, l->handshake_us);
 	KEY(o, "\"duration_us\"");
-	ob_i64(&o->ob, conn_duration_us(c));
-	json_close_facts(o, c);
+	ob_i64(&o->ob, l->duration_us);
+	json_close_facts(o, l);
 	KEY(o, "\"partial\"");
 	ob_puts(&o->ob, c->partial ? "true" : "false");
-}
-
-static void json_conn(struct output *o, const struct conn *c)
-{
-	json_conn_fields(o, c);
-	ob_write(&o->ob, "}\n", 2);
 }
 
 /* The SYN options, present ones only. */
@@ -295,37 +280,36 @@ static void json_anomalies(struct output *o, uint32_t bits)
 }
 
 /* The wire view: handshake timing and options from the segments, then the segments. */
-static void json_wire(struct output *o, const struct conn *c, const struct flow *f)
+static void json_wire(struct output *o, const struct lifecycle *l)
 {
-	int me = flow_side_of(f, c);
-	struct wire_facts w;
+	const struct wire_facts *w = &l->wire;
+	const struct flow *f = l->flow;
 
-	flow_wire_facts(f, &w);
 	KEY(o, "\"wire\"");
 	ob_puts(&o->ob, "{\"syn_ts_ns\":");
-	json_nullable_i64(o, w.syn_ns);
+	json_nullable_i64(o, w->syn_ns);
 	KEY(o, "\"synack_ts_ns\"");
-	json_nullable_i64(o, w.synack_ns);
+	json_nullable_i64(o, w->synack_ns);
 	KEY(o, "\"ack_ts_ns\"");
-	json_nullable_i64(o, w.ack_ns);
+	json_nullable_i64(o, w->ack_ns);
 	KEY(o, "\"handshake_rtt_us\"");
-	json_nullable_i64(o, w.syn_ns >= 0 && w.ack_ns >= 0 ? (w.ack_ns - w.syn_ns) / 1000 : -1);
+	json_nullable_i64(o, w->syn_ns >= 0 && w->ack_ns >= 0 ? (w->ack_ns - w->syn_ns) / 1000 : -1);
 	KEY(o, "\"syns\"");
-	ob_u64(&o->ob, w.syns);
+	ob_u64(&o->ob, w->syns);
 	KEY(o, "\"synacks\"");
-	ob_u64(&o->ob, w.synacks);
+	ob_u64(&o->ob, w->synacks);
 	KEY(o, "\"syn_options\"");
-	if (w.syn_idx >= 0)
-		json_options(o, &f->seg[w.syn_idx]);
+	if (w->syn_idx >= 0)
+		json_options(o, &f->seg[w->syn_idx]);
 	else
 		ob_puts(&o->ob, "null");
 	KEY(o, "\"synack_options\"");
-	if (w.synack_idx >= 0)
-		json_options(o, &f->seg[w.synack_idx]);
+	if (w->synack_idx >= 0)
+		json_options(o, &f->seg[w->synack_idx]);
 	else
 		ob_puts(&o->ob, "null");
 	ob_putc(&o->ob, '}');
-	json_anomalies(o, w.anomalies);
+	json_anomalies(o, w->anomalies);
 	KEY(o, "\"segments\"");
 	ob_putc(&o->ob, '[');
 	for (int i = 0, n = 0; i < f->nseg; i++) {
@@ -334,7 +318,7 @@ static void json_wire(struct output *o, const struct conn *c, const struct flow 
 		ob_puts(&o->ob, n++ ? ",{\"ts_ns\":" : "{\"ts_ns\":");
 		ob_u64(&o->ob, f->seg[i].ts_ns);
 		KEY(o, "\"from\"");
-		json_str_field(o, flow_segment_side(f, i) == me ? "local" : "remote");
+		json_str_field(o, flow_segment_side(f, i) == l->side ? "local" : "remote");
 		json_segment_core(o, &f->seg[i]);
 		ob_putc(&o->ob, '}');
 	}
@@ -343,23 +327,23 @@ static void json_wire(struct output *o, const struct conn *c, const struct flow 
 	ob_puts(&o->ob, f->truncated ? "true" : "false");
 }
 
-static void json_conn_wire(struct output *o, const struct conn *c, const struct flow *f)
+static void json_conn(struct output *o, const struct lifecycle *l)
 {
-	json_conn_fields(o, c);
-	json_wire(o, c, f);
+	json_conn_fields(o, l);
+	if (l->flow)
+		json_wire(o, l);
 	ob_write(&o->ob, "}\n", 2);
 }
 
-static void json_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total,
-		      uint64_t skipped)
+static void json_lost(struct output *o, uint64_t ts_ns, const struct loss *l)
 {
 	json_begin(o, "lost", ts_ns);
 	KEY(o, "\"count\"");
-	ob_u64(&o->ob, lost);
+	ob_u64(&o->ob, l->count);
 	KEY(o, "\"total\"");
-	ob_u64(&o->ob, total);
+	ob_u64(&o->ob, l->total);
 	KEY(o, "\"kernel_skipped\"");
-	ob_u64(&o->ob, skipped);
+	ob_u64(&o->ob, l->skipped);
 	ob_write(&o->ob, "}\n", 2);
 }
 
@@ -400,7 +384,6 @@ const struct formatter json_formatter = {
 	.header = json_header,
 	.state = json_state,
 	.conn = json_conn,
-	.conn_wire = json_conn_wire,
 	.packet = json_packet,
 	.lost = json_lost,
 	.stuck = json_stuck,

@@ -225,3 +225,22 @@ void ladder_write(struct output *o, const struct flow *f)
 	if (f->truncated)
 		ob_puts(&o->ob, "          (more segments than a ladder keeps)\n");
 }
+
+/* Drawn once per flow, after the lifecycle records of both its sides. */
+static void ladder_conn(struct sink *s, const struct lifecycle *l)
+{
+	struct ladder_sink *ls = (struct ladder_sink *)s;
+
+	if (l->flow && l->ends_flow) {
+		ladder_write(ls->out, l->flow);
+		ob_record_done(&ls->out->ob);
+	}
+}
+
+static const struct sink_ops ladder_ops = { .conn = ladder_conn };
+
+void ladder_sink_init(struct ladder_sink *l, struct output *out)
+{
+	l->sink.ops = &ladder_ops;
+	l->out = out;
+}

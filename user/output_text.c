@@ -85,7 +85,7 @@ static void text_ms_unit(struct output *o, int64_t us)
 
 static void text_header(struct output *o)
 {
-	if (o->life_only)
+	if (o->mode == OUTPUT_LIFE)
 		ob_puts(&o->ob, "TIME            PID     COMM             ROLE     LOCAL                   "
 				"REMOTE                  HS_MS     LIFE_MS   STATES\n");
 	else
@@ -123,13 +123,13 @@ static void text_states(struct output *o, const struct conn *c)
 		ob_puts(&o->ob, " (partial)");
 }
 
-static void text_closer(struct output *o, const struct conn *c)
+static void text_closer(struct output *o, const struct lifecycle *l)
 {
-	enum conn_outcome outcome = conn_outcome(c);
-	const char *closer = closer_name(conn_closer(c));
+	const char *closer = closer_name(l->closer);
 
-	if (outcome == OUTCOME_RESET) {
-		ob_puts(&o->ob, conn_reset_by_remote(c) ? " by remote" : " by local");
+	if (l->reset_by) {
+		ob_puts(&o->ob, " by ");
+		ob_puts(&o->ob, l->reset_by);
 	} else if (closer) {
 		ob_puts(&o->ob, ", ");
 		ob_puts(&o->ob, closer);
@@ -146,13 +146,15 @@ static void text_padded_ms(struct output *o, int64_t us, size_t width)
 	ob_putc(&o->ob, ' ');
 }
 
-static void text_conn(struct output *o, const struct conn *c)
+static void text_conn(struct output *o, const struct lifecycle *l)
 {
+	const struct conn *c = l->c;
+	bool life_only = o->mode == OUTPUT_LIFE;
 	size_t mark;
 
 	text_time(o, c->state_ns);
 	text_owner(o, c->pid, c->comm);
-	if (o->life_only) {
+	if (life_only) {
 		mark = o->ob.len;
 		ob_puts(&o->ob, role_name(c->role));
 		ob_pad_from(&o->ob, mark, W_ROLE);
@@ -160,9 +162,9 @@ static void text_conn(struct output *o, const struct conn *c)
 	}
 	text_endpoint(o, c->family, c->saddr, c->sport);
 	text_endpoint(o, c->family, c->daddr, c->dport);
-	if (o->life_only) {
-		text_padded_ms(o, conn_handshake_us(c), 9);
-		text_padded_ms(o, conn_duration_us(c), 9);
+	if (life_only) {
+		text_padded_ms(o, l->handshake_us, 9);
+		text_padded_ms(o, l->duration_us, 9);
 		text_states(o, c);
 		ob_putc(&o->ob, '\n');
 		return;
@@ -170,29 +172,28 @@ static void text_conn(struct output *o, const struct conn *c)
 	ob_puts(&o->ob, "= ");
 	ob_puts(&o->ob, role_name(c->role));
 	ob_putc(&o->ob, ' ');
-	ob_puts(&o->ob, outcome_name(conn_outcome(c)) ?: "ended");
-	text_closer(o, c);
+	ob_puts(&o->ob, outcome_name(l->outcome) ?: "ended");
+	text_closer(o, l);
 	ob_puts(&o->ob, ": ");
 	text_states(o, c);
 	ob_puts(&o->ob, " handshake=");
-	text_ms_unit(o, conn_handshake_us(c));
+	text_ms_unit(o, l->handshake_us);
 	ob_puts(&o->ob, " life=");
-	text_ms_unit(o, conn_duration_us(c));
+	text_ms_unit(o, l->duration_us);
 	ob_putc(&o->ob, '\n');
 }
 
-static void text_lost(struct output *o, uint64_t ts_ns, uint64_t lost, uint64_t total,
-		      uint64_t skipped)
+static void text_lost(struct output *o, uint64_t ts_ns, const struct loss *l)
 {
 	text_time(o, ts_ns);
 	ob_puts(&o->ob, "LOST ");
-	ob_u64(&o->ob, lost);
+	ob_u64(&o->ob, l->count);
 	ob_puts(&o->ob, " events (");
-	ob_u64(&o->ob, total);
+	ob_u64(&o->ob, l->total);
 	ob_puts(&o->ob, " so far: ");
-	ob_u64(&o->ob, total - skipped);
+	ob_u64(&o->ob, l->total - l->skipped);
 	ob_puts(&o->ob, " ring buffer full, try a larger --ringbuf-size; ");
-	ob_u64(&o->ob, skipped);
+	ob_u64(&o->ob, l->skipped);
 	ob_puts(&o->ob, " skipped by the kernel, a run nested on one CPU)\n");
 }
 
@@ -227,12 +228,6 @@ static void text_tw_end(struct output *o, const struct tw_entry *e, enum tw_end 
 }
 
 /* The wire view of a lifecycle is the ladder, which is drawn once per flow. */
-static void text_conn_wire(struct output *o, const struct conn *c, const struct flow *f)
-{
-	(void)f;
-	text_conn(o, c);
-}
-
 /* One segment, in the spirit of tcpdump -S. */
 static void text_packet(struct output *o, const struct synfin_segment *s, const char *ifname)
 {
@@ -263,7 +258,6 @@ const struct formatter text_formatter = {
 	.header = text_header,
 	.state = text_state,
 	.conn = text_conn,
-	.conn_wire = text_conn_wire,
 	.packet = text_packet,
 	.lost = text_lost,
 	.stuck = text_stuck,

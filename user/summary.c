@@ -275,17 +275,17 @@ static void add_state_times(struct summary *s, const struct conn *c)
 	}
 }
 
-void summary_add_conn(struct summary *s, const struct conn *c)
+void summary_add_conn(struct summary *s, const struct lifecycle *l)
 {
-	int64_t hs = conn_handshake_us(c);
+	const struct conn *c = l->c;
 
 	s->connections++;
-	s->outcome[conn_outcome(c)]++;
-	s->closer[conn_closer(c)]++;
-	if (hs >= 0)
+	s->outcome[l->outcome]++;
+	s->closer[l->closer]++;
+	if (l->handshake_us >= 0)
 		hist_add(&s->hist[c->role == ROLE_SERVER ? SH_HANDSHAKE_SERVER : SH_HANDSHAKE_CLIENT],
-			 (uint64_t)hs);
-	hist_add(&s->hist[SH_LIFETIME], (uint64_t)conn_duration_us(c));
+			 (uint64_t)l->handshake_us);
+	hist_add(&s->hist[SH_LIFETIME], (uint64_t)l->duration_us);
 	add_state_times(s, c);
 	/* Clients: the service they reach; servers: the service they offer. */
 	if (c->role == ROLE_CLIENT)
@@ -525,4 +525,66 @@ void summary_write(const struct summary *s, struct outbuf *ob, bool json, uint64
 	text_tops(s, ob);
 	ob_putc(ob, '\n');
 	ob_record_done(ob);
+}
+
+/* ---- the summary sink ---------------------------------------------------- */
+
+static struct summary_sink *ss_of(struct sink *s)
+{
+	return (struct summary_sink *)s;
+}
+
+static void ss_conn(struct sink *s, const struct lifecycle *l)
+{
+	summary_add_conn(&ss_of(s)->sum, l);
+}
+
+static void ss_tw_end(struct sink *s, const struct tw_entry *e, enum tw_end how, uint64_t now_ns)
+{
+	if (how != TW_END_UNSEEN)
+		summary_add_time_wait(&ss_of(s)->sum, (now_ns - e->entered_ns) / 1000);
+}
+
+/* Writes the interval that ends now and starts the next. */
+static void ss_write(struct summary_sink *ss, uint64_t now_ns)
+{
+	summary_write(&ss->sum, ss->ob, ss->json, now_ns, now_ns - ss->last_ns);
+	ob_record_done(ss->ob);
+	summary_reset(&ss->sum);
+	ss->last_ns = now_ns;
+	ss->next_ns = now_ns + ss->interval_ns;
+}
+
+static void ss_tick(struct sink *s, uint64_t now_ns, const struct sink_status *st)
+{
+	struct summary_sink *ss = ss_of(s);
+
+	(void)st;
+	if (ss->interval_ns && now_ns >= ss->next_ns)
+		ss_write(ss, now_ns);
+}
+
+static void ss_report(struct sink *s, uint64_t now_ns, bool final)
+{
+	(void)final;
+	ss_write(ss_of(s), now_ns);
+}
+
+static const struct sink_ops summary_ops = {
+	.conn = ss_conn,
+	.tw_end = ss_tw_end,
+	.tick = ss_tick,
+	.report = ss_report,
+};
+
+void summary_sink_init(struct summary_sink *ss, struct outbuf *ob, bool json, uint64_t interval_ns,
+		       uint64_t now_ns)
+{
+	memset(&ss->sum, 0, sizeof(ss->sum));
+	ss->sink.ops = &summary_ops;
+	ss->ob = ob;
+	ss->json = json;
+	ss->interval_ns = interval_ns;
+	ss->last_ns = now_ns;
+	ss->next_ns = now_ns + interval_ns;
 }

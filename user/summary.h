@@ -7,7 +7,9 @@
 #define SYNFIN_SUMMARY_H
 #include <stdbool.h>
 #include <stdint.h>
+#include "lifecycle.h"
 #include "outbuf.h"
+#include "sink.h"
 #include "tracker.h"
 
 /* 64 log2 buckets: every uint64_t value has its own, none saturates. */
@@ -85,7 +87,7 @@ int hist_bucket(uint64_t value);
 struct summary *summary_new(void);
 void summary_free(struct summary *s);
 void summary_reset(struct summary *s);
-void summary_add_conn(struct summary *s, const struct conn *c);
+void summary_add_conn(struct summary *s, const struct lifecycle *l);
 void summary_add_time_wait(struct summary *s, uint64_t time_wait_us);
 /* Up to n of the most frequent ports / remote addresses, most first; returns how many. */
 uint32_t summary_top_ports(const struct summary *s, struct top_item *out, uint32_t n);
@@ -93,5 +95,18 @@ uint32_t summary_top_talkers(const struct summary *s, struct top_item *out, uint
 /* Text (bcc-style histograms and tables) or one JSON object. */
 void summary_write(const struct summary *s, struct outbuf *ob, bool json, uint64_t ts_ns,
 		   uint64_t interval_ns);
+
+/* --summary as a sink: counts lifecycles and TIME_WAIT ends, writes a summary
+ * into ob every interval_ns (0: only when asked, SIGUSR1, and at the end). */
+struct summary_sink {
+	struct sink sink;
+	struct summary sum;
+	struct outbuf *ob;
+	bool json;
+	uint64_t interval_ns, next_ns, last_ns;
+};
+
+void summary_sink_init(struct summary_sink *ss, struct outbuf *ob, bool json, uint64_t interval_ns,
+		       uint64_t now_ns);
 
 #endif

@@ -14,12 +14,12 @@
 
 static struct tracker *tracker;
 static struct output json_out, text_out;
+static struct sinks sinks;
 
 static void on_stuck(void *ctx, const struct conn *c, uint64_t now_ns)
 {
 	(void)ctx;
-	json_out.fmt->stuck(&json_out, c, now_ns);
-	text_out.fmt->stuck(&text_out, c, now_ns);
+	sinks_stuck(&sinks, c, now_ns);
 }
 
 static void init_once(void)
@@ -27,22 +27,25 @@ static void init_once(void)
 	int devnull = open("/dev/null", O_WRONLY);
 
 	tracker = tracker_new(64); /* small: evictions are exercised too */
-	output_init(&json_out, devnull, true, false);
-	output_init(&text_out, devnull, false, false);
+	output_init(&json_out, devnull, true, OUTPUT_ALL);
+	output_init(&text_out, devnull, false, OUTPUT_LIFE);
+	sinks_add(&sinks, &json_out.sink);
+	sinks_add(&sinks, &text_out.sink);
 }
 
 static void feed(const struct synfin_event *e)
 {
 	struct transition tr;
+	struct lifecycle l;
 
 	tracker_feed(tracker, e, &tr);
-	output_transition(&json_out, e, &tr);
-	output_transition(&text_out, e, &tr);
+	sinks_state(&sinks, e, &tr);
 	if (tr.ended) {
 		struct tw_entry tw = { .family = tr.ended->family, .substate = e->oldstate };
 
-		json_out.fmt->tw_end(&json_out, &tw, (enum tw_end)(1 + e->retrans % 3), e->ts_ns);
-		text_out.fmt->tw_end(&text_out, &tw, (enum tw_end)(1 + e->retrans % 3), e->ts_ns);
+		lifecycle_of(&l, tr.ended, NULL, false);
+		sinks_conn(&sinks, &l);
+		sinks_tw_end(&sinks, &tw, (enum tw_end)(1 + e->retrans % 3), e->ts_ns);
 	}
 	tracker_find_stuck(tracker, e->ts_ns, e->srtt_us, e->local_isn, on_stuck, NULL);
 }
@@ -57,7 +60,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		memcpy(&e, data + off, sizeof(e));
 		feed(&e);
 	}
-	json_out.fmt->lost(&json_out, size, size, size, size / 2);
+	sinks_lost(&sinks, size, &(struct loss){ .count = size, .total = size, .skipped = size / 2 });
 	ob_flush(&json_out.ob);
 	ob_flush(&text_out.ob);
 	return 0;

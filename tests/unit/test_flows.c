@@ -181,7 +181,7 @@ static void ladder_shows_arrows_and_states(void)
 	flows_hold_conn(t, &client, 1);
 	flows_hold_conn(t, &server, 1);
 	flows_flush(t, 0, 0, 0);
-	output_init(&o, fileno(f), false, false);
+	output_init(&o, fileno(f), false, OUTPUT_ALL);
 	o.relative = true;
 	ladder_write(&o, last_done);
 	ob_flush(&o.ob);

@@ -83,21 +83,30 @@ static struct conn finished(uint8_t role, uint32_t hs_us, uint16_t sport)
 }
 
 /* A snapshot with something in every series. */
+/* What the metrics sink does with a finished connection. */
+static void add_conn(struct metrics_snapshot *s, const struct conn *c)
+{
+	struct lifecycle l;
+
+	lifecycle_of(&l, c, NULL, false);
+	metrics_snapshot_add_conn(s, &l);
+}
+
 static void synthetic(struct metrics_snapshot *s)
 {
 	struct conn c;
 
 	memset(s, 0, sizeof(*s));
 	c = finished(ROLE_CLIENT, 43, 0);
-	metrics_snapshot_add_conn(s, &c);
+	add_conn(s, &c);
 	c = finished(ROLE_CLIENT, 1500000, 0); /* one lost SYN */
-	metrics_snapshot_add_conn(s, &c);
+	add_conn(s, &c);
 	c = finished(ROLE_SERVER, 7, 8080);
-	metrics_snapshot_add_conn(s, &c);
+	add_conn(s, &c);
 	c = finished(ROLE_SERVER, 100, 8080); /* exactly on a bound: le is inclusive */
-	metrics_snapshot_add_conn(s, &c);
+	add_conn(s, &c);
 	c = finished(ROLE_SERVER, 20000000, 443); /* beyond every bound: +Inf only */
-	metrics_snapshot_add_conn(s, &c);
+	add_conn(s, &c);
 	s->state_count[SF_TCP_ESTABLISHED] = 12;
 	s->state_count[SF_TCP_CLOSE_WAIT] = 1;
 	s->time_wait = 3;
@@ -176,7 +185,7 @@ static void listener_ports_are_bounded_and_sticky(void)
 		for (uint16_t p = 1; p <= METRICS_PORTS + 30; p++) {
 			struct conn c = finished(ROLE_SERVER, 10, p);
 
-			metrics_snapshot_add_conn(&s, &c);
+			add_conn(&s, &c);
 		}
 	CHECK_INT(s.nports, METRICS_PORTS);
 	CHECK_INT(s.ports[0].port, 1);
@@ -185,7 +194,7 @@ static void listener_ports_are_bounded_and_sticky(void)
 	CHECK_INT(s.other_port_conns, 3 * 30);
 	/* Clients never make listener series: their local port is ephemeral. */
 	struct conn c = finished(ROLE_CLIENT, 10, 55555);
-	metrics_snapshot_add_conn(&s, &c);
+	add_conn(&s, &c);
 	CHECK_INT(s.other_port_conns, 3 * 30);
 }
 

@@ -8,6 +8,16 @@
 #include "check.h"
 #include "summary.h"
 
+
+/* What the summary sink does with a finished connection. */
+static void add_conn(struct summary *s, const struct conn *c)
+{
+	struct lifecycle l;
+
+	lifecycle_of(&l, c, NULL, false);
+	summary_add_conn(s, &l);
+}
+
 static struct outbuf ob;
 static struct summary s;
 
@@ -58,7 +68,7 @@ static void text_histogram_matches_bcc_layout(void)
 	for (int i = 0; i < 4; i++) { /* handshakes of 2 us (x4) and 1500 us (x2) */
 		struct conn c = client_to(1, 80, i < 2 ? 1500 : 2);
 
-		summary_add_conn(&s, &c);
+		add_conn(&s, &c);
 	}
 	const char *want =
 		"\nclient handshake (SYN_SENT -> ESTABLISHED)\n"
@@ -100,7 +110,7 @@ static void json_summary_carries_buckets_and_tops(void)
 {
 	summary_reset(&s);
 	struct conn c = client_to(7, 443, 40);
-	summary_add_conn(&s, &c);
+	add_conn(&s, &c);
 	const char *out = written(true);
 
 	const char *head = "{\"type\":\"summary\",\"v\":1,\"ts_ns\":5000,\"interval_ns\":1000000000,"
@@ -154,7 +164,7 @@ static void add_talker(uint32_t id, uint16_t port)
 	c.daddr[1] = (uint8_t)(id >> 16);
 	c.daddr[2] = (uint8_t)(id >> 8);
 	c.daddr[3] = (uint8_t)id;
-	summary_add_conn(&s, &c);
+	add_conn(&s, &c);
 }
 
 /*

@@ -1,0 +1,44 @@
+#include "lifecycle.h"
+#include <stddef.h>
+
+const char *time_wait_name(const struct conn *c)
+{
+	if (c->close_flags & SF_CLOSE_TIME_WAIT)
+		return "entered";
+	if (c->close_flags & SF_CLOSE_TW_FIN_WAIT2)
+		return "fin_wait2";
+	return NULL;
+}
+
+/* Retransmissions during the handshake: SYNs on the client, SYN-ACKs on the server. */
+static void handshake_retrans(struct lifecycle *l, const struct conn *c)
+{
+	bool known = !c->partial && (c->flags & (CONN_HANDSHAKE_SEEN | CONN_CLOSED));
+
+	l->syn_retrans = known && c->role == ROLE_CLIENT ? c->hs_retrans : -1;
+	l->synack_retrans = known && c->role == ROLE_SERVER ? c->hs_retrans : -1;
+}
+
+void lifecycle_of(struct lifecycle *l, const struct conn *c, const struct flow *f, bool ends_flow)
+{
+	bool hs = c->flags & CONN_HANDSHAKE_SEEN;
+
+	l->c = c;
+	l->outcome = conn_outcome(c);
+	l->closer = conn_closer(c);
+	l->time_wait = time_wait_name(c);
+	l->reset_by = l->outcome != OUTCOME_RESET ? NULL :
+		      conn_reset_by_remote(c) ? "remote" : "local";
+	l->handshake_us = conn_handshake_us(c);
+	l->duration_us = conn_duration_us(c);
+	handshake_retrans(l, c);
+	l->local_isn = hs ? (int64_t)c->local_isn : -1;
+	l->remote_isn = hs ? (int64_t)c->remote_isn : -1;
+	l->tx_bytes = conn_tx_bytes(c);
+	l->rx_bytes = conn_rx_bytes(c);
+	l->flow = f;
+	l->ends_flow = ends_flow;
+	l->side = f ? flow_side_of(f, c) : -1;
+	if (f)
+		flow_wire_facts(f, &l->wire);
+}

@@ -1,0 +1,39 @@
+/*
+ * A finished connection as every sink sees it: the tracker's record, what
+ * follows from it (outcome, closer, times, byte counts) and, with the packet
+ * layer, its flow and what the wire said, all worked out once, here. Sinks
+ * read this view; none of them analyses a connection or reaches into the
+ * tracker or the flow table.
+ */
+#ifndef SYNFIN_LIFECYCLE_H
+#define SYNFIN_LIFECYCLE_H
+#include <stdbool.h>
+#include <stdint.h>
+#include "flows.h"
+#include "tracker.h"
+
+struct lifecycle {
+	const struct conn *c;
+	enum conn_outcome outcome;
+	enum conn_closer closer;
+	const char *time_wait;      /* "entered", "fin_wait2" or NULL */
+	const char *reset_by;       /* "local", "remote", or NULL when not a reset */
+	/* -1: not known (null in NDJSON). */
+	int64_t handshake_us, duration_us;
+	int64_t syn_retrans, synack_retrans;
+	int64_t local_isn, remote_isn;
+	int64_t tx_bytes, rx_bytes;
+	/* With -i: the connection's flow (NULL without), our side of it, what the
+	 * wire said, and whether this is the flow's last lifecycle record. */
+	const struct flow *flow;
+	int side;
+	bool ends_flow;
+	struct wire_facts wire;
+};
+
+/* The view of c; f is its flow (or NULL), ends_flow when no other side of f follows. */
+void lifecycle_of(struct lifecycle *l, const struct conn *c, const struct flow *f, bool ends_flow);
+/* "entered", "fin_wait2" or NULL: how the connection met the time-wait machinery. */
+const char *time_wait_name(const struct conn *c);
+
+#endif
