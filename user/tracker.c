@@ -6,13 +6,21 @@
 
 #define NIL UINT32_MAX
 
+/* A pool slot: a connection and its place in the age list (oldest is evicted first;
+ * free slots are chained through `newer`). The connection comes first: the
+ * indexes' key functions read a slot as its connection. */
+struct slot {
+	struct conn c;
+	uint32_t older, newer;
+};
+
 /* Two indexes into one pool: by socket address, and listeners by (netns, port). */
 struct tracker {
 	uint32_t cap, count;
 	uint32_t oldest, newest, free_head;
 	uint64_t evicted;
 	struct index by_sk, by_listener;
-	struct conn *pool;
+	struct slot *pool;
 	struct conn ended; /* the last finished lifecycle, handed out by tracker_feed */
 };
 
@@ -72,29 +80,34 @@ uint64_t tracker_evicted(const struct tracker *t)
 	return t->evicted;
 }
 
+static uint32_t index_of(const struct tracker *t, const struct conn *c)
+{
+	return (uint32_t)((const struct slot *)c - t->pool);
+}
+
 static void unlink_age(struct tracker *t, uint32_t idx)
 {
-	struct conn *c = &t->pool[idx];
+	struct slot *s = &t->pool[idx];
 
-	if (c->older != NIL)
-		t->pool[c->older].newer = c->newer;
+	if (s->older != NIL)
+		t->pool[s->older].newer = s->newer;
 	else
-		t->oldest = c->newer;
-	if (c->newer != NIL)
-		t->pool[c->newer].older = c->older;
+		t->oldest = s->newer;
+	if (s->newer != NIL)
+		t->pool[s->newer].older = s->older;
 	else
-		t->newest = c->older;
+		t->newest = s->older;
 }
 
 static void remove_conn(struct tracker *t, uint32_t idx)
 {
-	struct conn *c = &t->pool[idx];
+	struct slot *s = &t->pool[idx];
 
 	unlink_age(t, idx);
 	index_clear(&t->by_sk, index_slot_of(&t->by_sk, idx));
-	if (c->flags & CONN_LISTENER_INDEXED)
+	if (s->c.flags & CONN_LISTENER_INDEXED)
 		index_clear(&t->by_listener, index_slot_of(&t->by_listener, idx));
-	c->newer = t->free_head;
+	s->newer = t->free_head;
 	t->free_head = idx;
 	t->count--;
 }
@@ -108,17 +121,17 @@ static void evict_oldest(struct tracker *t)
 static struct conn *insert_conn(struct tracker *t, uint64_t key)
 {
 	uint32_t idx, slot;
-	struct conn *c;
+	struct slot *s;
 
 	if (t->count == t->cap)
 		evict_oldest(t);
 	idx = t->free_head;
-	c = &t->pool[idx];
-	t->free_head = c->newer;
-	memset(c, 0, sizeof(*c));
-	c->key = key;
-	c->older = t->newest;
-	c->newer = NIL;
+	s = &t->pool[idx];
+	t->free_head = s->newer;
+	memset(s, 0, sizeof(*s));
+	s->c.key = key;
+	s->older = t->newest;
+	s->newer = NIL;
 	if (t->newest != NIL)
 		t->pool[t->newest].newer = idx;
 	else
@@ -127,7 +140,7 @@ static struct conn *insert_conn(struct tracker *t, uint64_t key)
 	slot = index_find(&t->by_sk, key);
 	index_add(&t->by_sk, slot, idx);
 	t->count++;
-	return c;
+	return &s->c;
 }
 
 static void push_state(struct conn *c, uint8_t state)
@@ -210,7 +223,7 @@ static void inherit_listener_owner(struct tracker *t, struct conn *c)
 
 	if (at < 0)
 		return;
-	l = &t->pool[at];
+	l = &t->pool[at].c;
 	c->pid = l->pid;
 	memcpy(c->comm, l->comm, sizeof(c->comm));
 }
@@ -223,7 +236,7 @@ static void index_listener(struct tracker *t, struct conn *c)
 	if ((c->flags & CONN_LISTENER_INDEXED) || index_at(&t->by_listener, slot) >= 0 ||
 	    !index_has_room(&t->by_listener))
 		return;
-	index_add(&t->by_listener, slot, (uint32_t)(c - t->pool));
+	index_add(&t->by_listener, slot, index_of(t, c));
 	c->flags |= CONN_LISTENER_INDEXED;
 }
 
@@ -261,7 +274,7 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 	out->delta_us = -1;
 	out->ended = NULL;
 	if (at >= 0) {
-		c = &t->pool[at];
+		c = &t->pool[at].c;
 		out->delta_us = (int64_t)((e->ts_ns - c->state_ns) / 1000);
 		if (c->nstates)
 			c->state_us[c->nstates - 1] = (uint32_t)(out->delta_us < UINT32_MAX - 1 ?
@@ -289,7 +302,7 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 	if (e->close_flags & SF_CLOSE_TIME_WAIT)
 		push_state(c, SF_TCP_TIME_WAIT);
 	t->ended = *c;
-	remove_conn(t, (uint32_t)(c - t->pool));
+	remove_conn(t, index_of(t, c));
 	if (!e->pid)
 		out->comm = t->ended.comm;
 	if (t->ended.role != ROLE_LISTENER)
@@ -406,7 +419,7 @@ void tracker_find_stuck(struct tracker *t, uint64_t now_ns, uint64_t min_ns, uin
 			void (*fn)(void *ctx, const struct conn *c, uint64_t now_ns), void *ctx)
 {
 	for (uint32_t i = t->oldest; i != NIL; i = t->pool[i].newer) {
-		struct conn *c = &t->pool[i];
+		struct conn *c = &t->pool[i].c;
 		uint8_t state = c->nstates ? c->states[c->nstates - 1] : 0;
 
 		if ((c->flags & CONN_STUCK_REPORTED) || state >= 32 || !(watched & (1u << state)) ||
@@ -426,7 +439,7 @@ void tracker_state_counts(const struct tracker *t, uint32_t *out)
 {
 	memset(out, 0, SF_TCP_MAX_STATES * sizeof(*out));
 	for (uint32_t i = t->oldest; i != NIL; i = t->pool[i].newer) {
-		const struct conn *c = &t->pool[i];
+		const struct conn *c = &t->pool[i].c;
 		uint8_t state = c->nstates ? c->states[c->nstates - 1] : 0;
 
 		if (state < SF_TCP_MAX_STATES)

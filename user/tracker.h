@@ -42,7 +42,6 @@ struct conn {
 	uint8_t daddr[16];
 	uint32_t pid; /* owner; 0 = not known */
 	uint32_t netns;
-	uint32_t older, newer; /* insertion-order list, for eviction */
 	uint32_t local_isn, remote_isn, srtt_us; /* at ESTABLISHED */
 	uint16_t sport, dport;
 	uint8_t family, role, partial, nstates;
