@@ -16,7 +16,12 @@ VMLINUX := vmlinux/$(ARCH)/vmlinux.h
 VERSION := 0.1.0
 
 CFLAGS ?= -O2 -g
-USER_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ibpf -Iuser -I$(OUTPUT) \
+# user/: main.c and options.c; source/ reads the kernel (load, attach, rings),
+# model/ follows connections, enrich/ adds what other kernel views say
+# (TIME_WAIT, the wire), sinks/ writes the records out.
+USER_DIRS := user user/source user/model user/enrich user/sinks
+vpath %.c $(USER_DIRS)
+USER_CFLAGS := -std=c11 -D_GNU_SOURCE -Wall -Wextra -Werror -Ibpf $(addprefix -I,$(USER_DIRS)) -I$(OUTPUT) \
 	-DSYNFIN_VERSION='"$(VERSION)"' $(CFLAGS)
 BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror -I$(dir $(VMLINUX)) -Ibpf
 LIBS := $(shell pkg-config --libs libbpf 2>/dev/null || echo -lbpf) -lelf -lz
@@ -26,11 +31,14 @@ BPF_APPS := state wire
 BPF_OBJS := $(patsubst %,$(OUTPUT)/%.bpf.o,$(BPF_APPS))
 SKELS := $(patsubst %,$(OUTPUT)/%.skel.h,$(BPF_APPS))
 # Pure user-space parts (no libbpf): unit-tested on their own.
-CORE_SRCS := user/tracker.c user/outbuf.c user/output_json.c user/output_text.c user/output.c user/names.c user/options.c user/timewait.c user/index.c user/flows.c user/output_ladder.c user/summary.c user/metrics_text.c user/cpuring.c user/lifecycle.c user/sink.c
-CORE_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(CORE_SRCS))
-APP_SRCS := user/main.c user/loader.c user/wire.c
-APP_OBJS := $(patsubst user/%.c,$(OUTPUT)/%.o,$(APP_SRCS))
-HEADERS := $(wildcard user/*.h) bpf/synfin.h
+CORE_SRCS := $(addprefix user/model/,tracker.c lifecycle.c index.c names.c) \
+	$(addprefix user/enrich/,timewait.c flows.c) user/source/cpuring.c user/options.c \
+	$(addprefix user/sinks/,sink.c outbuf.c output.c output_json.c output_text.c output_ladder.c \
+		summary.c metrics_text.c)
+CORE_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(notdir $(CORE_SRCS)))
+APP_SRCS := user/main.c user/source/loader.c user/source/wire.c
+APP_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(notdir $(APP_SRCS)))
+HEADERS := $(wildcard $(addsuffix /*.h,$(USER_DIRS))) bpf/synfin.h
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(wildcard tests/unit/test_*.c))
 
 ifeq ($(V),1)
@@ -60,7 +68,7 @@ $(OUTPUT)/%.skel.h: $(OUTPUT)/%.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name $*_bpf > $@
 
-$(OUTPUT)/%.o: user/%.c $(HEADERS) | $(OUTPUT)
+$(OUTPUT)/%.o: %.c $(HEADERS) | $(OUTPUT)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -c $< -o $@
 

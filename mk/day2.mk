@@ -1,6 +1,6 @@
 # Dashboards and day-two use (issue 7): the Prometheus endpoint.
 #
-# user/metrics.c calls libmicrohttpd, so it is linked into ./synfin and into
+# user/sinks/metrics.c calls libmicrohttpd, so it is linked into ./synfin and into
 # its own unit test only: kept out of CORE_SRCS, whose objects every other
 # unit test, the fuzz targets and the micro-benchmark link without that library.
 #   make metrics-check   the unit test of the exposition, checked by promtool when installed

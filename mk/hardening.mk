@@ -5,7 +5,7 @@ ASAN_DIR := $(OUTPUT)/asan
 ASAN_CFLAGS := -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_DIR := $(OUTPUT)/fuzz
 FUZZ_SECONDS ?= 20
-FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ibpf -Iuser -I$(OUTPUT) -DSYNFIN_VERSION='"fuzz"' \
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -g -O1 -Ibpf $(addprefix -I,$(USER_DIRS)) -I$(OUTPUT) -DSYNFIN_VERSION='"fuzz"' \
 	-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all
 FUZZ_TARGETS := $(patsubst tests/fuzz/%.c,$(FUZZ_DIR)/bin/%,$(wildcard tests/fuzz/fuzz_*.c))
 

@@ -379,8 +379,8 @@ def test_busy_port_stops_synfin_from_starting():
 
 
 def test_dashboard_queries_only_metrics_synfin_exports():
-    # The exposition is written by user/metrics_text.c.
-    with open(os.path.join(ROOT, "user", "metrics_text.c")) as f:
+    # The exposition is written by user/sinks/metrics_text.c.
+    with open(os.path.join(ROOT, "user", "sinks", "metrics_text.c")) as f:
         exported = set(re.findall(r"synfin_[a-z_]+", f.read()))
     hist = "synfin_handshake_duration_seconds"
     exported |= {hist + suffix for suffix in ("_bucket", "_sum", "_count")}
