@@ -9,7 +9,8 @@ import tempfile
 import time
 import uuid
 
-from schema import check_record
+import jsonschema
+import pytest
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -17,10 +18,52 @@ ROOT = os.path.dirname(os.path.dirname(HERE))
 SYNFIN = os.path.abspath(os.environ.get("SYNFIN_BIN", os.path.join(ROOT, "synfin")))
 PEER = os.path.join(HERE, "peer.py")
 READY = "Tracing TCP connections... Hit Ctrl-C to end."
+SCHEMA_DIR = os.path.join(ROOT, "docs", "schema")
 
 
-class Skip(Exception):
-    """The kernel or machine lacks what the test needs; the message says what."""
+class Skip(pytest.skip.Exception):
+    """The kernel or machine lacks what the test needs; the message says what. A pytest
+    skip (raise Skip("why") as before); like pytest's, an `except Exception` lets it by."""
+
+
+_validators = {}
+
+
+def validator_for(record_type):
+    """A jsonschema validator for docs/schema/<record_type>.schema.json, of the draft the
+    schema declares ($schema: 2020-12), the schema itself checked against its meta-schema."""
+    if record_type not in _validators:
+        with open(os.path.join(SCHEMA_DIR, f"{record_type}.schema.json")) as f:
+            schema = json.load(f)
+        cls = jsonschema.validators.validator_for(schema)
+        cls.check_schema(schema)
+        _validators[record_type] = cls(schema)  # no format_checker: the schemas use no format
+    return _validators[record_type]
+
+
+def record_errors(record):
+    """Every way a record breaks the schema of its type, as readable strings (empty: valid)."""
+    if not isinstance(record, dict) or not isinstance(record.get("type"), str):
+        return [f"not a record with a string 'type': {record!r}"]
+    if not os.path.exists(os.path.join(SCHEMA_DIR, f"{record['type']}.schema.json")):
+        return [f"no docs/schema/{record['type']}.schema.json for this record type"]
+    return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}"
+            for e in validator_for(record["type"]).iter_errors(record)]
+
+
+def check_record(record):
+    """Raises AssertionError when a record of synfin's breaks its schema."""
+    problems = record_errors(record)
+    kind = record.get("type") if isinstance(record, dict) else None
+    assert not problems, f"record breaks docs/schema/{kind}.schema.json: {problems}: {record}"
+
+
+def parse_records(out):
+    """synfin's NDJSON output as records, each checked against its schema in docs/schema/."""
+    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    for record in records:
+        check_record(record)
+    return records
 
 
 def require_root():
@@ -32,7 +75,7 @@ _running = set()
 
 
 def kill_leftovers():
-    """Called by the runner after every test: a failed test must not leave a tracer behind."""
+    """Called after every test (conftest.py): a failed test must not leave a tracer behind."""
     for tracer in list(_running):
         tracer.kill()
 
@@ -86,10 +129,7 @@ class Synfin:
         """The NDJSON records, each checked against its schema in docs/schema/."""
         status, out, err = self.stop(**stop_args)
         assert status == 0, f"synfin exited {status}: {err.strip()}"
-        records = [json.loads(line) for line in out.splitlines() if line.strip()]
-        for record in records:
-            check_record(record)
-        return records
+        return parse_records(out)
 
     def kill(self):
         if self.proc.poll() is None:

@@ -1,14 +1,14 @@
 """Without --life batching or -i, each CPU has its own ring and user space merges them by
 timestamp. A storm on both CPUs moves sockets between CPUs mid-life, so a wrong merge would
 show up as a socket whose transitions do not chain, or as partial lifecycles."""
-import json
 import os
 import select
 import subprocess
 import sys
 import time
 
-from lib import ROOT, Netns, Synfin, by_socket, map_names_held_by, require_root, run_peer
+from lib import (ROOT, Netns, Synfin, by_socket, map_names_held_by, parse_records, require_root,
+                 run_peer)
 from test_bench_smoke import build_bench_tools
 from test_history import SCENARIOS, compare_lifecycles
 
@@ -71,7 +71,7 @@ def test_storm_on_both_cpus_keeps_every_socket_in_order():
         assert done.returncode == 0, done.stderr
         status, out, err = tracer.stop(settle=0.5)
     assert status == 0 and "lost" not in err, err
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    records = parse_records(out)
     assert_transitions_chain(records)
     conns = [r for r in records if r["type"] == "conn"]
     clients = [r for r in conns if r["role"] == "client"]

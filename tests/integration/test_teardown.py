@@ -1,12 +1,12 @@
 """How connections end: TIME_WAIT and 2MSL, who closed, resets, refusals,
 SYN timeouts, initial sequence numbers against the wire, stuck states."""
-import json
 import os
 import shutil
 import subprocess
 import time
 
-from lib import Netns, Skip, Synfin, conn_records, find_socket, require_root, run_peer
+from lib import (Netns, Skip, Synfin, conn_records, find_socket, parse_records, require_root,
+                 run_peer)
 
 SYN, ACK = 0x02, 0x10
 
@@ -20,7 +20,7 @@ def trace(peer_args, synfin_args=(), ns_setup=None, settle=0.2):
         peer = run_peer(*peer_args, netns=ns.name)
         status, out, err = tracer.stop(settle=settle)
     assert status == 0, err
-    return peer, [json.loads(line) for line in out.splitlines() if line.strip()], err
+    return peer, parse_records(out), err
 
 
 def both_records(peer, records):

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from lib import (PEER, SYNFIN, Netns, Skip, Synfin, conn_records, require_root, run_peer)
+from lib import (PEER, SYNFIN, Netns, Skip, Synfin, conn_records, parse_records, require_root,
+                 run_peer)
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 
@@ -226,7 +227,7 @@ def veth_connection(synfin_args, json_output=True):
 
 def test_veth_packet_records_match_the_capture():
     port, client, out = veth_connection(())
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    records = parse_records(out)
     got = [(r["sport"], r["dport"], r["flags"], r["seq"], r["ack"], r["dir"])
            for r in records if r["type"] == "packet"]
     want = lifecycle_segments(client["segments"], port)
