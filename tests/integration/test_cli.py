@@ -177,7 +177,7 @@ def test_valgrind_finds_no_errors_or_leaks():
         tracer = Synfin("--netns", str(ns.inode), "--stuck", "1", wrapper=wrapper)
         run_peer("--count", "3", netns=ns.name)
         run_peer("--scenario", "shutdown", netns=ns.name)
-        status, out, err = tracer.stop(settle=1.5)
+        status, out, err = tracer.stop()
     assert status == 0, f"valgrind exit {status}: {err}"
     assert out.count('"type":"conn"') == 8, out
     assert "Invalid" not in err and "definitely lost" not in err, err

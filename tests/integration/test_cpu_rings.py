@@ -69,7 +69,7 @@ def test_storm_on_both_cpus_keeps_every_socket_in_order():
                                "--servers", "4", "--count", str(STORM), "--seconds", "30",
                                "--close", "client"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        status, out, err = tracer.stop(settle=0.5)
+        status, out, err = tracer.stop()
     assert status == 0 and "lost" not in err, err
     records = parse_records(out)
     assert_transitions_chain(records)

@@ -45,7 +45,7 @@ def trace_lo(peer_args, synfin_args=()):
     with Netns() as ns:
         tracer = Synfin("-i", "lo", *synfin_args, netns_exec=ns.name)
         peer = run_peer("--capture", *peer_args, netns=ns.name)
-        records = tracer.records(settle=0.5)
+        records = tracer.records()
     return peer, records
 
 
@@ -104,7 +104,7 @@ def test_ladder_draws_arrows_and_states_in_order():
     with Netns() as ns:
         tracer = Synfin("-i", "lo", "--ladder", "--life", json_output=False, netns_exec=ns.name)
         run_peer("--scenario", "shutdown", netns=ns.name)
-        status, out, err = tracer.stop(settle=0.5)
+        status, out, err = tracer.stop()
     assert status == 0, err
     lines = out.splitlines()
     arrows = [line for line in lines if "|-- " in line or "|<- " in line]
@@ -218,7 +218,7 @@ def veth_connection(synfin_args, json_output=True):
             client = run_peer("--scenario", "connect", "--bind", "10.77.0.2", "--port", str(port),
                               "--capture", "--capture-iface", "sfa0", netns=pair.a.name)
             server.wait(timeout=20)
-            status, out, err = tracer.stop(settle=0.5)
+            status, out, err = tracer.stop()
         finally:
             server.kill()
     assert status == 0, err
