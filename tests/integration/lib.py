@@ -255,6 +255,12 @@ def synfin_programs_loaded(pid=None):
     return names & {"set_state_btf", "set_state_tp"}
 
 
+def programs_loaded(ids):
+    """Which of these BPF program ids are still in the kernel (bpftool's view)."""
+    out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
+    return {p.get("id") for p in json.loads(out.stdout or "[]")} & set(ids)
+
+
 def start_waiting_peer(netns, *args):
     """peer.py --wait: it reports its pid and acts only when finish_waiting_peer() says go."""
     proc = subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, PEER, "--wait", *args],
