@@ -48,10 +48,14 @@ def record_errors(record):
     """Every way a record breaks the schema of its type, as readable strings (empty: valid)."""
     if not isinstance(record, dict) or not isinstance(record.get("type"), str):
         return [f"not a record with a string 'type': {record!r}"]
-    if not os.path.exists(os.path.join(SCHEMA_DIR, f"{record['type']}.schema.json")):
+    try:
+        validator = validator_for(record["type"])
+    except FileNotFoundError:
         return [f"no docs/schema/{record['type']}.schema.json for this record type"]
+    if validator.is_valid(record):  # the common case, ~40 us a record (x10 under TCG)
+        return []
     return [f"{'/'.join(map(str, e.absolute_path)) or '$'}: {e.message}"
-            for e in validator_for(record["type"]).iter_errors(record)]
+            for e in validator.iter_errors(record)]
 
 
 def check_record(record):

@@ -22,4 +22,6 @@ where=tests/integration
 for arg in "$@"; do
 	case $arg in *.py | *.py::*) where= ;; esac
 done
+# The VM's console is a terminal: no colour codes in its log.
+[ -n "${VMTEST:-}" ] && set -- --color=no "$@"
 exec "$py" -m pytest $where -v "$@"
