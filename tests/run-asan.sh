@@ -20,6 +20,6 @@ echo "unit (asan+ubsan): $passed passed, $failed failed"
 [ "$failed" -eq 0 ] || status=1
 if [ "$(id -u)" -eq 0 ]; then
 	SYNFIN_BIN=.output/asan/synfin SYNFIN_SKIP_SLOW=1 SYNFIN_SUITE_LABEL="integration (asan+ubsan)" \
-		python3 tests/integration/run.py || status=1
+		tests/integration/run.sh || status=1
 fi
 exit $status

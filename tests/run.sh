@@ -46,7 +46,7 @@ ensure_tracefs() {
 if [ "$(id -u)" -eq 0 ]; then
 	ensure_tracefs
 	run_part .output/bpftests/test_parser
-	SYNFIN_SUITE_LABEL="integration (host kernel $(uname -r))" run_part python3 tests/integration/run.py
+	SYNFIN_SUITE_LABEL="integration (host kernel $(uname -r))" run_part tests/integration/run.sh
 else
 	echo "integration: skipped, needs root (sudo make check)"
 	skipped=$((skipped + 1))

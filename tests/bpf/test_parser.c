@@ -34,18 +34,40 @@ static int on_record(void *ctx, void *data, size_t size)
 	return 0;
 }
 
+/* Opens and loads the packet layer; on failure says why (libbpf's own messages, the
+ * verifier's log among them, have gone to stderr) and returns NULL. */
 static struct wire_bpf *open_wire(bool all_segments)
 {
 	struct wire_bpf *s = wire_bpf__open();
+	char msg[256];
+	int err;
 
-	if (!s)
+	if (!s) {
+		err = -errno;
+		libbpf_strerror(err, msg, sizeof(msg));
+		printf("    wire_bpf__open: %s (%d)\n", msg, err);
 		return NULL;
+	}
 	s->rodata->all_segments = all_segments;
-	if (wire_bpf__load(s)) {
+	err = wire_bpf__load(s);
+	if (err) {
+		libbpf_strerror(err, msg, sizeof(msg));
+		printf("    wire_bpf__load (all_segments=%d): %s (%d); the libbpf/verifier log is above\n",
+		       all_segments, msg, err);
 		wire_bpf__destroy(s);
 		return NULL;
 	}
 	return s;
+}
+
+/* A skip is for a missing prerequisite, named; anything else that stops the load fails. */
+static const char *missing_prerequisite(void)
+{
+	if (geteuid() != 0)
+		return "needs root";
+	if (access("/sys/kernel/btf/vmlinux", R_OK))
+		return "no /sys/kernel/btf/vmlinux (a kernel without CONFIG_DEBUG_INFO_BTF)";
+	return NULL;
 }
 
 /* Runs one packet through the XDP (dir 0) or TC (dir 1) program; returns the verdict. */
@@ -561,13 +583,27 @@ static void default_mode_keeps_only_lifecycle_segments(void)
 
 int main(void)
 {
-	skel = open_wire(true);
-	if (!skel) {
-		printf("skip: cannot load the packet layer (need root and BTF)\n");
+	const char *missing = missing_prerequisite();
+
+	setvbuf(stdout, NULL, _IOLBF, 0); /* in order with libbpf's messages on stderr */
+	if (missing) {
+		printf("skip: %s\n", missing);
 		printf("bpf/parser: 0 passed, 0 failed, 1 skipped\n");
 		return 0;
 	}
+	skel = open_wire(true);
+	if (!skel) {
+		printf("FAIL load: the packet layer did not load\n");
+		printf("bpf/parser: 0 passed, 1 failed, 0 skipped\n");
+		return 1;
+	}
 	rb = ring_buffer__new(bpf_map__fd(skel->maps.segments), on_record, NULL, NULL);
+	if (!rb) {
+		printf("FAIL ring_buffer__new: %s\n", strerror(errno));
+		printf("bpf/parser: 0 passed, 1 failed, 0 skipped\n");
+		wire_bpf__destroy(skel);
+		return 1;
+	}
 	RUN(ipv4_syn_with_every_option);
 	RUN(vlan_tags_and_ip_options);
 	RUN(tc_egress_parses_the_same);

@@ -5,8 +5,8 @@ import signal
 import subprocess
 import time
 
-from lib import (READY, SYNFIN, Netns, Skip, Synfin, require_root, run_peer,
-                 synfin_programs_loaded)
+from lib import (READY, SYNFIN, Netns, Skip, Synfin, program_ids_held_by, programs_loaded,
+                 require_root, run_peer, synfin_programs_loaded)
 
 
 def run_synfin(*args, timeout=20, **kw):
@@ -154,14 +154,17 @@ def test_life_text_mode_has_one_line_per_connection():
 def test_kill_9_leaves_no_program_attached():
     require_root()
     tracer = Synfin()
-    assert synfin_programs_loaded(), "synfin's program should be loaded while it runs"
+    assert synfin_programs_loaded(pid=tracer.proc.pid), "synfin's program should be loaded"
+    # Its own programs by id: another synfin on this machine may hold programs of that name.
+    ids = program_ids_held_by(tracer.proc.pid)
+    assert ids and programs_loaded(ids) == ids, ids
     tracer.proc.kill()
     tracer.proc.wait()
     tracer.kill()
     deadline = time.monotonic() + 5
-    while synfin_programs_loaded() and time.monotonic() < deadline:
+    while programs_loaded(ids) and time.monotonic() < deadline:
         time.sleep(0.1)  # the kernel frees programs once the last fd closes
-    assert not synfin_programs_loaded()
+    assert not programs_loaded(ids), programs_loaded(ids)
 
 
 def test_valgrind_finds_no_errors_or_leaks():
@@ -177,7 +180,7 @@ def test_valgrind_finds_no_errors_or_leaks():
         tracer = Synfin("--netns", str(ns.inode), "--stuck", "1", wrapper=wrapper)
         run_peer("--count", "3", netns=ns.name)
         run_peer("--scenario", "shutdown", netns=ns.name)
-        status, out, err = tracer.stop(settle=1.5)
+        status, out, err = tracer.stop()
     assert status == 0, f"valgrind exit {status}: {err}"
     assert out.count('"type":"conn"') == 8, out
     assert "Invalid" not in err and "definitely lost" not in err, err

@@ -1,13 +1,12 @@
-"""Each CPU has its own ring and user space merges them by timestamp. A storm on both CPUs moves sockets between CPUs mid-life, so a wrong merge would
-show up as a socket whose transitions do not chain, or as partial lifecycles."""
-import json
+"""Each CPU has its own ring and user space merges them by timestamp. A storm on both
+CPUs moves sockets between CPUs mid-life, so a wrong merge would show up as a socket whose transitions do not chain, or as partial lifecycles."""
 import os
 import select
 import subprocess
 import sys
 import time
 
-from lib import ROOT, Netns, Synfin, by_socket, require_root, run_peer
+from lib import ROOT, Netns, Synfin, by_socket, parse_records, require_root, run_peer
 from test_bench_smoke import build_bench_tools
 
 LOADGEN = os.path.join(ROOT, ".output", "bench", "loadgen")
@@ -46,9 +45,9 @@ def test_storm_on_both_cpus_keeps_every_socket_in_order():
                                "--servers", "4", "--count", str(STORM), "--seconds", "30",
                                "--close", "client"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
-        status, out, err = tracer.stop(settle=0.5)
+        status, out, err = tracer.stop()
     assert status == 0 and "lost" not in err, err
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    records = parse_records(out)
     assert_transitions_chain(records)
     conns = [r for r in records if r["type"] == "conn"]
     clients = [r for r in conns if r["role"] == "client"]

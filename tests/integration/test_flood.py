@@ -5,7 +5,7 @@ import os
 import subprocess
 import sys
 
-from lib import HERE, Netns, Synfin, conn_records, require_root
+from lib import HERE, Netns, Synfin, conn_records, parse_records, require_root
 from test_teardown import drop_syns_to
 
 
@@ -32,7 +32,7 @@ def test_syn_flood_stays_within_max_conns_and_keeps_tracing():
         peak_kib = vm_hwm_kib(tracer.proc.pid)
         status, out, err = tracer.stop()
     assert status == 0, err
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    records = parse_records(out)
     # 2,000 SYN_SENT sockets alive at once in a table of 256: the oldest were evicted, and said so.
     evicted = [line for line in err.splitlines() if "connections evicted" in line]
     assert evicted and int(evicted[0].split()[1]) >= 2000 - 256, err

@@ -18,8 +18,8 @@ import urllib.request
 from lib import PEER, ROOT, SYNFIN, Netns, Skip, Synfin, require_root, run_peer
 
 SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)$')
-# The tracer publishes a snapshot every ~100 ms: this is ample for the last one.
-PUBLISH_WAIT = 0.5
+# The tracer publishes a snapshot every ~100 ms; under TCG a scrape and promtool take seconds.
+PUBLISH_TIMEOUT = 30
 
 
 def require_metrics_option():
@@ -74,6 +74,11 @@ def wait_ready(port, timeout=5):
             time.sleep(0.05)
 
 
+CLOSED = 'synfin_connections_total{outcome="closed"}'
+REFUSED = 'synfin_connections_total{outcome="refused"}'
+ESTABLISHED = 'synfin_connections{state="ESTABLISHED"}'
+
+
 def delta(before, after, key):
     return after.get(key, 0) - before.get(key, 0)
 
@@ -87,11 +92,18 @@ class Endpoint:
                              *extra)
         wait_ready(self.port)
 
-    def samples(self):
-        time.sleep(PUBLISH_WAIT)
-        text = scrape(self.port)
-        promtool_check(text)
-        return parse(text)
+    def samples(self, until=None, timeout=PUBLISH_TIMEOUT):
+        """One scrape, parsed and checked by promtool. With until, scrapes again while the
+        tracer publishes new snapshots until until(samples) holds (or timeout: the caller's
+        assertions then say what is missing)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = scrape(self.port)
+            samples = parse(text)
+            if until is None or until(samples) or time.monotonic() >= deadline:
+                promtool_check(text)
+                return samples
+            time.sleep(0.02)
 
 
 def test_counters_move_by_the_connections_made():
@@ -101,7 +113,9 @@ def test_counters_move_by_the_connections_made():
         before = ep.samples()
         report = run_peer("--count", "5", netns=ns.name)
         run_peer("--scenario", "refused", netns=ns.name)
-        after = ep.samples()
+        # The refused connect comes last: once it is counted, so is everything before it.
+        after = ep.samples(until=lambda s: delta(before, s, REFUSED) >= 1 and
+                           delta(before, s, CLOSED) >= 10)
         ep.tracer.records()  # the usual records still flow, each valid
     # 5 connections, two sockets each, and one refused connect().
     assert delta(before, after, 'synfin_connections_total{outcome="closed"}') == 10
@@ -128,7 +142,9 @@ def test_histogram_buckets_are_cumulative_and_complete():
     with Netns() as ns:
         ep = Endpoint(ns)
         run_peer("--count", "3", netns=ns.name)
-        samples = ep.samples()
+        samples = ep.samples(until=lambda s: all(
+            s.get(f'synfin_handshake_duration_seconds_count{{role="{role}"}}', 0) >= 3
+            for role in ("client", "server")))
         ep.tracer.stop()
     for role in ("client", "server"):
         buckets = [(float(m.group(1)) if m.group(1) != "+Inf" else float("inf"), v)
@@ -149,11 +165,9 @@ def test_gauges_follow_connections_held_open():
                                  "--scenario", "hold", "--count", "4", "--hold-seconds", "30"],
                                 stdout=subprocess.DEVNULL)
         try:
-            # Generous: under TCG the peer's start-up and each promtool run take seconds.
-            deadline = time.monotonic() + 25
-            held = 0
-            while time.monotonic() < deadline and held < 8:
-                held = ep.samples()['synfin_connections{state="ESTABLISHED"}']
+            # Generous, and within the 30 s the peer holds them: under TCG the peer's
+            # start-up and each promtool run take seconds.
+            held = ep.samples(until=lambda s: s.get(ESTABLISHED, 0) >= 8, timeout=25)[ESTABLISHED]
         finally:
             peer.terminate()
             peer.wait(timeout=30)
@@ -187,7 +201,9 @@ def test_endpoint_answers_during_a_connection_storm():
         finally:
             stop.set()
             thread.join()
-        after = ep.samples()
+        # Every connection counted, or some lost (then the count is not checked).
+        after = ep.samples(until=lambda s: delta(before, s, CLOSED) >= 2 * storm or
+                           delta(before, s, "synfin_lost_events_total") > 0)
         status, _, err = ep.tracer.stop()
     assert status == 0, err
     assert not failures, failures[:5]

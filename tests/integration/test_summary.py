@@ -1,19 +1,22 @@
 """--summary: histograms and counts that add up to the connections really made."""
-import json
 
 from lib import Netns, Synfin, require_root, run_peer
 
 
-def summaries(*synfin_args, peers=(), json_output=True, settle=0.3):
+def summaries(*synfin_args, peers=(), json_output=True, until=None):
+    """synfin --summary while the peers run; with until, it is stopped only once the
+    records written so far satisfy until(records)."""
     require_root()
     with Netns() as ns:
         tracer = Synfin("--netns", str(ns.inode), "--summary", *synfin_args,
                         json_output=json_output)
         for args in peers:
             run_peer(*args, netns=ns.name)
+        if until:
+            tracer.wait_for(until)
         if json_output:
-            return tracer.records(settle=settle)
-        return tracer.stop(settle=settle)
+            return tracer.records()
+        return tracer.stop()
 
 
 def total(hist):
@@ -38,8 +41,16 @@ def test_summary_counts_every_connection_once():
     assert s["top_talkers"][0] == {"addr": "127.0.0.1", "count": 17}
 
 
+def two_periodic_summaries_with_every_connection(records):
+    summ = [r for r in records if r["type"] == "summary"]
+    return len(summ) >= 2 and sum(r["connections"] for r in summ) >= 4
+
+
 def test_interval_prints_periodic_summaries():
-    records = summaries("--interval", "1", "-d", "3", peers=[("--count", "2",)], settle=3.5)
+    # Stopped once two periodic summaries hold all 4 sockets (not after a fixed -d 3: on a
+    # loaded machine the peer's connections came after the last summary).
+    records = summaries("--interval", "1", peers=[("--count", "2",)],
+                        until=two_periodic_summaries_with_every_connection)
     summ = [r for r in records if r["type"] == "summary"]
     assert len(summ) >= 3, summ  # one a second, and one at exit
     assert sum(r["connections"] for r in summ) == 4

@@ -8,7 +8,8 @@ import subprocess
 import sys
 import time
 
-from lib import (PEER, SYNFIN, Netns, Skip, Synfin, conn_records, require_root, run_peer)
+from lib import (PEER, SYNFIN, Netns, Skip, Synfin, conn_records, parse_records,
+                 program_ids_held_by, require_root, run_peer)
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 
@@ -44,7 +45,7 @@ def trace_lo(peer_args, synfin_args=()):
     with Netns() as ns:
         tracer = Synfin("-i", "lo", *synfin_args, netns_exec=ns.name)
         peer = run_peer("--capture", *peer_args, netns=ns.name)
-        records = tracer.records(settle=0.5)
+        records = tracer.records()
     return peer, records
 
 
@@ -103,7 +104,7 @@ def test_ladder_draws_arrows_and_states_in_order():
     with Netns() as ns:
         tracer = Synfin("-i", "lo", "--ladder", "--life", json_output=False, netns_exec=ns.name)
         run_peer("--scenario", "shutdown", netns=ns.name)
-        status, out, err = tracer.stop(settle=0.5)
+        status, out, err = tracer.stop()
     assert status == 0, err
     lines = out.splitlines()
     arrows = [line for line in lines if "|-- " in line or "|<- " in line]
@@ -137,11 +138,13 @@ def xdp_attached(netns, dev="lo"):
     return "xdp" in out.stdout
 
 
-def wire_programs_loaded():
+def wire_programs_loaded(ids=None):
     """synfin's packet programs still in the kernel: an attachment (XDP link, tcx link or
-    clsact filter) keeps its program loaded after the process is gone."""
+    clsact filter) keeps its program loaded after the process is gone. With ids, only
+    those programs (another synfin on this machine may have its own of the same names)."""
     out = subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True, text=True)
-    return {p.get("name") for p in json.loads(out.stdout or "[]")} & {"wire_in", "wire_out"}
+    return {p.get("name") for p in json.loads(out.stdout or "[]")
+            if ids is None or p.get("id") in ids} & {"wire_in", "wire_out"}
 
 
 def synfin_pid(tracer):
@@ -155,24 +158,27 @@ def test_kill_9_leaves_nothing_on_the_interface():
     require_root()
     with Netns() as ns:
         tracer = Synfin("-i", "lo", netns_exec=ns.name)
-        assert xdp_attached(ns.name) and wire_programs_loaded() == {"wire_in", "wire_out"}
+        ids = program_ids_held_by(synfin_pid(tracer))
+        assert xdp_attached(ns.name) and wire_programs_loaded(ids) == {"wire_in", "wire_out"}
         os.kill(synfin_pid(tracer), signal.SIGKILL)
         tracer.proc.wait()
         deadline = time.monotonic() + 5
-        while wire_programs_loaded() and time.monotonic() < deadline:
+        while wire_programs_loaded(ids) and time.monotonic() < deadline:
             time.sleep(0.1)  # the kernel frees them once the last reference goes
         assert not xdp_attached(ns.name)
-        if wire_programs_loaded() == {"wire_out"}:
+        if wire_programs_loaded(ids) == {"wire_out"}:
             raise Skip("this kernel has no tcx links: the clsact filter outlives kill -9 (see README)")
-        assert not wire_programs_loaded()
+        assert not wire_programs_loaded(ids)
 
 
 def test_clean_exit_detaches_what_it_attached():
     require_root()
     with Netns() as ns:
         tracer = Synfin("-i", "lo", netns_exec=ns.name)
+        ids = program_ids_held_by(synfin_pid(tracer))
+        assert wire_programs_loaded(ids) == {"wire_in", "wire_out"}
         tracer.stop(sig=signal.SIGTERM)
-        assert not xdp_attached(ns.name) and not wire_programs_loaded()
+        assert not xdp_attached(ns.name) and not wire_programs_loaded(ids)
 
 
 def test_unknown_interface_is_one_line():
@@ -217,7 +223,7 @@ def veth_connection(synfin_args, json_output=True):
             client = run_peer("--scenario", "connect", "--bind", "10.77.0.2", "--port", str(port),
                               "--capture", "--capture-iface", "sfa0", netns=pair.a.name)
             server.wait(timeout=20)
-            status, out, err = tracer.stop(settle=0.5)
+            status, out, err = tracer.stop()
         finally:
             server.kill()
     assert status == 0, err
@@ -226,7 +232,7 @@ def veth_connection(synfin_args, json_output=True):
 
 def test_veth_packet_records_match_the_capture():
     port, client, out = veth_connection(())
-    records = [json.loads(line) for line in out.splitlines() if line.strip()]
+    records = parse_records(out)
     got = [(r["sport"], r["dport"], r["flags"], r["seq"], r["ack"], r["dir"])
            for r in records if r["type"] == "packet"]
     want = lifecycle_segments(client["segments"], port)

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # What runs inside the VM: the parser tests and the integration suite, each
 # result line naming the guest's kernel.
+set -o pipefail # a failing parser test must not hide behind sed's exit status
 kernel=$(uname -r)
 status=0
 .output/bpftests/test_parser | sed "s|^bpf/parser:|bpf/parser (vm kernel $kernel):|" || status=1
-SYNFIN_SUITE_LABEL="integration (vm kernel $kernel)" python3 tests/integration/run.py || status=1
+SYNFIN_SUITE_LABEL="integration (vm kernel $kernel)" tests/integration/run.sh || status=1
 exit $status
