@@ -1,5 +1,6 @@
 """Each CPU has its own ring and user space merges them by timestamp. A storm on both
-CPUs moves sockets between CPUs mid-life, so a wrong merge would show up as a socket whose transitions do not chain, or as partial lifecycles."""
+CPUs moves sockets between CPUs mid-life, so a wrong merge would show up as a socket
+whose transitions do not chain, or as partial lifecycles."""
 import os
 import select
 import subprocess
