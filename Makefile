@@ -2,7 +2,7 @@
 #   make            build ./synfin (BPF objects embedded through skeletons)
 #   make run        install missing build deps, build, trace (as root)
 #   make check      install missing deps, build, run the whole test suite
-#   make vmtest     the integration suite in a qemu VM booting another kernel
+#   make vmtest     the integration suite in qemu VMs booting Debian's 6.1 and 6.12 kernels
 #   make bench      overhead against no tracer, tcpstates and tcplife
 #   make vmlinux    regenerate vmlinux/<arch>/vmlinux.h from this kernel's BTF
 #   V=1             show full commands
@@ -98,10 +98,13 @@ check: test-deps
 	$(Q)$(MAKE) --no-print-directory all unit bpf-tests asan-build fuzz-build bench-build
 	$(Q)bash tests/run.sh
 
-# The integration suite inside a VM booting Debian's kernel (or KERNEL=bzImage).
+# The parser tests and the integration suite inside a VM booting each of Debian's
+# kernel series (VM_KERNELS: meta-packages, resolved with apt), or KERNEL=bzImage.
+VM_KERNELS ?= linux-image-amd64 linux-image-6.12-amd64
+export VM_KERNELS
 vmtest: test-deps
 	$(Q)$(MAKE) --no-print-directory all bench-build bpf-tests
-	$(Q)tests/vm/run-vm.sh bash tests/vm/suite.sh
+	$(Q)tests/vm/each-kernel.sh
 
 vmlinux:
 	$(Q)mkdir -p $(dir $(VMLINUX))

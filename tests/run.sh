@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The whole suite: unit tests, integration tests against this kernel, both
 # again under ASan + UBSan, the fuzz targets for a bounded time, then (when
-# SYNFIN_SKIP_VM is unset) the integration tests inside a VM booting
-# another kernel (tests/vm/run-vm.sh).
+# SYNFIN_SKIP_VM is unset) the integration tests inside VMs booting
+# Debian's 6.1 and 6.12 kernels (tests/vm/each-kernel.sh).
 # Every part prints 'LABEL: N passed, N failed[, N skipped]'; this script adds
 # them up into the closing line.
 set -uo pipefail
@@ -61,7 +61,7 @@ if ls .output/fuzz/bin/fuzz_* >/dev/null 2>&1; then
 fi
 
 if [ -z "${SYNFIN_SKIP_VM:-}" ] && [ "$(id -u)" -eq 0 ]; then
-	run_part tests/vm/run-vm.sh bash tests/vm/suite.sh
+	run_part tests/vm/each-kernel.sh
 fi
 
 echo "$passed passed, $failed failed, $skipped skipped"

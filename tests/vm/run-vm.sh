@@ -5,8 +5,10 @@
 #
 #   tests/vm/run-vm.sh [CMD ARGS...]       default CMD: uname -r
 #
-# Kernel: Debian's current linux-image-amd64 (resolved at run time, fetched
-# with apt-get download, unpacked, never installed), or KERNEL=/path/bzImage
+# Kernel: the image that Debian's meta-package KERNEL_PACKAGE (default
+# linux-image-amd64, the 6.1 series; linux-image-6.12-amd64 the 6.12 one)
+# depends on today (resolved at run time with apt, fetched with apt-get
+# download, unpacked, never installed), or KERNEL=/path/bzImage
 # (then its 9p/virtio drivers must be built in, or give INITRD=). If
 # VM_USE_VNG=1 and virtme-ng's vng is installed, vng runs the command instead.
 # VM_ACCEL=tcg (default; KVM cannot boot a normal kernel on our CI machines)
@@ -36,9 +38,9 @@ require_tools() {
 	[ ${#missing[@]} -eq 0 ] || die "missing host tools: apt-get install ${missing[*]}"
 }
 
-# linux-image-amd64 depends on the versioned image package of the day.
+# A meta-package (linux-image-amd64) depends on the versioned image package of the day.
 debian_kernel_package() {
-	apt-cache depends linux-image-amd64 2>/dev/null |
+	apt-cache depends "${KERNEL_PACKAGE:-linux-image-amd64}" 2>/dev/null |
 		sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n 1
 }
 
@@ -115,7 +117,11 @@ main() {
 		[ -n "$initrd" ] || { initrd=$CACHE/initrd-builtin.gz; build_initramfs /nonexistent none "$initrd" 2>/dev/null || true; }
 	else
 		pkg=$(debian_kernel_package)
-		[ -n "$pkg" ] || die "cannot resolve linux-image-amd64 (apt-get update?)"
+		if [ -z "$pkg" ]; then
+			apt-get update -qq >/dev/null 2>&1 || true
+			pkg=$(debian_kernel_package)
+		fi
+		[ -n "$pkg" ] || die "cannot resolve ${KERNEL_PACKAGE:-linux-image-amd64} (apt-get update?)"
 		dir=$(fetch_debian_kernel "$pkg")
 		ver=${pkg#linux-image-}
 		kernel=$(echo "$dir"/boot/vmlinuz-*)
