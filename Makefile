@@ -36,7 +36,7 @@ CORE_SRCS := $(addprefix user/model/,tracker.c lifecycle.c index.c names.c) \
 	$(addprefix user/sinks/,sink.c outbuf.c output.c output_json.c output_text.c output_ladder.c \
 		summary.c metrics_text.c)
 CORE_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(notdir $(CORE_SRCS)))
-APP_SRCS := user/main.c user/source/loader.c user/source/wire.c
+APP_SRCS := user/main.c user/source/loader.c user/source/kfeatures.c user/source/wire.c
 APP_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(notdir $(APP_SRCS)))
 HEADERS := $(wildcard $(addsuffix /*.h,$(USER_DIRS))) bpf/synfin.h
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(wildcard tests/unit/test_*.c))

@@ -429,7 +429,8 @@ static int start(struct app *app, const struct options *opts)
 
 	if (!err && opts->nifaces) {
 		app->flows = flows_new(FLOW_TABLE_CAP, on_flow_done, app);
-		err = !app->flows ? 1 : wire_start(&app->wire, opts, app->tracer.rb, on_segment, app);
+		err = !app->flows ? 1 : wire_start(&app->wire, opts, app->tracer.features.tcx,
+								   app->tracer.rb, on_segment, app);
 	}
 	if (!err)
 		err = add_sinks(app, opts);

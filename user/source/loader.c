@@ -120,39 +120,10 @@ static int check_machine(const struct options *o)
 	return check_btf();
 }
 
-/*
- * Does the kernel accept a tp_btf program on inet_sock_set_state? Load a
- * two-instruction program against the tracepoint's BTF type to find out,
- * rather than guessing from a kernel version.
- */
-static bool kernel_takes_tp_btf(void)
-{
-	const struct bpf_insn insns[] = {
-		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
-		{ .code = BPF_JMP | BPF_EXIT },
-	};
-	struct btf *vmlinux = btf__load_vmlinux_btf();
-	int id, fd;
-
-	if (!vmlinux)
-		return false;
-	id = btf__find_by_name_kind(vmlinux, "btf_trace_inet_sock_set_state", BTF_KIND_TYPEDEF);
-	btf__free(vmlinux);
-	if (id < 0)
-		return false;
-	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_RAW_TP,
-		    .attach_btf_id = (__u32)id);
-	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &opts);
-	if (fd < 0)
-		return false;
-	close(fd);
-	return true;
-}
-
 /* Loads one twin, and creates only the owner map that twin uses. */
 static int choose_hook(struct tracer *t, enum hook_choice choice)
 {
-	bool btf = choice == HOOK_TP_BTF || (choice == HOOK_AUTO && kernel_takes_tp_btf());
+	bool btf = choice == HOOK_TP_BTF || (choice == HOOK_AUTO && t->features.tp_btf_set_state);
 	struct state_bpf *skel = t->skel;
 	int err;
 
@@ -276,6 +247,9 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 		return err;
 	verbose = o->verbose;
 	libbpf_set_print(libbpf_print);
+	features_probe(&t->features);
+	if (o->verbose)
+		features_print(&t->features, stderr);
 	t->skel = state_bpf__open();
 	if (!t->skel) {
 		fprintf(stderr, "synfin: failed to open BPF object: %s\n", strerror(errno));

@@ -3,6 +3,7 @@
 #define SYNFIN_LOADER_H
 #include <bpf/libbpf.h>
 #include "cpuring.h"
+#include "kfeatures.h"
 #include "options.h"
 
 struct tracer {
@@ -12,6 +13,7 @@ struct tracer {
 	void *cpu_mem;
 	size_t cpu_mem_len;
 	const char *hook; /* "tp_btf" or "tracepoint" */
+	struct kernel_features features;
 };
 
 /* Checks the machine, loads and attaches everything. Returns 0, or an exit

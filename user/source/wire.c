@@ -64,12 +64,19 @@ static int attach_clsact(struct wire *w, struct wire_iface *i)
 
 static int attach_tc(struct wire *w, struct wire_iface *i)
 {
+	int err;
+
+	if (!w->tcx)
+		return attach_clsact(w, i);
 	/* A tcx link goes away with its last fd, like the XDP link: kill -9 leaves nothing. */
 	i->tcx_link = bpf_link_create(bpf_program__fd(w->skel->progs.wire_out), i->ifindex,
 				      SF_BPF_TCX_EGRESS, NULL);
 	if (i->tcx_link >= 0)
 		return 0;
-	return attach_clsact(w, i);
+	err = errno;
+	fprintf(stderr, "synfin: cannot attach a tcx egress link to %s: %s\n", i->name,
+		strerror(err));
+	return -err;
 }
 
 static void detach_iface(struct wire_iface *i)
@@ -133,9 +140,10 @@ static int load(struct wire *w, const struct options *o)
 	return 0;
 }
 
-int wire_start(struct wire *w, const struct options *o, struct ring_buffer *rb,
+int wire_start(struct wire *w, const struct options *o, bool tcx, struct ring_buffer *rb,
 	       ring_buffer_sample_fn on_segment, void *ctx)
 {
+	w->tcx = tcx;
 	if (resolve_ifaces(w, o) || load(w, o))
 		goto fail;
 	for (int n = 0; n < w->nifs; n++)

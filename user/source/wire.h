@@ -20,13 +20,14 @@ struct wire_iface {
 
 struct wire {
 	struct wire_bpf *skel;
+	bool tcx; /* the kernel has tcx links (kfeatures.h): else a clsact filter */
 	struct wire_iface ifs[MAX_IFACES];
 	int nifs;
 };
 
 /* Loads and attaches; adds the segment ring to rb. Returns 0, or an exit
  * status after one line on stderr; on failure nothing of ours stays attached. */
-int wire_start(struct wire *w, const struct options *o, struct ring_buffer *rb,
+int wire_start(struct wire *w, const struct options *o, bool tcx, struct ring_buffer *rb,
 	       ring_buffer_sample_fn on_segment, void *ctx);
 void wire_stop(struct wire *w);
 /* One line on stderr with the packet layer's counters (segments, SYNs, ..., malformed, lost). */

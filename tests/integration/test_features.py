@@ -1,0 +1,87 @@
+"""Kernel features synfin probes at start-up (BTF, never the version): what `-v` says it
+found must be what the kernel's BTF shows (bpftool as the witness), and each feature's
+path is tested on the kernels that have it, with a skip naming it on those that do not."""
+import json
+import re
+import subprocess
+
+import pytest
+
+from lib import SYNFIN, Netns, Synfin, program_ids_held_by, require_root, run_peer
+
+BPF_LINK_TYPE_TCX = 11  # bpftool 7.1 prints the number: it predates tcx
+
+VMLINUX = "/sys/kernel/btf/vmlinux"
+
+
+def btf_dump(fmt):
+    return subprocess.run(["bpftool", "btf", "dump", "file", VMLINUX, "format", fmt],
+                          capture_output=True, text=True, check=True).stdout
+
+
+def probed():
+    """synfin's own report: {feature: True|False} from `synfin -v`."""
+    done = subprocess.run([SYNFIN, "-v", "-d", "1"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    found = dict(re.findall(r"^synfin: kernel feature (\w+): (yes|no) ", done.stderr, re.M))
+    return {name: answer == "yes" for name, answer in found.items()}
+
+
+def witnessed():
+    """The same facts read from the kernel's BTF with bpftool."""
+    raw, c = btf_dump("raw"), btf_dump("c")
+    cgroup = re.search(r"^struct cgroup \{\n(.*?)^\};", c, re.M | re.S).group(1)
+    return {
+        "tp_btf_set_state": "TYPEDEF 'btf_trace_inet_sock_set_state'" in raw,
+        "tcx": "'BPF_TCX_EGRESS'" in raw,
+        "cgroup_ancestors": re.search(r"\*ancestors\[", cgroup) is not None,
+    }
+
+
+def test_verbose_names_every_probed_feature_as_the_btf_shows_it():
+    require_root()
+    assert probed() == witnessed()
+
+
+def require_feature(name):
+    if not witnessed()[name]:
+        pytest.skip(f"this kernel lacks {name}")
+
+
+def test_tp_btf_is_chosen_where_the_kernel_has_it():
+    require_root()
+    require_feature("tp_btf_set_state")
+    done = subprocess.run([SYNFIN, "-v", "-d", "1"], capture_output=True, text=True, timeout=60)
+    assert "attached to sock:inet_sock_set_state via tp_btf" in done.stderr, done.stderr
+
+
+def test_packet_layer_uses_a_tcx_link_where_the_kernel_has_one():
+    require_root()
+    require_feature("tcx")
+    with Netns() as ns:
+        tracer = Synfin("-i", "lo", netns_exec=ns.name)
+        ours = program_ids_held_by(tracer.proc.pid)
+        links = [link for link in json.loads(subprocess.run(
+            ["bpftool", "-j", "link", "show"], capture_output=True, text=True).stdout or "[]")
+            if link.get("prog_id") in ours]
+        filters = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "show", "dev",
+                                  "lo", "egress"], capture_output=True, text=True).stdout
+        run_peer(netns=ns.name)
+        records = tracer.records()
+    assert any(link["type"] in (BPF_LINK_TYPE_TCX, "tcx") for link in links), links
+    assert "wire_out" not in filters, filters  # no clsact filter besides
+    assert any(r["type"] == "packet" and r["dir"] == "out" for r in records)
+
+
+def test_packet_layer_falls_back_to_clsact_without_tcx():
+    require_root()
+    if witnessed()["tcx"]:
+        pytest.skip("this kernel has tcx: the clsact path is for kernels without it")
+    with Netns() as ns:
+        tracer = Synfin("-i", "lo", netns_exec=ns.name)
+        filters = subprocess.run(["ip", "netns", "exec", ns.name, "tc", "filter", "show", "dev",
+                                  "lo", "egress"], capture_output=True, text=True).stdout
+        run_peer(netns=ns.name)
+        records = tracer.records()
+    assert "wire_out" in filters, filters
+    assert any(r["type"] == "packet" and r["dir"] == "out" for r in records)

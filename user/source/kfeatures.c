@@ -1,0 +1,85 @@
+#include "kfeatures.h"
+#include <bpf/bpf.h>
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <linux/bpf.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Does the kernel accept a tp_btf program on this tracepoint? Loading one tells. */
+static bool tp_btf_loads(const struct btf *vmlinux, const char *tracepoint_typedef)
+{
+	const struct bpf_insn insns[] = {
+		{ .code = BPF_ALU64 | BPF_MOV | BPF_K, .dst_reg = BPF_REG_0, .imm = 0 },
+		{ .code = BPF_JMP | BPF_EXIT },
+	};
+	int id = btf__find_by_name_kind(vmlinux, tracepoint_typedef, BTF_KIND_TYPEDEF);
+	int fd;
+
+	if (id < 0)
+		return false;
+	LIBBPF_OPTS(bpf_prog_load_opts, opts, .expected_attach_type = BPF_TRACE_RAW_TP,
+		    .attach_btf_id = (__u32)id);
+	fd = bpf_prog_load(BPF_PROG_TYPE_TRACING, NULL, "GPL", insns, 2, &opts);
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+static bool has_enum_value(const struct btf *btf, const char *type, const char *value)
+{
+	int id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+	const struct btf_type *t = id < 0 ? NULL : btf__type_by_id(btf, (__u32)id);
+	const struct btf_enum *e;
+
+	if (!t)
+		return false;
+	e = btf_enum(t);
+	for (int i = 0; i < btf_vlen(t); i++)
+		if (!strcmp(btf__name_by_offset(btf, e[i].name_off), value))
+			return true;
+	return false;
+}
+
+static bool has_member(const struct btf *btf, const char *type, const char *member)
+{
+	int id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
+	const struct btf_type *t = id < 0 ? NULL : btf__type_by_id(btf, (__u32)id);
+	const struct btf_member *m;
+
+	if (!t)
+		return false;
+	m = btf_members(t);
+	for (int i = 0; i < btf_vlen(t); i++)
+		if (!strcmp(btf__name_by_offset(btf, m[i].name_off), member))
+			return true;
+	return false;
+}
+
+void features_probe(struct kernel_features *f)
+{
+	struct btf *vmlinux = btf__load_vmlinux_btf();
+
+	memset(f, 0, sizeof(*f));
+	if (!vmlinux)
+		return;
+	f->tp_btf_set_state = tp_btf_loads(vmlinux, "btf_trace_inet_sock_set_state");
+	f->tcx = has_enum_value(vmlinux, "bpf_attach_type", "BPF_TCX_EGRESS");
+	f->cgroup_ancestors = has_member(vmlinux, "cgroup", "ancestors");
+	btf__free(vmlinux);
+}
+
+void features_print(const struct kernel_features *f, FILE *out)
+{
+	fprintf(out, "synfin: kernel feature tp_btf_set_state: %s (%s)\n",
+		f->tp_btf_set_state ? "yes" : "no",
+		f->tp_btf_set_state ? "the BTF-typed tracepoint program" :
+				      "the classic tracepoint twin, through tracefs");
+	fprintf(out, "synfin: kernel feature tcx: %s (%s)\n", f->tcx ? "yes" : "no",
+		f->tcx ? "-i egress through a tcx link" : "-i egress through a clsact filter");
+	fprintf(out, "synfin: kernel feature cgroup_ancestors: %s (%s)\n",
+		f->cgroup_ancestors ? "yes" : "no",
+		f->cgroup_ancestors ? "--cgroup walks cgroup->ancestors[]" :
+				      "--cgroup reads cgroup->ancestor_ids[]");
+}

@@ -1,0 +1,23 @@
+/*
+ * What this kernel offers that not every kernel synfin runs on does, probed
+ * once at start-up from its BTF (a type, a struct field, an enum value) or by
+ * asking it (a two-instruction program), never from its version. `-v` lists
+ * what was found.
+ */
+#ifndef SYNFIN_KFEATURES_H
+#define SYNFIN_KFEATURES_H
+#include <stdbool.h>
+#include <stdio.h>
+
+struct kernel_features {
+	bool tp_btf_set_state; /* a tp_btf program loads on sock:inet_sock_set_state */
+	bool tcx;              /* enum bpf_attach_type has BPF_TCX_EGRESS (tcx links, 6.6) */
+	bool cgroup_ancestors; /* struct cgroup has ancestors[] (6.2), not ancestor_ids[] */
+};
+
+/* Fills f; a feature that cannot be probed (no BTF) reads as absent. */
+void features_probe(struct kernel_features *f);
+/* One line per feature: "synfin: kernel feature NAME: yes|no (what it means)". */
+void features_print(const struct kernel_features *f, FILE *out);
+
+#endif
