@@ -9,7 +9,16 @@
 #include <string.h>
 
 static int check_failures_in_test;
-static int tests_passed, tests_failed;
+static int tests_passed, tests_failed, tests_skipped;
+/* Set by SKIP(): the test could not run here, and says why. */
+static const char *skip_reason;
+
+/* Ends the calling test as skipped: only for a named missing prerequisite. */
+#define SKIP(why)                                                                     \
+	do {                                                                          \
+		skip_reason = (why);                                                  \
+		return;                                                               \
+	} while (0)
 
 #define CHECK(cond)                                                                   \
 	do {                                                                          \
@@ -42,8 +51,12 @@ static int tests_passed, tests_failed;
 #define RUN(test)                                                                     \
 	do {                                                                          \
 		check_failures_in_test = 0;                                           \
+		skip_reason = NULL;                                                   \
 		test();                                                               \
-		if (check_failures_in_test) {                                         \
+		if (skip_reason && !check_failures_in_test) {                         \
+			tests_skipped++;                                              \
+			printf("skip %s: %s\n", #test, skip_reason);                  \
+		} else if (check_failures_in_test) {                                  \
 			tests_failed++;                                               \
 			printf("FAIL %s\n", #test);                                   \
 		} else {                                                              \
@@ -54,7 +67,8 @@ static int tests_passed, tests_failed;
 
 static inline int check_summary(const char *suite)
 {
-	printf("%s: %d passed, %d failed\n", suite, tests_passed, tests_failed);
+	printf("%s: %d passed, %d failed, %d skipped\n", suite, tests_passed, tests_failed,
+	       tests_skipped);
 	return tests_failed ? 1 : 0;
 }
 
