@@ -7,6 +7,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 static int check_failures_in_test;
 static int tests_passed, tests_failed, tests_skipped;
@@ -64,6 +65,18 @@ static const char *skip_reason;
 			printf("ok   %s\n", #test);                                   \
 		}                                                                     \
 	} while (0)
+
+/* What was written to the temporary file f, NUL-terminated in buf; closes f. */
+static inline const char *read_back(FILE *f, char *buf, size_t size)
+{
+	ssize_t n;
+
+	lseek(fileno(f), 0, SEEK_SET);
+	n = read(fileno(f), buf, size - 1);
+	buf[n > 0 ? n : 0] = 0;
+	fclose(f);
+	return buf;
+}
 
 static inline int check_summary(const char *suite)
 {

@@ -171,7 +171,6 @@ static void ladder_shows_arrows_and_states(void)
 	struct conn client = side_conn(1), server = side_conn(0);
 	static struct output o;
 	FILE *f = tmpfile();
-	ssize_t n;
 
 	textbook_connection(t, false);
 	client.nstates = 4;
@@ -185,10 +184,7 @@ static void ladder_shows_arrows_and_states(void)
 	o.relative = true;
 	ladder_write(&o, last_done);
 	ob_flush(&o.ob);
-	lseek(fileno(f), 0, SEEK_SET);
-	n = read(fileno(f), ladder_text, sizeof(ladder_text) - 1);
-	ladder_text[n > 0 ? n : 0] = 0;
-	fclose(f);
+	read_back(f, ladder_text, sizeof(ladder_text));
 	CHECK(strstr(ladder_text, "client 127.0.0.1:40000") != NULL);
 	CHECK(strstr(ladder_text, "server 127.0.0.1:8080") != NULL);
 	CHECK(strstr(ladder_text, "SYN_SENT     |-- S seq=0 ") != NULL);

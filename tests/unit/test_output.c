@@ -34,16 +34,11 @@ static const char *capture(void (*fn)(struct output *o, const void *arg), const 
 {
 	static struct output o;
 	FILE *f = tmpfile();
-	ssize_t n;
 
 	output_init(&o, fileno(f), json, OUTPUT_ALL);
 	fn(&o, arg);
 	ob_flush(&o.ob);
-	lseek(fileno(f), 0, SEEK_SET);
-	n = read(fileno(f), captured, sizeof(captured) - 1);
-	captured[n > 0 ? n : 0] = 0;
-	fclose(f);
-	return captured;
+	return read_back(f, captured, sizeof(captured));
 }
 
 static void write_json_str(struct output *o, const void *arg)

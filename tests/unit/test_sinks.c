@@ -54,7 +54,6 @@ static const char *records_in_mode(enum output_mode mode, bool with_summary)
 	static struct summary_sink sum;
 	struct sinks all = { 0 };
 	FILE *f = tmpfile();
-	ssize_t n;
 
 	output_init(&o, fileno(f), true, mode);
 	sinks_add(&all, &o.sink);
@@ -64,11 +63,7 @@ static const char *records_in_mode(enum output_mode mode, bool with_summary)
 	}
 	feed_one_of_each(&all);
 	ob_flush(&o.ob);
-	lseek(fileno(f), 0, SEEK_SET);
-	n = read(fileno(f), written, sizeof(written) - 1);
-	written[n > 0 ? n : 0] = 0;
-	fclose(f);
-	return written;
+	return read_back(f, written, sizeof(written));
 }
 
 static int count(const char *text, const char *needle)
