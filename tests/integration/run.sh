@@ -24,4 +24,4 @@ for arg in "$@"; do
 done
 # The VM's console is a terminal: no colour codes in its log.
 [ -n "${VMTEST:-}" ] && set -- --color=no "$@"
-exec "$py" -m pytest $where -v "$@"
+exec "$py" -m pytest $where -v --durations=12 "$@"
