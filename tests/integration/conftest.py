@@ -16,7 +16,7 @@ import pytest
 
 pytest.register_assert_rewrite("lib")
 
-from lib import kill_leftovers  # noqa: E402
+from lib import Netns, Synfin, kill_leftovers, run_peer  # noqa: E402
 
 TEST_TIMEOUT = 120
 
@@ -54,3 +54,25 @@ def pytest_terminal_summary(terminalreporter):
 def pytest_sessionfinish(session, exitstatus):
     if exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.OK
+
+
+# ---- fixtures: the namespace, the peers and the synfin process of one test ----
+
+@pytest.fixture
+def netns():
+    """A private network namespace with lo up, removed after the test."""
+    with Netns() as ns:
+        yield ns
+
+
+@pytest.fixture
+def tracer(netns):
+    """tracer(*args) starts synfin --json watching only this test's namespace; whatever
+    the test leaves running is killed after it (kill_leftovers)."""
+    return lambda *args, **kw: Synfin("--netns", str(netns.inode), *args, **kw)
+
+
+@pytest.fixture
+def peer(netns):
+    """peer(*args) runs peer.py in this test's namespace and returns its report."""
+    return lambda *args, **kw: run_peer(*args, netns=netns.name, **kw)

@@ -8,6 +8,8 @@ import signal
 import subprocess
 import time
 
+import pytest
+
 from lib import READY, SYNFIN, Netns, Synfin, require_root, run_peer
 
 
@@ -91,36 +93,26 @@ def test_closed_stdout_at_start_goes_to_dev_null_and_tracing_goes_on():
     assert time.monotonic() - start >= 3.0, "synfin stopped before --duration"
 
 
-def lifecycle_records_survive(sig):
-    with Netns() as ns:
-        tracer = Synfin("--life", "--netns", str(ns.inode))
-        run_peer("--count", "20", netns=ns.name)
-        status, out, err = tracer.stop(sig=sig, settle=0)
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGALRM, signal.SIGQUIT, signal.SIGXCPU],
+                         ids=lambda s: s.name)
+def test_hangup_and_other_ending_signals_flush_everything(sig, tracer, peer):
+    require_root()
+    synfin = tracer("--life")
+    peer("--count", "20")
+    status, out, err = synfin.stop(sig=sig, settle=0)
     assert status == 0, (sig, status, err)
     conns = [json.loads(line) for line in out.splitlines() if '"type":"conn"' in line]
     assert len(conns) == 40, (sig, len(conns))
 
 
-def test_hangup_and_other_ending_signals_flush_everything():
+def test_sigusr1_prints_the_summary_so_far_and_goes_on(tracer, peer):
     require_root()
-    for sig in (signal.SIGHUP, signal.SIGALRM, signal.SIGQUIT, signal.SIGXCPU):
-        lifecycle_records_survive(sig)
-
-
-def test_sigusr1_prints_the_summary_so_far_and_goes_on():
-    require_root()
-    with Netns() as ns:
-        tracer = Synfin("--summary", "--netns", str(ns.inode))
-        run_peer("--count", "3", netns=ns.name)
-        tracer.proc.send_signal(signal.SIGUSR1)
-        tracer.out.flush()
-
-        def summary_written():
-            tracer.out.seek(0)
-            return b'"type":"summary"' in tracer.out.read()
-        wait_until(summary_written, 30, "the summary after SIGUSR1")
-        assert tracer.proc.poll() is None, "SIGUSR1 must not end tracing"
-        status, out, err = tracer.stop()
+    synfin = tracer("--summary")
+    peer("--count", "3")
+    synfin.proc.send_signal(signal.SIGUSR1)
+    synfin.wait_for(lambda records: any(r["type"] == "summary" for r in records), timeout=30)
+    assert synfin.proc.poll() is None, "SIGUSR1 must not end tracing"
+    status, out, err = synfin.stop()
     summaries = [json.loads(line) for line in out.splitlines()]
     assert status == 0, err
     assert len(summaries) == 2, summaries  # the one asked for, and the one at exit

@@ -2,8 +2,7 @@
 without tp_btf on this tracepoint gets), must give the same records, filters included."""
 import os
 
-from lib import (Netns, Synfin, finish_waiting_peer, require_root, run_peer,
-                 start_waiting_peer, synfin_programs_loaded)
+from lib import finish_waiting_peer, require_root, start_waiting_peer, synfin_programs_loaded
 
 # Each program stamps its own time, so durations may differ by the few microseconds
 # between the two programs' runs; in the TCG VM an interrupt between them has taken 9 ms.
@@ -39,10 +38,10 @@ def assert_close_in_time(key, field, a, b):
         assert abs(a - b) <= TOLERANCE_US, (key, field, a, b)
 
 
-def twins(*args):
+def twins(tracer, *args):
     """synfin on each hook with the same options; checks each loaded the program it says."""
-    btf = Synfin(*args, "--hook", "tp_btf")
-    classic = Synfin(*args, "--hook", "tracepoint")
+    btf = tracer(*args, "--hook", "tp_btf")
+    classic = tracer(*args, "--hook", "tracepoint")
     assert synfin_programs_loaded(btf.proc.pid) == {"set_state_btf"}
     assert synfin_programs_loaded(classic.proc.pid) == {"set_state_tp"}
     return btf, classic
@@ -54,13 +53,12 @@ def states(records):
                   for r in records if r["type"] == "state")
 
 
-def test_classic_tracepoint_gives_the_tp_btf_records():
+def test_classic_tracepoint_gives_the_tp_btf_records(tracer, peer):
     require_root()
-    with Netns() as ns:
-        btf, classic = twins("--netns", str(ns.inode))
-        for args in SCENARIOS:
-            run_peer(*args, netns=ns.name)
-        want, got = btf.records(), classic.records()
+    btf, classic = twins(tracer)
+    for args in SCENARIOS:
+        peer(*args)
+    want, got = btf.records(), classic.records()
     assert states(got) == states(want)
     got, want = lifecycles(got), lifecycles(want)
     # 3 + 1 client/server pairs, one reset pair, one refused client, one IPv6 pair
@@ -80,15 +78,14 @@ def compare_lifecycles(got, want):
                 assert other[field] == rec[field], (key, field, other[field], rec[field])
 
 
-def test_pid_filter_keeps_the_same_lifecycles_on_both_hooks():
+def test_pid_filter_keeps_the_same_lifecycles_on_both_hooks(netns, tracer, peer):
     """With -p the kernel keeps every socket's owner (socket storage on tp_btf, a hash on
     the classic twin), so softirq transitions are kept too: both keep the same connections."""
     require_root()
-    with Netns() as ns:
-        peer, pid = start_waiting_peer(ns.name, "--count", "2")
-        btf, classic = twins("--netns", str(ns.inode), "-p", str(pid), "--life")
-        finish_waiting_peer(peer)
-        run_peer("--count", "2", netns=ns.name)  # another process: filtered out
-        want, got = lifecycles(btf.records()), lifecycles(classic.records())
+    waiting, pid = start_waiting_peer(netns.name, "--count", "2")
+    btf, classic = twins(tracer, "-p", str(pid), "--life")
+    finish_waiting_peer(waiting)
+    peer("--count", "2")  # another process: filtered out
+    want, got = lifecycles(btf.records()), lifecycles(classic.records())
     assert len(want) == 4 and all(r["pid"] == pid for r in want.values()), want
     compare_lifecycles(got, want)
