@@ -50,3 +50,22 @@ def test_man_page_renders_without_warnings_and_documents_every_option():
         source = f.read().replace("\\-", "-")
     missing = {opt for opt in options if opt not in source}
     assert not missing, missing
+    # ... and no option that synfin does not have (the OPTIONS section's .B/.BR lines).
+    options_section = source.split(".SH OPTIONS", 1)[1].split(".SH ", 1)[0]
+    documented = set(re.findall(r"^\.BR? (--[a-z][a-z0-9-]+)", options_section, re.M))
+    assert documented and not documented - options, documented - options
+
+
+def test_completion_and_readme_offer_only_options_synfin_has():
+    help_text = subprocess.run([SYNFIN, "--help"], capture_output=True, text=True).stdout
+    options = set(re.findall(r"--[a-z][a-z0-9-]+", help_text))
+    with open(os.path.join(ROOT, "completion", "synfin.bash")) as f:
+        offered = set(re.findall(r"--[a-z][a-z0-9-]+", f.read()))
+    assert offered and not offered - options, offered - options
+    with open(os.path.join(ROOT, "README.md")) as f:
+        readme = f.read()
+    usage = readme.split("## Options", 1)[1].split("\n## ", 1)[0]
+    listed = set(re.findall(r"--[a-z][a-z0-9-]+", usage))
+    assert listed and not listed - options, listed - options
+    # -4 and -6 stand for --ipv4 and --ipv6 there.
+    assert not options - listed - {"--ipv4", "--ipv6"}, options - listed
