@@ -21,7 +21,14 @@
 #define DUMP_INTERVAL_NS 1000000000ull
 /* A time-wait socket lives TCP_TIMEWAIT_LEN (60 s); gone much sooner means something ended it. */
 #define EARLY_MARGIN_NS 1000000000ull
-#define MAX_NETNS 16
+/*
+ * Namespaces with a diag socket open at once. A socket pins its namespace:
+ * each is closed as soon as nothing of its namespace is followed, and a
+ * namespace that nothing else holds any more (no process in it, no bind
+ * mount of it) ends its followed sockets at once.
+ */
+#define MAX_NETNS 32
+#define REACHABLE_CHECK_NS 1000000000ull
 /* sock_diag can fail for a moment (its modules load on first use): retry before giving up. */
 #define MAX_LOOKUP_ERRORS 8
 /* Filtered dumps a second per namespace, while learning whether exact lookups see time-wait sockets. */
@@ -37,6 +44,8 @@ struct netns_sock {
 	uint32_t probes_this_second;
 	/* Counts this namespace's dumps: another namespace's dump says nothing about ours. */
 	uint32_t dump_gen;
+	bool followed;  /* an entry of this namespace is in the table (this poll) */
+	bool reachable; /* the last look found it held by a process or a bind mount */
 };
 
 struct tw_table {
@@ -48,6 +57,7 @@ struct tw_table {
 	uint32_t added_this_second;
 	struct netns_sock socks[MAX_NETNS];
 	uint32_t nsocks;
+	uint64_t reach_check_ns; /* the last look for namespaces gone */
 	int fatal; /* errno of a failure that must end tracing (stuck in another namespace) */
 	struct index by_key;
 	uint32_t *free;
@@ -105,6 +115,13 @@ static void close_netns_socks(struct tw_table *t)
 	for (uint32_t i = 0; i < t->nsocks; i++)
 		close(t->socks[i].fd);
 	t->nsocks = 0;
+}
+
+/* Closes socks[i]: its namespace is free to go. */
+static void drop_netns_sock(struct tw_table *t, uint32_t i)
+{
+	close(t->socks[i].fd);
+	t->socks[i] = t->socks[--t->nsocks];
 }
 
 void tw_free(struct tw_table *t)
@@ -173,8 +190,12 @@ static int diag_socket(void)
 	return socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
 }
 
-/* A namespace file for inode: /run/netns/NAME or some process's /proc/PID/ns/net. */
-static int open_netns(uint32_t netns)
+/*
+ * Calls fn(ctx, inode, path) for each namespace file that holds a network
+ * namespace: the bind mounts in /run/netns, then each process's
+ * /proc/PID/ns/net; stops when fn returns true.
+ */
+static void each_netns_file(bool (*fn)(void *ctx, uint32_t inode, const char *path), void *ctx)
 {
 	static const char *const dirs[] = { "/run/netns", "/proc" };
 	char path[300];
@@ -182,21 +203,44 @@ static int open_netns(uint32_t netns)
 	for (int d = 0; d < 2; d++) {
 		DIR *dir = opendir(dirs[d]);
 		struct dirent *de;
+		bool stop = false;
 
 		if (!dir)
 			continue;
-		while ((de = readdir(dir))) {
+		while (!stop && (de = readdir(dir))) {
 			if (de->d_name[0] == '.' || (d == 1 && (de->d_name[0] < '0' || de->d_name[0] > '9')))
 				continue;
 			snprintf(path, sizeof(path), d ? "%s/%s/ns/net" : "%s/%s", dirs[d], de->d_name);
-			if (netns_inode(path) == netns) {
-				closedir(dir);
-				return open(path, O_RDONLY | O_CLOEXEC);
-			}
+			stop = fn(ctx, netns_inode(path), path);
 		}
 		closedir(dir);
+		if (stop)
+			return;
 	}
-	return -1;
+}
+
+struct netns_search {
+	uint32_t inode;
+	int fd;
+};
+
+static bool open_if_match(void *ctx, uint32_t inode, const char *path)
+{
+	struct netns_search *s = ctx;
+
+	if (inode != s->inode)
+		return false;
+	s->fd = open(path, O_RDONLY | O_CLOEXEC);
+	return true;
+}
+
+/* A namespace file for inode, opened; -1 when nothing reachable holds it. */
+static int open_netns(uint32_t netns)
+{
+	struct netns_search s = { .inode = netns, .fd = -1 };
+
+	each_netns_file(open_if_match, &s);
+	return s.fd;
 }
 
 /* A netlink socket lives in the namespace it was created in: step in, create, step back. */
@@ -549,6 +593,79 @@ static void check_entry(struct tw_table *t, struct tw_entry *e, uint64_t now_ns,
 		check_exact(t, ns, e, now_ns, fn, ctx);
 }
 
+static bool mark_reachable(void *ctx, uint32_t inode, const char *path)
+{
+	struct tw_table *t = ctx;
+
+	(void)path;
+	for (uint32_t i = 0; i < t->nsocks; i++)
+		if (t->socks[i].netns == inode)
+			t->socks[i].reachable = true;
+	return false;
+}
+
+/* Every entry of a namespace that went away: its time-wait sockets went with it. */
+static void end_namespace(struct tw_table *t, uint32_t netns, uint64_t now_ns, tw_end_fn fn,
+			  void *ctx)
+{
+	for (uint32_t i = 0; i < t->cap && t->used; i++) {
+		struct tw_entry *e = &t->entries[i];
+
+		if (e->in_use && e->netns == netns)
+			finish_gone(t, e, now_ns, fn, ctx);
+	}
+}
+
+/*
+ * Once a second, while another namespace is followed: is each still held by
+ * something other than our socket? One scan of /run/netns and /proc answers
+ * for all of them.
+ */
+static void end_gone_namespaces(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
+{
+	bool others = false;
+
+	for (uint32_t i = 0; i < t->nsocks; i++) {
+		t->socks[i].reachable = t->socks[i].netns == t->self_netns;
+		others |= !t->socks[i].reachable;
+	}
+	if (!others || now_ns - t->reach_check_ns < REACHABLE_CHECK_NS)
+		return;
+	t->reach_check_ns = now_ns;
+	each_netns_file(mark_reachable, t);
+	for (uint32_t i = t->nsocks; i-- > 0;) {
+		if (t->socks[i].reachable)
+			continue;
+		end_namespace(t, t->socks[i].netns, now_ns, fn, ctx);
+		drop_netns_sock(t, i);
+	}
+}
+
+/* Marks the namespaces that still have entries (stopping once all are); closes
+ * the sockets of the others. */
+static void close_unfollowed_socks(struct tw_table *t)
+{
+	uint32_t marked = 0;
+
+	for (uint32_t i = 0; i < t->nsocks; i++)
+		t->socks[i].followed = false;
+	for (uint32_t i = 0; i < t->cap && marked < t->nsocks; i++) {
+		const struct tw_entry *e = &t->entries[i];
+
+		if (!e->in_use)
+			continue;
+		for (uint32_t k = 0; k < t->nsocks; k++) {
+			if (t->socks[k].netns == e->netns && !t->socks[k].followed) {
+				t->socks[k].followed = true;
+				marked++;
+			}
+		}
+	}
+	for (uint32_t i = t->nsocks; i-- > 0;)
+		if (!t->socks[i].followed)
+			drop_netns_sock(t, i);
+}
+
 int tw_fatal(const struct tw_table *t)
 {
 	return t->fatal;
@@ -562,10 +679,12 @@ void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
 		close_netns_socks(t); /* a socket pins its namespace: let deleted ones go */
 		return;
 	}
+	end_gone_namespaces(t, now_ns, fn, ctx);
 	for (uint32_t i = 0; i < t->cap; i++) {
 		struct tw_entry *e = &t->entries[i];
 
 		if (e->in_use && e->next_check_ns <= now_ns)
 			check_entry(t, e, now_ns, fn, ctx);
 	}
+	close_unfollowed_socks(t);
 }

@@ -20,10 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
-/* File descriptors synfin may still open after metrics_start(): up to 24
- * sock_diag netlink sockets while following TIME_WAIT, plus 8 spare for
- * libbpf, /proc reads and output. MHD's connections must never eat these. */
-#define METRICS_FD_RESERVE 32
+/* File descriptors synfin may still open after metrics_start(): up to 32
+ * sock_diag netlink sockets while following TIME_WAIT (timewait.c's MAX_NETNS),
+ * plus 8 spare for libbpf, /proc reads and output. MHD's connections must never
+ * eat these. */
+#define METRICS_FD_RESERVE 40
 /* The server's own: the listening socket, the spare fd (see shed_one()),
  * MHD's epoll fd and its inter-thread eventfd or pipe (2 fds at worst). */
 #define METRICS_OWN_FDS 5
