@@ -26,7 +26,8 @@ static void feed_one_of_each(struct sinks *all)
 {
 	struct synfin_event e = { .ts_ns = 1500000, .type = SF_EV_STATE, .family = 2,
 				  .oldstate = SF_TCP_SYN_SENT, .newstate = SF_TCP_ESTABLISHED };
-	struct transition tr = { .delta_us = 50, .pid = 7, .comm = "client" };
+	static const char comm[SYNFIN_COMM_LEN] = "client"; /* writers read all 16 bytes */
+	struct transition tr = { .delta_us = 50, .pid = 7, .comm = comm };
 	struct synfin_segment seg = { .ts_ns = 1500000, .type = SF_EV_SEGMENT, .family = 2,
 				      .flags = SF_TCPF_SYN };
 	struct tw_entry tw = { .family = 2, .substate = SF_TCP_TIME_WAIT, .entered_ns = 2000000 };
