@@ -1,8 +1,9 @@
 """The TIME_WAIT follower in many namespaces, and namespaces that go away: every
 namespace's TIME_WAIT sockets are followed (more than the 16 a fixed table once held),
 a deleted namespace ends its followed sockets at once, and synfin's sockets never keep
-a deleted namespace alive (the kernel's count of network namespaces, /proc/slabinfo,
-is the witness)."""
+a deleted namespace alive. The witness is the kernel's own: each test namespace gets an
+nsid in ours, and the kernel drops a namespace's nsid when it frees the namespace
+(`ip netns list-id` shows it, name gone, for as long as something holds it)."""
 import os
 import subprocess
 import time
@@ -14,21 +15,26 @@ from test_metrics import free_port, parse, scrape, wait_ready
 NAMESPACES = 20
 
 
-def kernel_net_namespaces():
-    """Network namespaces the kernel holds, freed ones excepted: the net_namespace slab."""
-    with open("/proc/slabinfo") as f:
-        for line in f:
-            if line.startswith("net_namespace "):
-                return int(line.split()[1])
-    raise AssertionError("no net_namespace line in /proc/slabinfo")
+def live_nsids():
+    """nsid -> iproute2 name ("" once deleted) of every namespace with an nsid in ours."""
+    out = subprocess.run(["ip", "netns", "list-id"], capture_output=True, text=True).stdout
+    found = {}
+    for line in out.splitlines():
+        words = line.split()
+        if len(words) >= 2 and words[0] == "nsid":
+            found[int(words[1])] = words[-1].rstrip(")") if "name:" in line else ""
+    return found
 
 
 def make_namespaces(n):
+    """n namespaces, lo up, each with an nsid here; returns {name: nsid}."""
     names = ["synfin-tw-" + uuid.uuid4().hex[:8] for _ in range(n)]
     for name in names:
         subprocess.run(["ip", "netns", "add", name], check=True)
         subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True)
-    return names
+        subprocess.run(["ip", "netns", "set", name, "auto"], check=True)
+    by_name = {name: nsid for nsid, name in live_nsids().items()}
+    return {name: by_name[name] for name in names}
 
 
 def inode_of(name):
@@ -53,8 +59,8 @@ def wait_until(predicate, timeout):
 
 def test_time_wait_in_many_namespaces_followed_and_ended_when_they_go():
     require_root()
-    before = kernel_net_namespaces()
-    names = make_namespaces(NAMESPACES)
+    nsids = make_namespaces(NAMESPACES)
+    names = list(nsids)
     inodes = {inode_of(n): n for n in names}
     port = free_port()
     tracer = Synfin("--metrics", f"127.0.0.1:{port}")
@@ -77,8 +83,10 @@ def test_time_wait_in_many_namespaces_followed_and_ended_when_they_go():
         assert (r["end"], r["substate"]) == ("early", "TIME_WAIT"), r
         assert r["time_wait_us"] < 50_000_000, r  # long before the 60 s timer
     # With synfin still running, the kernel frees the deleted namespaces.
-    freed = wait_until(lambda: kernel_net_namespaces() <= before, timeout=60)
+    def held():
+        return set(nsids.values()) & set(live_nsids())
+    freed = wait_until(lambda: not held(), timeout=30)
+    left = held()
     status, _, err = tracer.stop()
     assert status == 0, err
-    assert freed, (f"{kernel_net_namespaces() - before} deleted namespaces still held "
-                   f"while synfin ran")
+    assert freed, f"{len(left)} deleted namespaces still alive while synfin ran"
