@@ -57,17 +57,12 @@ static bool has_member(const struct btf *btf, const char *type, const char *memb
 	return false;
 }
 
-void features_probe(struct kernel_features *f)
+void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 {
-	struct btf *vmlinux = btf__load_vmlinux_btf();
-
 	memset(f, 0, sizeof(*f));
-	if (!vmlinux)
-		return;
 	f->tp_btf_set_state = tp_btf_loads(vmlinux, "btf_trace_inet_sock_set_state");
 	f->tcx = has_enum_value(vmlinux, "bpf_attach_type", "BPF_TCX_EGRESS");
 	f->cgroup_ancestors = has_member(vmlinux, "cgroup", "ancestors");
-	btf__free(vmlinux);
 }
 
 void features_print(const struct kernel_features *f, FILE *out)

@@ -15,8 +15,10 @@ struct kernel_features {
 	bool cgroup_ancestors; /* struct cgroup has ancestors[] (6.2), not ancestor_ids[] */
 };
 
-/* Fills f; a feature that cannot be probed (no BTF) reads as absent. */
-void features_probe(struct kernel_features *f);
+struct btf;
+
+/* Fills f from the kernel's BTF (vmlinux, already parsed). */
+void features_probe(struct kernel_features *f, const struct btf *vmlinux);
 /* One line per feature: "synfin: kernel feature NAME: yes|no (what it means)". */
 void features_print(const struct kernel_features *f, FILE *out);
 

@@ -81,9 +81,12 @@ static int check_privileges(const struct options *o)
 	return 0;
 }
 
-/* CO-RE relocates against this file: an empty or damaged one fails the load
- * with ESRCH ("No such process"), which says nothing; say what it is. */
-static int check_btf(void)
+/*
+ * CO-RE relocates against this file: an empty or damaged one fails the load
+ * with ESRCH ("No such process"), which says nothing; say what it is. Parsed
+ * once: the feature probes read the same copy.
+ */
+static int check_btf_and_probe(struct kernel_features *f)
 {
 	struct btf *btf;
 
@@ -98,6 +101,7 @@ static int check_btf(void)
 				"or damaged\n", VMLINUX_BTF, strerror(errno));
 		return 1;
 	}
+	features_probe(f, btf);
 	btf__free(btf);
 	return 0;
 }
@@ -113,11 +117,11 @@ static int check_fd_limit(void)
 	return 1;
 }
 
-static int check_machine(const struct options *o)
+static int check_machine(struct tracer *t, const struct options *o)
 {
 	if (check_privileges(o) || check_fd_limit())
 		return 1;
-	return check_btf();
+	return check_btf_and_probe(&t->features);
 }
 
 /* Loads one twin, and creates only the owner map that twin uses. */
@@ -241,13 +245,13 @@ static void explain_attach_error(const char *hook, int err)
 int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_fn on_event,
 		 void *ctx)
 {
-	int err = check_machine(o);
+	int err;
 
-	if (err)
-		return err;
 	verbose = o->verbose;
 	libbpf_set_print(libbpf_print);
-	features_probe(&t->features);
+	err = check_machine(t, o);
+	if (err)
+		return err;
 	if (o->verbose)
 		features_print(&t->features, stderr);
 	t->skel = state_bpf__open();
