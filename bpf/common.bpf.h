@@ -22,7 +22,7 @@ static __always_inline void counter_inc(void *counters, __u32 idx)
 }
 
 /*
- * Before 6.2, commit 7f203bc89eb6 ("cgroup: Replace cgroup->ancestor_ids[]
+ * Before commit 7f203bc89eb6 ("cgroup: Replace cgroup->ancestor_ids[]
  * with ->ancestors[]"), struct cgroup held its ancestors' ids, not pointers.
  */
 struct cgroup___pre62 {

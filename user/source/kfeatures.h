@@ -12,7 +12,7 @@
 struct kernel_features {
 	bool tp_btf_set_state; /* a tp_btf program loads on sock:inet_sock_set_state */
 	bool tcx;              /* enum bpf_attach_type has BPF_TCX_EGRESS (tcx links, 6.6) */
-	bool cgroup_ancestors; /* struct cgroup has ancestors[] (6.2), not ancestor_ids[] */
+	bool cgroup_ancestors; /* struct cgroup has ancestors[] (7f203bc89eb6), not ancestor_ids[] */
 };
 
 struct btf;
