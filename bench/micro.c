@@ -142,7 +142,7 @@ static struct result run_mode(enum mode m, uint64_t conns, int devnull)
 	struct sinks sinks = { 0 };
 	struct lifecycle l;
 	struct tracker *t = tracker_new(DEFAULT_CAP);
-	struct tw_table *tw = m == M_JSON_TW ? tw_new(TW_CAP) : NULL;
+	struct tw_table *tw = m == M_JSON_TW ? tw_new(TW_CAP, TW_VIA_SOCK_DIAG) : NULL;
 	struct synfin_event listen_ev;
 	struct transition tr;
 	struct result r = { 0 };

@@ -421,7 +421,7 @@ static __always_inline void fill_event(struct synfin_event *e, const struct sock
 	e->newstate = newstate;
 	e->local_isn = e->remote_isn = e->srtt_us = 0;
 	e->bytes_acked = e->bytes_received = 0;
-	e->sk_err = e->close_flags = e->retrans = e->pad = 0;
+	e->sk_err = e->close_flags = e->retrans = e->tw_kind = 0;
 	if (newstate == SF_TCP_ESTABLISHED)
 		read_handshake(tp, btf, e);
 	else if (newstate == SF_TCP_CLOSE)
@@ -539,3 +539,5 @@ int set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	return handle_set_state(sk, (const struct tcp_sock *)sk, false, ctx->oldstate,
 				ctx->newstate);
 }
+
+#include "timewait.bpf.h"

@@ -36,6 +36,23 @@ enum synfin_tcp_state {
 enum synfin_event_type {
 	SF_EV_STATE = 1,   /* one tcp_set_state() transition: struct synfin_event */
 	SF_EV_SEGMENT = 2, /* one TCP segment on the wire: struct synfin_segment */
+	SF_EV_TW = 3,      /* one time-wait mini-socket's timer: struct synfin_event, tw_kind set */
+};
+
+/*
+ * synfin_event.tw_kind of an SF_EV_TW record: what happened to the timer of a
+ * time-wait mini-socket (skaddr is the mini-socket; the tuple, netns and
+ * family are its own; newstate its substate, SF_TCP_TIME_WAIT or
+ * SF_TCP_FIN_WAIT2). The timer is the mini-socket's whole life: tcp_time_wait()
+ * arms it just before the socket it replaces reaches CLOSE, it expires at the
+ * natural end, and every early end (the tuple reused, a RST, tcp_tw_reuse,
+ * the namespace purged) cancels it. Re-arming (a FIN or a retransmitted FIN)
+ * is a cancel followed by an arm of the same mini-socket.
+ */
+enum synfin_tw_kind {
+	SF_TW_ARMED = 1,
+	SF_TW_EXPIRED,
+	SF_TW_CANCELED,
 };
 
 /* synfin_event.close_flags: what the socket looked like when it reached CLOSE. */
@@ -93,7 +110,7 @@ struct synfin_event {
 	__u8 sk_err;      /* at CLOSE: the socket's error (an errno), 0 if none */
 	__u8 close_flags; /* at CLOSE: enum synfin_close_flag bits */
 	__u8 retrans;     /* at ESTABLISHED and CLOSE: retransmissions so far (SYNs/SYN-ACKs in a handshake) */
-	__u8 pad;
+	__u8 tw_kind;     /* SF_EV_TW only: enum synfin_tw_kind; 0 otherwise */
 	char comm[SYNFIN_COMM_LEN];
 };
 

@@ -27,14 +27,24 @@ def probed():
     return {name: answer == "yes" for name, answer in found.items()}
 
 
+def kallsyms_has(name):
+    """The symbol is listed with a real address (kernel.kptr_restrict may zero them)."""
+    with open("/proc/kallsyms") as f:
+        return any(len(p) >= 3 and p[2] == name and int(p[0], 16) != 0
+                   for p in (line.split() for line in f))
+
+
 def witnessed():
-    """The same facts read from the kernel's BTF with bpftool."""
+    """The same facts read from the kernel's BTF with bpftool (and kallsyms)."""
     raw, c = btf_dump("raw"), btf_dump("c")
     cgroup = re.search(r"^struct cgroup \{\n(.*?)^\};", c, re.M | re.S).group(1)
     return {
         "tp_btf_set_state": "TYPEDEF 'btf_trace_inet_sock_set_state'" in raw,
         "tcx": "'BPF_TCX_EGRESS'" in raw,
         "cgroup_ancestors": re.search(r"\*ancestors\[", cgroup) is not None,
+        "tw_timer_hooks": all(f"TYPEDEF 'btf_trace_timer_{tp}'" in raw
+                              for tp in ("start", "expire_entry", "cancel"))
+        and kallsyms_has("tw_timer_handler"),
     }
 
 
@@ -53,6 +63,34 @@ def test_tp_btf_is_chosen_where_the_kernel_has_it():
     require_feature("tp_btf_set_state")
     done = subprocess.run([SYNFIN, "-v", "-d", "1"], capture_output=True, text=True, timeout=60)
     assert "attached to sock:inet_sock_set_state via tp_btf" in done.stderr, done.stderr
+
+
+def program_names_held_by(pid):
+    ids = program_ids_held_by(pid)
+    progs = json.loads(subprocess.run(["bpftool", "-j", "prog", "show"], capture_output=True,
+                                      text=True).stdout or "[]")
+    return {p.get("name") for p in progs if p.get("id") in ids}
+
+
+def test_time_wait_is_followed_through_its_timer_where_the_kernel_allows():
+    """With the timer hooks: synfin holds the three timer programs and no sock_diag socket;
+    with --hook tracepoint it holds neither program and follows TIME_WAIT as before."""
+    require_root()
+    require_feature("tw_timer_hooks")
+    timers = {"tw_timer_start", "tw_timer_expire", "tw_timer_cancel"}
+    tracer = Synfin()
+    try:
+        # bpftool 7.1 truncates names to 15 characters
+        held = {n[:15] for n in program_names_held_by(tracer.proc.pid)}
+        assert {t[:15] for t in timers} <= held, held
+    finally:
+        tracer.stop()
+    tracer = Synfin("--hook", "tracepoint")
+    try:
+        held = {n[:15] for n in program_names_held_by(tracer.proc.pid)}
+        assert not ({t[:15] for t in timers} & held), held
+    finally:
+        tracer.stop()
 
 
 def test_packet_layer_uses_a_tcx_link_where_the_kernel_has_one():

@@ -33,6 +33,14 @@
 #define MAX_LOOKUP_ERRORS 8
 /* Filtered dumps a second per namespace, while learning whether exact lookups see time-wait sockets. */
 #define PROBES_PER_SECOND 10
+/*
+ * TW_VIA_TIMERS: a cancel is an end unless the same mini-socket's timer is
+ * armed again right after (a FIN re-arms it: cancel and arm in one call of
+ * the kernel's, microseconds apart). Waiting this long settles which.
+ */
+#define REARM_WAIT_NS 20000000ull
+/* After our table refused an arm, a close with no arm may be that one: not "skipped". */
+#define FULL_TABLE_DOUBT_NS 1000000000ull
 
 struct netns_sock {
 	uint32_t netns;
@@ -49,8 +57,13 @@ struct netns_sock {
 };
 
 struct tw_table {
+	enum tw_mode mode;
 	uint32_t cap, used, nfree;
-	uint64_t untracked;
+	uint64_t untracked, skipped;
+	uint32_t attached;     /* TW_VIA_TIMERS: entries with their connection */
+	uint64_t refused_ns;   /* TW_VIA_TIMERS: the last arm the full table refused */
+	uint32_t *cancels;     /* TW_VIA_TIMERS: entries whose timer was cancelled, to settle */
+	uint32_t ncancels, cancels_cap;
 	uint32_t seq;
 	uint32_t self_netns;
 	uint64_t second_start_ns;
@@ -76,12 +89,12 @@ static uint64_t entry_key(const void *entry)
 	return ((const struct tw_entry *)entry)->key;
 }
 
-/* FNV-1a of the tuple as sock_diag reports it (local side first). */
-static uint64_t tuple_hash(uint8_t family, const uint8_t *saddr, uint16_t sport,
+/* FNV-1a of the namespace and the tuple as sock_diag reports it (local side first). */
+static uint64_t tuple_hash(uint32_t netns, uint8_t family, const uint8_t *saddr, uint16_t sport,
 			   const uint8_t *daddr, uint16_t dport)
 {
 	size_t n = family == AF_INET ? 4 : 16;
-	uint64_t h = 1469598103934665603ull ^ family;
+	uint64_t h = (1469598103934665603ull ^ netns) * 1099511628211ull ^ family;
 	const uint8_t *parts[2] = { saddr, daddr };
 
 	for (int p = 0; p < 2; p++)
@@ -90,12 +103,13 @@ static uint64_t tuple_hash(uint8_t family, const uint8_t *saddr, uint16_t sport,
 	return (h ^ ((uint64_t)sport << 16 | dport)) * 1099511628211ull;
 }
 
-struct tw_table *tw_new(uint32_t cap)
+struct tw_table *tw_new(uint32_t cap, enum tw_mode mode)
 {
 	struct tw_table *t = calloc(1, sizeof(*t));
 
 	if (!t)
 		return NULL;
+	t->mode = mode;
 	t->entries = calloc(cap, sizeof(*t->entries));
 	t->free = calloc(cap, sizeof(*t->free));
 	if (!t->entries || !t->free ||
@@ -130,6 +144,7 @@ void tw_free(struct tw_table *t)
 		return;
 	close_netns_socks(t);
 	index_free(&t->by_key);
+	free(t->cancels);
 	free(t->free);
 	free(t->entries);
 	free(t);
@@ -139,6 +154,8 @@ uint32_t tw_held(const struct tw_table *t)
 {
 	uint32_t n = 0;
 
+	if (t->mode == TW_VIA_TIMERS)
+		return t->attached;
 	for (uint32_t i = 0; i < t->cap; i++)
 		n += t->entries[i].in_use && t->entries[i].substate;
 	return n;
@@ -147,6 +164,16 @@ uint32_t tw_held(const struct tw_table *t)
 uint64_t tw_untracked(const struct tw_table *t)
 {
 	return t->untracked;
+}
+
+uint64_t tw_skipped(const struct tw_table *t)
+{
+	return t->skipped;
+}
+
+enum tw_mode tw_mode_of(const struct tw_table *t)
+{
+	return t->mode;
 }
 
 static bool over_rate(struct tw_table *t, uint64_t now_ns)
@@ -158,31 +185,89 @@ static bool over_rate(struct tw_table *t, uint64_t now_ns)
 	return ++t->added_this_second > TW_MAX_NEW_PER_SECOND;
 }
 
-void tw_add(struct tw_table *t, const struct conn *c)
+static struct tw_entry *new_entry(struct tw_table *t)
+{
+	struct tw_entry *e = &t->entries[t->free[--t->nfree]];
+
+	memset(e, 0, sizeof(*e));
+	e->in_use = 1;
+	t->used++;
+	return e;
+}
+
+static void copy_conn(struct tw_entry *e, const struct conn *c)
+{
+	e->entered_ns = c->state_ns;
+	e->pid = c->pid;
+	memcpy(e->comm, c->comm, sizeof(e->comm));
+}
+
+static void index_entry(struct tw_table *t, struct tw_entry *e)
+{
+	e->key = tuple_hash(e->netns, e->family, e->saddr, e->sport, e->daddr, e->dport);
+	/* A repeated key (the same tuple again) is found through the first: fine. */
+	index_add(&t->by_key, index_find(&t->by_key, e->key), (uint32_t)(e - t->entries));
+}
+
+/* The entry following this namespace and tuple, or NULL. */
+static struct tw_entry *find_entry(struct tw_table *t, uint32_t netns, uint8_t family,
+				   const uint8_t *saddr, uint16_t sport, const uint8_t *daddr,
+				   uint16_t dport)
+{
+	uint64_t key = tuple_hash(netns, family, saddr, sport, daddr, dport);
+	int64_t at = index_at(&t->by_key, index_find(&t->by_key, key));
+	struct tw_entry *e = at < 0 ? NULL : &t->entries[at];
+
+	if (!e || e->netns != netns || e->family != family || e->sport != sport ||
+	    e->dport != dport)
+		return NULL;
+	return e;
+}
+
+static enum tw_fate add_diag(struct tw_table *t, const struct conn *c)
 {
 	struct tw_entry *e;
 
 	if (!t->nfree || over_rate(t, c->state_ns)) {
 		t->untracked++;
-		return;
+		return TW_UNTRACKED;
 	}
-	e = &t->entries[t->free[--t->nfree]];
-	memset(e, 0, sizeof(*e));
-	e->in_use = 1;
-	e->entered_ns = c->state_ns;
+	e = new_entry(t);
+	copy_conn(e, c);
 	e->next_check_ns = c->state_ns + FIRST_LOOK_NS;
 	memcpy(e->saddr, c->saddr, sizeof(e->saddr));
 	memcpy(e->daddr, c->daddr, sizeof(e->daddr));
 	e->netns = c->netns;
-	e->pid = c->pid;
-	memcpy(e->comm, c->comm, sizeof(e->comm));
 	e->sport = c->sport;
 	e->dport = c->dport;
 	e->family = c->family;
-	e->key = tuple_hash(e->family, e->saddr, e->sport, e->daddr, e->dport);
-	/* A repeated key (the same tuple again) is found through the first: fine. */
-	index_add(&t->by_key, index_find(&t->by_key, e->key), (uint32_t)(e - t->entries));
-	t->used++;
+	index_entry(t, e);
+	return TW_FOLLOWED;
+}
+
+/* The mini-socket was armed just before this CLOSE: attach the connection to it. */
+static enum tw_fate add_timed(struct tw_table *t, const struct conn *c)
+{
+	struct tw_entry *e = find_entry(t, c->netns, c->family, c->saddr, c->sport, c->daddr,
+					c->dport);
+
+	if (e && !e->attached) {
+		copy_conn(e, c);
+		e->attached = 1;
+		t->attached++;
+		return TW_FOLLOWED;
+	}
+	if (t->refused_ns && c->state_ns - t->refused_ns < FULL_TABLE_DOUBT_NS) {
+		t->untracked++;
+		return TW_UNTRACKED;
+	}
+	t->skipped++;
+	return TW_SKIPPED;
+}
+
+enum tw_fate tw_add(struct tw_table *t, const struct conn *c)
+{
+	return t->mode == TW_VIA_TIMERS ? add_timed(t, c) : add_diag(t, c);
 }
 
 static int diag_socket(void)
@@ -444,8 +529,9 @@ static void on_dumped(void *ctx, const struct tw_socket *s)
 	int64_t at;
 	struct tw_entry *e;
 
-	at = index_at(&t->by_key, index_find(&t->by_key, tuple_hash(s->family, s->saddr, s->sport,
-								     s->daddr, s->dport)));
+	at = index_at(&t->by_key, index_find(&t->by_key, tuple_hash(d->ns->netns, s->family,
+								     s->saddr, s->sport, s->daddr,
+								     s->dport)));
 	if (at < 0)
 		return;
 	e = &t->entries[at];
@@ -489,7 +575,10 @@ static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_n
 static void finish(struct tw_table *t, struct tw_entry *e, enum tw_end how, uint64_t now_ns,
 		   tw_end_fn fn, void *ctx)
 {
-	fn(ctx, e, how, now_ns);
+	if (t->mode == TW_VIA_SOCK_DIAG || e->attached)
+		fn(ctx, e, how, now_ns);
+	if (e->attached)
+		t->attached--;
 	index_clear(&t->by_key, index_slot_of(&t->by_key, (uint32_t)(e - t->entries)));
 	e->in_use = 0;
 	t->free[t->nfree++] = (uint32_t)(e - t->entries);
@@ -666,6 +755,99 @@ static void close_unfollowed_socks(struct tw_table *t)
 			drop_netns_sock(t, i);
 }
 
+/* ---- TW_VIA_TIMERS ---- */
+
+static void entry_of_event(struct tw_entry *e, const struct synfin_event *ev)
+{
+	e->tw = ev->skaddr;
+	e->substate = ev->newstate;
+	e->entered_ns = ev->ts_ns;
+	memcpy(e->saddr, ev->saddr, sizeof(e->saddr));
+	memcpy(e->daddr, ev->daddr, sizeof(e->daddr));
+	e->netns = ev->netns;
+	e->sport = ev->sport;
+	e->dport = ev->dport;
+	e->family = ev->family;
+}
+
+/* A mini-socket armed for the first time: waits for its connection's CLOSE (add_timed()). */
+static void on_armed(struct tw_table *t, const struct synfin_event *ev)
+{
+	struct tw_entry *e;
+
+	if (!t->nfree || !index_has_room(&t->by_key)) {
+		t->refused_ns = ev->ts_ns;
+		return;
+	}
+	e = new_entry(t);
+	entry_of_event(e, ev);
+	index_entry(t, e);
+}
+
+static bool remember_cancel(struct tw_table *t, struct tw_entry *e, uint64_t ts_ns)
+{
+	if (t->ncancels == t->cancels_cap) {
+		uint32_t cap = t->cancels_cap ? 2 * t->cancels_cap : 256;
+		uint32_t *grown = realloc(t->cancels, cap * sizeof(*grown));
+
+		if (!grown)
+			return false;
+		t->cancels = grown;
+		t->cancels_cap = cap;
+	}
+	e->cancel_ns = ts_ns;
+	t->cancels[t->ncancels++] = (uint32_t)(e - t->entries);
+	return true;
+}
+
+void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn, void *ctx)
+{
+	struct tw_entry *e = find_entry(t, ev->netns, ev->family, ev->saddr, ev->sport, ev->daddr,
+					ev->dport);
+
+	if (e && e->tw != ev->skaddr) { /* the tuple's previous mini-socket is gone */
+		finish(t, e, TW_END_EARLY, e->cancel_ns ? e->cancel_ns : ev->ts_ns, fn, ctx);
+		e = NULL;
+	}
+	switch (ev->tw_kind) {
+	case SF_TW_ARMED:
+		if (!e)
+			on_armed(t, ev);
+		else { /* re-armed: a FIN (the FIN_WAIT2 substate's end) or a retransmitted one */
+			e->cancel_ns = 0;
+			e->substate = ev->newstate;
+		}
+		break;
+	case SF_TW_EXPIRED:
+		if (e)
+			finish(t, e, TW_END_EXPIRED, ev->ts_ns, fn, ctx);
+		break;
+	case SF_TW_CANCELED:
+		if (e && !remember_cancel(t, e, ev->ts_ns))
+			finish(t, e, TW_END_EARLY, ev->ts_ns, fn, ctx);
+		break;
+	}
+}
+
+/* Cancels not followed by an arm within REARM_WAIT_NS were ends. */
+static void settle_cancels(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
+{
+	uint32_t kept = 0;
+
+	for (uint32_t i = 0; i < t->ncancels; i++) {
+		struct tw_entry *e = &t->entries[t->cancels[i]];
+
+		if (!e->in_use || !e->cancel_ns)
+			continue;
+		if (now_ns - e->cancel_ns < REARM_WAIT_NS) {
+			t->cancels[kept++] = t->cancels[i];
+			continue;
+		}
+		finish(t, e, TW_END_EARLY, e->cancel_ns, fn, ctx);
+	}
+	t->ncancels = kept;
+}
+
 int tw_fatal(const struct tw_table *t)
 {
 	return t->fatal;
@@ -673,6 +855,10 @@ int tw_fatal(const struct tw_table *t)
 
 void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
 {
+	if (t->mode == TW_VIA_TIMERS) {
+		settle_cancels(t, now_ns, fn, ctx);
+		return;
+	}
 	if (t->fatal)
 		return;
 	if (!t->used) {

@@ -1,11 +1,18 @@
 /*
- * Following connections through TIME_WAIT. No tracepoint fires for the
- * time-wait mini-socket that replaces a closed socket, so synfin looks it up
- * through sock_diag (the netlink interface behind `ss state time-wait`):
- * once shortly after the close to confirm it, then again when its timer is
- * due, to see it gone. Exact-tuple lookups where the kernel answers them for
- * time-wait sockets (6.x recent); where it does not (6.1 answers ENOENT),
- * one dump of the namespace's time-wait sockets a second answers for all.
+ * Following connections through TIME_WAIT. No state tracepoint fires for the
+ * time-wait mini-socket that replaces a closed socket. Two ways to follow it:
+ *
+ * - TW_VIA_TIMERS (where the kernel allows, kfeatures.h): the mini-socket's
+ *   timer, through the timer tracepoints (bpf/timewait.bpf.h). Armed just
+ *   before its socket's CLOSE (no arm: the kernel made no mini-socket, its
+ *   table being full), expired at the natural end, cancelled at an early one:
+ *   every end is an event, at the moment it happens, whatever the rate.
+ * - TW_VIA_SOCK_DIAG: lookups through sock_diag (the netlink interface behind
+ *   `ss state time-wait`): once shortly after the close to confirm it, then
+ *   again when its timer is due, to see it gone. Exact-tuple lookups where
+ *   the kernel answers them for time-wait sockets (6.x recent); where it does
+ *   not (6.1 answers ENOENT), one dump of the namespace's time-wait sockets a
+ *   second answers for all. Bounded in rate (TW_MAX_NEW_PER_SECOND).
  */
 #ifndef SYNFIN_TIMEWAIT_H
 #define SYNFIN_TIMEWAIT_H
@@ -21,8 +28,22 @@ enum tw_end {
 	TW_END_UNSEEN,      /* never found: gone before the first look, or not observable */
 };
 
+enum tw_mode {
+	TW_VIA_SOCK_DIAG,
+	TW_VIA_TIMERS,
+};
+
+/* What tw_add() did with a connection that closed into the time-wait machinery. */
+enum tw_fate {
+	TW_FOLLOWED,  /* followed to its end */
+	TW_SKIPPED,   /* the kernel made no mini-socket (net.ipv4.tcp_max_tw_buckets reached) */
+	TW_UNTRACKED, /* not followed: our table was full (or, with sock_diag, over the rate) */
+};
+
 struct tw_entry {
-	uint64_t key;        /* tuple hash, for the dump's lookups */
+	uint64_t key;        /* hash of the namespace and tuple */
+	uint64_t tw;         /* TW_VIA_TIMERS: the mini-socket's address */
+	uint64_t cancel_ns;  /* TW_VIA_TIMERS: its timer was cancelled then (0: not) */
 	uint64_t entered_ns; /* the CLOSE transition, bpf_ktime_get_ns() clock */
 	uint64_t next_check_ns;
 	uint64_t due_ns;     /* when the kernel's timer should fire; 0 until seen */
@@ -33,6 +54,7 @@ struct tw_entry {
 	uint8_t substate; /* last seen: SF_TCP_TIME_WAIT or SF_TCP_FIN_WAIT2; 0 = never seen */
 	uint8_t in_use;
 	uint8_t lookup_errors;
+	uint8_t attached; /* TW_VIA_TIMERS: its connection's CLOSE came (else only armed) */
 	uint32_t dump_gen; /* the last dump of its namespace that listed it */
 	char comm[SYNFIN_COMM_LEN];
 };
@@ -48,10 +70,12 @@ typedef void (*tw_end_fn)(void *ctx, const struct tw_entry *e, enum tw_end how, 
 
 struct tw_table;
 
-struct tw_table *tw_new(uint32_t cap);
+struct tw_table *tw_new(uint32_t cap, enum tw_mode mode);
 void tw_free(struct tw_table *t);
 /* Starts following a connection that just closed into the time-wait machinery. */
-void tw_add(struct tw_table *t, const struct conn *c);
+enum tw_fate tw_add(struct tw_table *t, const struct conn *c);
+/* TW_VIA_TIMERS: one SF_EV_TW record; calls fn for a TIME_WAIT that ended. */
+void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn, void *ctx);
 /* Looks up what is due; calls fn for each connection whose TIME_WAIT ended. */
 void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx);
 /* errno of a failure that must end tracing (0 if none): setns() could not bring
@@ -65,6 +89,9 @@ uint32_t tw_held(const struct tw_table *t);
 
 /* Connections not followed: the table was full, or over the rate above. */
 uint64_t tw_untracked(const struct tw_table *t);
+/* TW_VIA_TIMERS: connections the kernel made no mini-socket for. */
+uint64_t tw_skipped(const struct tw_table *t);
+enum tw_mode tw_mode_of(const struct tw_table *t);
 
 /* One socket of a sock_diag answer. Addresses in network order. */
 struct tw_socket {

@@ -3,6 +3,8 @@
 
 const char *time_wait_name(const struct conn *c)
 {
+	if (c->flags & CONN_TW_SKIPPED)
+		return "skipped";
 	if (c->close_flags & SF_CLOSE_TIME_WAIT)
 		return "entered";
 	if (c->close_flags & SF_CLOSE_TW_FIN_WAIT2)

@@ -29,6 +29,8 @@ enum conn_flag {
 	CONN_CLOSED = 1 << 1,         /* the close fields are valid */
 	CONN_STUCK_REPORTED = 1 << 2, /* --stuck already reported the current state */
 	CONN_LISTENER_INDEXED = 1 << 3, /* in the (netns, port) index of listeners */
+	/* closed into TIME_WAIT, but the kernel made no mini-socket (its table full) */
+	CONN_TW_SKIPPED = 1 << 4,
 };
 
 /* One tracked socket; also the lifecycle record handed out at CLOSE. */

@@ -57,12 +57,38 @@ static bool has_member(const struct btf *btf, const char *type, const char *memb
 	return false;
 }
 
+/* A kernel symbol's address from /proc/kallsyms: what libbpf resolves a __ksym from.
+ * 0 when it is missing or hidden (kernel.kptr_restrict). */
+static unsigned long long kallsyms_address(const char *name)
+{
+	FILE *f = fopen("/proc/kallsyms", "re");
+	unsigned long long addr = 0, a;
+	char line[512], sym[256], type;
+
+	if (!f)
+		return 0;
+	while (!addr && fgets(line, sizeof(line), f))
+		if (sscanf(line, "%llx %c %255s", &a, &type, sym) == 3 && !strcmp(sym, name))
+			addr = a;
+	fclose(f);
+	return addr;
+}
+
+static bool tw_timer_hooks_work(const struct btf *vmlinux)
+{
+	return tp_btf_loads(vmlinux, "btf_trace_timer_start") &&
+	       tp_btf_loads(vmlinux, "btf_trace_timer_expire_entry") &&
+	       tp_btf_loads(vmlinux, "btf_trace_timer_cancel") &&
+	       kallsyms_address("tw_timer_handler") != 0;
+}
+
 void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 {
 	memset(f, 0, sizeof(*f));
 	f->tp_btf_set_state = tp_btf_loads(vmlinux, "btf_trace_inet_sock_set_state");
 	f->tcx = has_enum_value(vmlinux, "bpf_attach_type", "BPF_TCX_EGRESS");
 	f->cgroup_ancestors = has_member(vmlinux, "cgroup", "ancestors");
+	f->tw_timer_hooks = tw_timer_hooks_work(vmlinux);
 }
 
 void features_print(const struct kernel_features *f, FILE *out)
@@ -77,4 +103,8 @@ void features_print(const struct kernel_features *f, FILE *out)
 		f->cgroup_ancestors ? "yes" : "no",
 		f->cgroup_ancestors ? "--cgroup walks cgroup->ancestors[]" :
 				      "--cgroup reads cgroup->ancestor_ids[]");
+	fprintf(out, "synfin: kernel feature tw_timer_hooks: %s (%s)\n",
+		f->tw_timer_hooks ? "yes" : "no",
+		f->tw_timer_hooks ? "TIME_WAIT followed through the mini-socket's timer" :
+				    "TIME_WAIT followed through sock_diag lookups");
 }

@@ -13,6 +13,9 @@ struct kernel_features {
 	bool tp_btf_set_state; /* a tp_btf program loads on sock:inet_sock_set_state */
 	bool tcx;              /* enum bpf_attach_type has BPF_TCX_EGRESS (tcx links, 6.6) */
 	bool cgroup_ancestors; /* struct cgroup has ancestors[] (7f203bc89eb6), not ancestor_ids[] */
+	/* tp_btf programs load on timer:timer_start/_expire_entry/_cancel and kallsyms
+	 * gives tw_timer_handler: TIME_WAIT is followed through its timer, not sock_diag */
+	bool tw_timer_hooks;
 };
 
 struct btf;

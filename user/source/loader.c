@@ -124,6 +124,19 @@ static int check_machine(struct tracer *t, const struct options *o)
 	return check_btf_and_probe(&t->features);
 }
 
+/* The time-wait timer programs are tp_btf only: without them, sock_diag follows TIME_WAIT. */
+static int choose_tw_timers(struct tracer *t, bool on)
+{
+	struct bpf_program *progs[] = { t->skel->progs.tw_timer_start, t->skel->progs.tw_timer_expire,
+					t->skel->progs.tw_timer_cancel };
+	int err = 0;
+
+	t->tw_timers = on;
+	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && !err; i++)
+		err = bpf_program__set_autoload(progs[i], on);
+	return err;
+}
+
 /* Loads one twin, and creates only the owner map that twin uses. */
 static int choose_hook(struct tracer *t, enum hook_choice choice)
 {
@@ -136,7 +149,7 @@ static int choose_hook(struct tracer *t, enum hook_choice choice)
 					false);
 	if (!err)
 		err = bpf_map__set_autocreate(btf ? skel->maps.owners : skel->maps.sk_owners, false);
-	return err;
+	return err ? err : choose_tw_timers(t, btf && t->features.tw_timer_hooks);
 }
 
 static void set_filters(struct state_bpf *skel, const struct options *o)
@@ -275,7 +288,8 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 		goto fail;
 	}
 	if (o->verbose)
-		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s\n", t->hook);
+		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s\n", t->hook,
+			t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "");
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_event, ctx, NULL);
 	if (!t->rb) {
 		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));

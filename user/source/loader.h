@@ -13,6 +13,7 @@ struct tracer {
 	void *cpu_mem;
 	size_t cpu_mem_len;
 	const char *hook; /* "tp_btf" or "tracepoint" */
+	bool tw_timers;   /* the time-wait timer programs are attached (SF_EV_TW records come) */
 	struct kernel_features features;
 };
 

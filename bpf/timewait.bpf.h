@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * The time-wait mini-socket, followed through its timer (included by
+ * state.bpf.c: the same rings and filters).
+ *
+ * No tracepoint names the mini-socket tcp_time_wait() puts in place of a
+ * closing socket, but its timer is its life (synfin.h, enum synfin_tw_kind),
+ * and the timer tracepoints see every timer of the kernel: a timer whose
+ * callback is tw_timer_handler is embedded in an inet_timewait_sock. These
+ * tracepoints fire for every timer armed or cancelled on the host (about ten
+ * of each per TCP connection), so the callback is compared first and nothing
+ * else is read for other timers. Loaded only with tp_btf and when kallsyms
+ * gives tw_timer_handler's address (kfeatures.c); otherwise user space
+ * follows TIME_WAIT through sock_diag.
+ */
+#ifndef SYNFIN_TIMEWAIT_BPF_H
+#define SYNFIN_TIMEWAIT_BPF_H
+
+/* Weak: resolved from kallsyms by libbpf, 0 where it cannot be (the programs are then not loaded). */
+extern const void tw_timer_handler __ksym __weak;
+
+static __always_inline bool is_tw_timer(const struct timer_list *timer)
+{
+	return (const void *)timer->function == &tw_timer_handler;
+}
+
+static __always_inline void read_tw_tuple(const struct inet_timewait_sock *tw,
+					  struct synfin_event *e)
+{
+	if (e->family == AF_INET) {
+		*(__u32 *)e->saddr = BPF_CORE_READ(tw, __tw_common.skc_rcv_saddr);
+		*(__u32 *)e->daddr = BPF_CORE_READ(tw, __tw_common.skc_daddr);
+	} else {
+		bpf_core_read(e->saddr, 16, &tw->__tw_common.skc_v6_rcv_saddr);
+		bpf_core_read(e->daddr, 16, &tw->__tw_common.skc_v6_daddr);
+	}
+}
+
+static __always_inline int emit_tw(const struct timer_list *timer, __u8 kind)
+{
+	const struct inet_timewait_sock *tw =
+		(const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+	__u16 family = BPF_CORE_READ(tw, __tw_common.skc_family);
+	__u16 sport = BPF_CORE_READ(tw, __tw_common.skc_num);
+	__u16 dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
+	__u32 netns = BPF_CORE_READ(tw, __tw_common.skc_net.net, ns.inum);
+	__u64 ts = bpf_ktime_get_ns();
+	struct synfin_event *e;
+
+	if ((filter_family && family != filter_family) || !ports_match(sport, dport) ||
+	    (filter_netns && netns != filter_netns))
+		return 0;
+	e = cpu_ring_reserve();
+	if (!e)
+		return 0;
+	__builtin_memset(e, 0, sizeof(*e)); /* ts_ns 0 too: unpublished until stamped */
+	e->skaddr = (__u64)tw;
+	e->family = family;
+	read_tw_tuple(tw, e);
+	e->netns = netns;
+	e->sport = sport;
+	e->dport = dport;
+	e->type = SF_EV_TW;
+	e->oldstate = SF_TCP_TIME_WAIT;
+	e->newstate = BPF_CORE_READ(tw, tw_substate);
+	e->tw_kind = kind;
+	cpu_ring_submit(e, ts);
+	return 0;
+}
+
+SEC("tp_btf/timer_start")
+int BPF_PROG(tw_timer_start, struct timer_list *timer)
+{
+	return is_tw_timer(timer) ? emit_tw(timer, SF_TW_ARMED) : 0;
+}
+
+SEC("tp_btf/timer_expire_entry")
+int BPF_PROG(tw_timer_expire, struct timer_list *timer)
+{
+	return is_tw_timer(timer) ? emit_tw(timer, SF_TW_EXPIRED) : 0;
+}
+
+SEC("tp_btf/timer_cancel")
+int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
+{
+	return is_tw_timer(timer) ? emit_tw(timer, SF_TW_CANCELED) : 0;
+}
+
+#endif
