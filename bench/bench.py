@@ -43,6 +43,17 @@ BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
 SETTLE_S = 0.3
 NETNS_SETTLE_S = 0.5
 
+# The namespace each run gets, as hosts have it (issue 13): fresh; its TIME_WAIT table full
+# (net.ipv4.tcp_max_tw_buckets reached before the tracer starts, so no close of the storm
+# gets a mini-socket); or already holding 100,000 TIME_WAIT sockets when the tracer starts.
+CONDITIONS = {
+    "fresh": {"name": "fresh", "label": "fresh namespace", "tw_buckets": 2000000, "prefill": 0},
+    "full": {"name": "full", "label": "TIME_WAIT table full (tcp_max_tw_buckets 1,000)",
+             "tw_buckets": 1000, "prefill": 1100},
+    "tw100k": {"name": "tw100k", "label": "100,000 TIME_WAIT sockets at start",
+               "tw_buckets": 2000000, "prefill": 100000},
+}
+
 
 def log(msg):
     print(f"bench: {msg}", file=sys.stderr, flush=True)
@@ -145,10 +156,11 @@ class RunNetns:
 
     count = 0
 
-    def __init__(self, tw_buckets):
+    def __init__(self, cond):
         RunNetns.count += 1
         self.name = f"synfin-bench-{os.getpid()}-{RunNetns.count}"
-        self.tw_buckets = tw_buckets
+        self.tw_buckets = cond["tw_buckets"]
+        self.prefill = cond.get("prefill", 0)
 
     def __enter__(self):
         subprocess.run(["ip", "netns", "add", self.name], check=True)
@@ -156,10 +168,22 @@ class RunNetns:
         if self.tw_buckets:
             subprocess.run(["ip", "netns", "exec", self.name, "sysctl", "-qw",
                             f"net.ipv4.tcp_max_tw_buckets={self.tw_buckets}"], check=True)
+        if self.prefill:
+            self._fill_time_wait()
         return self
 
+    def _fill_time_wait(self):
+        """The host as it is: client-first closes leave the namespace's TIME_WAIT table as
+        full as the condition says before any tracer starts (a storm is 2+2 threads, bounded)."""
+        done = subprocess.run(["ip", "netns", "exec", self.name, LOADGEN, "--clients", "2",
+                               "--servers", "2", "--count", str(self.prefill), "--seconds", "120",
+                               "--close", "client"], capture_output=True, text=True, timeout=180)
+        if done.returncode:
+            raise RuntimeError(f"loadgen (prefill) failed: {done.stderr.strip()}")
+
     def __exit__(self, *exc):
-        subprocess.run(["ip", "netns", "del", self.name], check=False)
+        if os.path.exists(os.path.join("/run/netns", self.name)):  # end_time_wait() may have
+            subprocess.run(["ip", "netns", "del", self.name], check=False)
         time.sleep(NETNS_SETTLE_S)  # the kernel tears the namespace down in a worker
 
 
@@ -286,13 +310,14 @@ def tracer_specs(synfin, bcc, smoke):
     specs = [{"name": "baseline", "label": "no tracer", "kind": None, "argv": None},
              {"name": "synfin_json", "label": "synfin --json", "kind": "synfin",
               "argv": [synfin, "--json"], "unit": "state"}]
+    life = {"name": "synfin_life", "label": "synfin --life --json", "kind": "synfin",
+            "argv": [synfin, "--life", "--json"], "unit": "conn"}
     if smoke:
-        return specs
+        return specs + [life]
     specs.append({"name": "synfin_wire", "label": "synfin --json -i lo (packet layer)",
                   "kind": "synfin", "argv": [synfin, "--json", "-i", "lo"], "unit": "state",
                   "in_netns": True})
-    specs.append({"name": "synfin_life", "label": "synfin --life --json", "kind": "synfin",
-                  "argv": [synfin, "--life", "--json"], "unit": "conn"})
+    specs.append(life)
     for name, unit in (("tcpstates", "state"), ("tcplife", "conn")):
         if bcc.get(name):
             specs.append({"name": name, "label": f"libbpf-tools {name}", "kind": "bcc",
@@ -317,17 +342,43 @@ def loadgen(args, count, netns, extra=()):
     return res
 
 
-def run_once(spec, args, count, out_path=None, bpf_stats=False, extra=()):
-    """One load under one tracer (or none), in a namespace of its own. Returns the measurements."""
-    with RunNetns(args.tw_buckets) as ns:
-        return run_in(spec, args, count, ns.name, out_path, bpf_stats, extra)
+def run_once(spec, args, count, cond, out_path=None, bpf_stats=False, extra=(), end_tw=False):
+    """One load under one tracer (or none), in a namespace of its own made as the condition
+    says. Returns the measurements."""
+    with RunNetns(cond) as ns:
+        return run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw)
 
 
-def run_in(spec, args, count, netns, out_path, bpf_stats, extra):
+def tw_overflows(netns):
+    """TcpExtTCPTimeWaitOverflow of the namespace: closes the kernel made no mini-socket for."""
+    done = subprocess.run(["ip", "netns", "exec", netns, "nstat", "-asz",
+                           "TcpExtTCPTimeWaitOverflow"], capture_output=True, text=True)
+    m = re.search(r"TcpExtTCPTimeWaitOverflow\s+(\d+)", done.stdout)
+    return int(m.group(1)) if m else 0
+
+
+def end_time_wait(ns, out_path, timeout=20):
+    """Deletes the namespace while the tracer runs: the kernel purges its TIME_WAIT sockets,
+    and every one synfin followed must get its time_wait_end (the end of this output)."""
+    subprocess.run(["ip", "netns", "del", ns.name], check=False)
+    deadline = time.monotonic() + timeout
+    last, stable = -1, 0
+    while time.monotonic() < deadline and stable < 5:
+        with open(out_path, "rb") as f:
+            n = f.read().count(b'"type":"time_wait_end"')
+        stable = stable + 1 if n == last else 0
+        last = n
+        time.sleep(0.2)
+
+
+def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
+    netns = ns.name
+    overflow0 = tw_overflows(netns)
     if not spec["argv"]:
         load = loadgen(args, count, netns, extra)
         return {"load": load, "conn_per_s": load["conn_per_s"],
-                "kernel_tw_after": kernel_time_wait(netns)}
+                "kernel_tw_after": kernel_time_wait(netns),
+                "kernel_tw_skipped": tw_overflows(netns) - overflow0}
     tracer = Tracer(spec, out_path, netns)
     try:
         ids = prog_ids(tracer.proc.pid) if bpf_stats else []
@@ -337,8 +388,11 @@ def run_in(spec, args, count, netns, out_path, bpf_stats, extra):
         time.sleep(SETTLE_S)
         cpu1 = tracer.cpu_ns()
         tw_after = kernel_time_wait(netns)
+        tw_skipped = tw_overflows(netns) - overflow0
         hwm = tracer.hwm_kib()
         k1 = prog_stats(ids) if bpf_stats else (0, 0)
+        if end_tw and out_path:
+            end_time_wait(ns, out_path)
     except Exception:
         tracer.kill()
         raise
@@ -353,9 +407,11 @@ def run_in(spec, args, count, netns, out_path, bpf_stats, extra):
            "cpu_ms_sched_runtime": None if run_ns is None else run_ns / 1e6,
            "cpu_ms_per_1k": cpu_ns / 1e6 / conns * 1000,
            "peak_rss_kib": hwm, "lost": lost_from_stderr(spec, err), "exit": rc,
-           "kernel_tw_after": tw_after,
+           "kernel_tw_after": tw_after, "kernel_tw_skipped": tw_skipped,
            "tw_followed": sum(int(n) for n in re.findall(r"(\d+) connections in TIME_WAIT at exit",
                                                          err)),
+           "tw_not_followed": sum(int(n) for n in re.findall(
+               r"(\d+) TIME_WAIT connections not followed", err)),
            "stderr_summary": [l for l in err.splitlines() if l.strip() and READY not in l][:10]}
     if bpf_stats:
         runs, ns = k1[1] - k0[1], k1[0] - k0[0]
@@ -371,7 +427,8 @@ def run_in(spec, args, count, netns, out_path, bpf_stats, extra):
 
 def count_synfin(path, port):
     """state and conn records of the load's connections, lost reports, unparseable lines."""
-    counts = {"state": 0, "conn": 0, "lost": 0, "bad_lines": 0, "lines": 0}
+    counts = {"state": 0, "conn": 0, "lost": 0, "bad_lines": 0, "lines": 0,
+              "tw_entered": 0, "tw_skipped": 0, "tw_ended": 0}
     with open(path, "rb") as f:
         for raw in f:
             counts["lines"] += 1
@@ -393,6 +450,13 @@ def count_synfin(path, port):
                 counts["state"] += 1
             elif t == "conn":
                 counts["conn"] += 1
+                tw = r.get("time_wait")
+                if tw in ("entered", "fin_wait2"):
+                    counts["tw_entered"] += 1
+                elif tw == "skipped":
+                    counts["tw_skipped"] += 1
+            elif t == "time_wait_end":
+                counts["tw_ended"] += 1
     return counts
 
 
@@ -421,7 +485,8 @@ def calibrate(synfin, args, tmpdir):
     path = os.path.join(tmpdir, "calibration.ndjson")
     slow = argparse.Namespace(**vars(args))
     slow.clients, slow.servers = 1, 1
-    res = run_once(spec, slow, args.calibration_conns, out_path=path, extra=("--pause-us", "2000"))
+    res = run_once(spec, slow, args.calibration_conns, CONDITIONS["fresh"], out_path=path,
+                   extra=("--pause-us", "2000"))
     conns = res["load"]["connections"]
     c = count_synfin(path, res["load"]["port"])
     os.unlink(path)
@@ -431,14 +496,16 @@ def calibrate(synfin, args, tmpdir):
             "close": args.close}
 
 
-def counting_pass(spec, args, calib, tmpdir, bpf_stats):
+def counting_pass(spec, args, calib, tmpdir, bpf_stats, cond):
     path = os.path.join(tmpdir, spec["name"] + ".out")
-    res = run_once(spec, args, args.conns, out_path=path, bpf_stats=bpf_stats)
+    res = run_once(spec, args, args.conns, cond, out_path=path, bpf_stats=bpf_stats,
+                   end_tw=spec["kind"] == "synfin" and spec["unit"] == "conn")
     conns, port = res["load"]["connections"], res["load"]["port"]
     per_conn = calib["state_per_conn"] if spec["unit"] == "state" else calib["conn_per_conn"]
     if spec["kind"] == "synfin":
         c = count_synfin(path, port)
         captured, lost_records, bad = c[spec["unit"]], c["lost"], c["bad_lines"]
+        res["time_wait"] = {k: c[k] for k in ("tw_entered", "tw_skipped", "tw_ended")}
     else:
         captured, lost_records, bad = count_text(path, port), 0, 0
     size = os.path.getsize(path)
@@ -483,66 +550,65 @@ def summarise(name, runs, baseline_by_round):
     return out
 
 
-def markdown(results):
+def condition_table(results, cond):
     lines = []
-    cfg = results["config"]
-    lines.append(f"Loopback storm: {cfg['conns']:,} connections per run, {cfg['clients']} client + "
-                 f"{cfg['servers']} server threads, close={cfg['close']}, {cfg['rounds']} "
-                 f"interleaved round(s); median (min–max). Kernel {results['env']['kernel']}, "
-                 f"{results['env']['cpus']} CPUs.")
-    tws = [r.get("kernel_tw_after") for rnd in results["rounds"] for r in rnd.values()]
+    tws = [r.get("kernel_tw_after") for rnd in cond["rounds"] for r in rnd.values()]
     tws = [t for t in tws if t is not None]
-    if tws:
-        cap = results["env"]["tcp_max_tw_buckets"]
-        lines.append(f"Each run in a fresh network namespace (net.ipv4.tcp_max_tw_buckets there: "
-                     f"{f'{cap:,}' if cap else 'the default'}); TIME_WAIT sockets it held at "
-                     f"its end: {min(tws):,}–{max(tws):,}.")
+    lines.append(f"### {cond['label']}")
+    lines.append("")
+    lines.append(f"Each run in a network namespace of its own: net.ipv4.tcp_max_tw_buckets "
+                 f"{cond['tw_buckets']:,}, {cond['prefill']:,} client-first connections closed "
+                 f"in it before the tracer starts"
+                 + (f"; TIME_WAIT sockets it held at the end: {min(tws):,}–{max(tws):,}."
+                    if tws else "."))
     lines.append("")
     lines.append("| tracer | conn/s | ratio to baseline | tracer CPU ms / 1k conns | peak RSS MiB "
-                 "| lost (timed runs) | events expected / captured / lost (counting pass) "
+                 "| lost (timed runs) | events expected / written / lost (counting pass) "
+                 "| TIME_WAIT entered / ended / skipped by the kernel (nstat) / not followed "
                  "| BPF ns / run |")
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for spec in results["tracers"]:
-        s = results["summary"][spec["name"]]
+        s = cond["summary"][spec["name"]]
         row = [spec["label"], spread(s["conn_per_s"]["values"], "{:,.0f}"),
                spread(s["ratio"]["values"], "{:.2f}")]
         if spec["name"] == "baseline":
-            row += ["–", "–", "–", "–", "–"]
+            row += ["–"] * 6
         else:
-            c = results["counting"].get(spec["name"])
+            c = cond["counting"].get(spec["name"])
+            tw = "–"
             if c:
                 events = (f"{c['expected']:,} / {c['captured']:,} / {c['lost_reported']:,} "
                           f"({spec['unit']})")
                 bpf = c.get("bpf", {}).get("ns_per_run")
                 bpf = f"{bpf:,.0f}" if bpf else "–"
+                t = c.get("time_wait")
+                if t and spec["unit"] == "conn":
+                    tw = (f"{t['tw_entered']:,} / {t['tw_ended']:,} / {t['tw_skipped']:,} "
+                          f"({c.get('kernel_tw_skipped', 0):,}) / {c.get('tw_not_followed', 0):,}")
             else:
                 events, bpf = "–", "–"
             row += [spread(s["cpu_ms_per_1k"]["values"], "{:.1f}"),
                     f"{max(s['peak_rss_kib']['values']) / 1024:.1f}",
-                    spread(s["lost"]["values"], "{:,.0f}"), events, bpf]
+                    spread(s["lost"]["values"], "{:,.0f}"), events, tw, bpf]
         lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def markdown(results):
+    lines = []
+    cfg = results["config"]
+    lines.append(f"Loopback storm: {cfg['conns']:,} connections per run, {cfg['clients']} client + "
+                 f"{cfg['servers']} server threads, close={cfg['close']}, {cfg['rounds']} "
+                 f"interleaved round(s) per condition; median (min–max). Kernel "
+                 f"{results['env']['kernel']}, {results['env']['cpus']} CPUs.")
+    for cond in results["conditions"]:
+        lines.append("")
+        lines += condition_table(results, cond)
     cal = results["calibration"]
     lines.append("")
     lines.append(f"Expected per connection (slow calibration run, {cal['connections']} connections "
                  f"under synfin --json): {cal['state_per_conn']:.2f} state records, "
                  f"{cal['conn_per_conn']:.2f} lifecycle records.")
-    tw_notes = []
-    for spec in results["tracers"]:
-        if spec["kind"] != "synfin":
-            continue
-        runs = [rnd[spec["name"]] for rnd in results["rounds"]]
-        followed = [r for r in runs if r.get("tw_followed")]
-        if followed and len(followed) < len(runs):
-            cpu_f = statistics.median(r["cpu_ms_per_1k"] for r in followed)
-            cpu_n = statistics.median(r["cpu_ms_per_1k"] for r in runs if not r.get("tw_followed"))
-            tw_notes.append(f"{spec['label']}: {len(followed)} of {len(runs)} runs had TIME_WAIT "
-                            f"sockets to follow ({cpu_f:.1f} ms / 1k conns) and the others none "
-                            f"({cpu_n:.1f})")
-    if tw_notes:
-        lines.append("")
-        lines.append(f"TIME_WAIT: the kernel keeps at most {results['env']['tcp_max_tw_buckets']:,} "
-                     "TIME_WAIT sockets; past that a close makes none, and synfin has none to follow "
-                     "(sock_diag lookups find nothing). " + "; ".join(tw_notes) + ".")
     m = results.get("micro")
     if m:
         lines.append("")
@@ -589,18 +655,23 @@ def main():
     ap.add_argument("--close", choices=("client", "server", "rst"), default="client")
     ap.add_argument("--calibration-conns", type=int, default=50)
     ap.add_argument("--smoke", action="store_true",
-                    help="quick: 300 connections, 1 round, baseline + synfin only")
+                    help="quick: 300 connections, 1 round, fresh and full-table namespaces, "
+                         "baseline + synfin --json and --life --json only")
     ap.add_argument("--no-micro", action="store_true")
     ap.add_argument("--out", default=os.path.join(BENCH_BIN, "results.json"))
-    ap.add_argument("--tw-buckets", type=int, default=env_int("BENCH_TW_BUCKETS", 2000000),
-                    help="net.ipv4.tcp_max_tw_buckets in each run's namespace "
-                         "(0: the kernel's default). Once the kernel holds that many TIME_WAIT "
-                         "sockets a close makes none: baseline and tracers then measure "
-                         "another kernel path, and synfin has nothing to follow")
+    ap.add_argument("--conditions", default=os.environ.get("BENCH_CONDITIONS",
+                                                           ",".join(CONDITIONS)),
+                    help="the namespaces to measure in, comma-separated: "
+                         + ", ".join(f"{k} ({v['label']})" for k, v in CONDITIONS.items()))
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.conns, args.seconds, args.calibration_conns = 1, 300, 15, 20
-        args.tw_buckets = 0
+        args.conditions = "fresh,full"
+    conditions = [c for c in args.conditions.split(",") if c]
+    unknown = [c for c in conditions if c not in CONDITIONS]
+    if unknown or not conditions:
+        ap.error(f"unknown condition {unknown[0] if unknown else '(none)'}: "
+                 f"choose from {', '.join(CONDITIONS)}")
     if args.rounds < 1 or args.conns < 1:
         ap.error("--rounds and --conns must be positive")
     if os.geteuid() != 0:
@@ -621,7 +692,7 @@ def main():
                        "date": time.strftime("%Y-%m-%dT%H:%M:%S%z")},
                "tracers": [{k: s.get(k) for k in ("name", "label", "kind", "argv", "unit")}
                            for s in specs],
-               "rounds": [], "counting": {}}
+               "conditions": []}
 
     # First, while the machine is quiet: after the storms the kernel spends a minute expiring
     # hundreds of thousands of TIME_WAIT sockets in softirq, on the same two CPUs.
@@ -629,8 +700,7 @@ def main():
         log("micro-benchmark")
         results["micro"] = run_micro(args.smoke)
 
-    results["env"]["tcp_max_tw_buckets"] = args.tw_buckets
-    run_all(args, specs, results)
+    run_all(args, specs, results, [CONDITIONS[c] for c in conditions])
 
     results["elapsed_s"] = round(time.time() - started, 1)
     results["markdown"] = markdown(results)
@@ -642,51 +712,62 @@ def main():
     return 0
 
 
-def run_all(args, specs, results):
-    """Calibration, the interleaved rounds, then the counting passes."""
+def run_all(args, specs, results, conditions):
+    """Calibration, then per condition the interleaved rounds and the counting passes."""
     with tempfile.TemporaryDirectory(prefix="synfin-bench-") as tmpdir:
         log("calibration: slow run under synfin --json")
         results["calibration"] = calibrate(args.synfin, args, tmpdir)
         log(f"calibration: {results['calibration']}")
-        runs = {s["name"]: [] for s in specs}
-        baseline_by_round = []
-        for rnd in range(args.rounds):
-            order = specs[rnd % len(specs):] + specs[:rnd % len(specs)]
-            this_round = {}
-            for spec in order:
-                res = run_once(spec, args, args.conns)
-                this_round[spec["name"]] = res
-                log(f"round {rnd + 1}/{args.rounds} {spec['name']}: {res['conn_per_s']:,.0f} conn/s"
-                    + (f", cpu {res['cpu_ms_per_1k']:.1f} ms/1k, lost {res['lost']}"
-                       if spec["argv"] else ""))
-            results["rounds"].append(this_round)
-            baseline_by_round.append(this_round["baseline"]["conn_per_s"])
-            for name, res in this_round.items():
-                runs[name].append(res)
-        results["summary"] = {name: summarise(name, r, baseline_by_round)
-                              for name, r in runs.items()}
+        for cond in conditions:
+            res = dict(cond, rounds=[], counting={})
+            run_rounds(args, specs, cond, res)
+            run_counting(args, specs, cond, res, results["calibration"], tmpdir)
+            results["conditions"].append(res)
 
-        # Counting pass: output to a file; BPF run-time statistics on for this pass only.
-        stats_before = None
-        if not args.smoke and os.path.exists(BPF_STATS):
-            with open(BPF_STATS) as f:
-                stats_before = f.read().strip()
-        try:
-            if stats_before is not None:
-                with open(BPF_STATS, "w") as f:
-                    f.write("1")
-            for spec in specs:
-                if not spec["argv"]:
-                    continue
-                res = counting_pass(spec, args, results["calibration"], tmpdir,
-                                    bpf_stats=stats_before is not None)
-                results["counting"][spec["name"]] = res
-                log(f"counting {spec['name']}: expected {res['expected']}, captured "
-                    f"{res['captured']}, lost {res['lost_reported']}")
-        finally:
-            if stats_before is not None:
-                with open(BPF_STATS, "w") as f:
-                    f.write(stats_before)
+
+def run_rounds(args, specs, cond, out):
+    runs = {s["name"]: [] for s in specs}
+    baseline_by_round = []
+    for rnd in range(args.rounds):
+        order = specs[rnd % len(specs):] + specs[:rnd % len(specs)]
+        this_round = {}
+        for spec in order:
+            res = run_once(spec, args, args.conns, cond)
+            this_round[spec["name"]] = res
+            log(f"{cond['name']} round {rnd + 1}/{args.rounds} {spec['name']}: "
+                f"{res['conn_per_s']:,.0f} conn/s"
+                + (f", cpu {res['cpu_ms_per_1k']:.1f} ms/1k, lost {res['lost']}"
+                   if spec["argv"] else ""))
+        out["rounds"].append(this_round)
+        baseline_by_round.append(this_round["baseline"]["conn_per_s"])
+        for name, res in this_round.items():
+            runs[name].append(res)
+    out["summary"] = {name: summarise(name, r, baseline_by_round) for name, r in runs.items()}
+
+
+def run_counting(args, specs, cond, out, calibration, tmpdir):
+    """Output to a file; BPF run-time statistics on for this pass only."""
+    stats_before = None
+    if not args.smoke and os.path.exists(BPF_STATS):
+        with open(BPF_STATS) as f:
+            stats_before = f.read().strip()
+    try:
+        if stats_before is not None:
+            with open(BPF_STATS, "w") as f:
+                f.write("1")
+        for spec in specs:
+            if not spec["argv"]:
+                continue
+            res = counting_pass(spec, args, calibration, tmpdir,
+                                bpf_stats=stats_before is not None, cond=cond)
+            out["counting"][spec["name"]] = res
+            log(f"{cond['name']} counting {spec['name']}: expected {res['expected']}, captured "
+                f"{res['captured']}, lost {res['lost_reported']}"
+                + (f", time_wait {res['time_wait']}" if res.get("time_wait") else ""))
+    finally:
+        if stats_before is not None:
+            with open(BPF_STATS, "w") as f:
+                f.write(stats_before)
 
 
 if __name__ == "__main__":

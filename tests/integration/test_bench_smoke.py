@@ -1,6 +1,9 @@
 """The overhead harness (make bench) in miniature: a few hundred loopback
-connections, one round, no tracer and synfin only. synfin must lose nothing
-and the harness must produce a well-formed table and JSON."""
+connections, one round, no tracer and synfin (--json, --life --json) only, in a
+fresh namespace and in one whose TIME_WAIT table is full (issue 13). synfin must
+lose nothing in either, follow every TIME_WAIT the kernel made to its end, say
+"skipped" exactly as often as the kernel's TCPTimeWaitOverflow counter grew, and
+the harness must produce well-formed tables and JSON."""
 import json
 import os
 import subprocess
@@ -33,6 +36,49 @@ def number(cell):
     return float(cell.split()[0].replace(",", ""))
 
 
+def markdown_tables(markdown):
+    """Each Markdown table's rows (header and rule excluded), in order."""
+    tables, current = [], []
+    for line in markdown.splitlines() + [""]:
+        if line.startswith("|"):
+            current.append(line)
+        elif current:
+            rows = [[c.strip() for c in l.strip("|").split("|")] for l in current]
+            tables.append([r for r in rows[2:] if r and not set(r[0]) <= {"-"}])
+            current = []
+    return tables[:-1]  # the last is the micro-benchmark's
+
+
+def check_condition(name, cond, conns):
+    summary = cond["summary"]
+    assert summary["baseline"]["conn_per_s"]["median"] > 0
+    assert summary["baseline"]["ratio"]["median"] == 1.0
+    for tracer in ("synfin_json", "synfin_life"):
+        s = summary[tracer]
+        assert s["conn_per_s"]["median"] > 0 and s["ratio"]["median"] > 0, (name, tracer)
+        assert s["cpu_ms_per_1k"]["median"] > 0 and s["peak_rss_kib"]["median"] > 0
+        assert s["lost"]["max"] == 0, (name, tracer, s["lost"])
+    for rnd in cond["rounds"]:
+        for tracer, run in rnd.items():
+            assert run["load"]["connections"] == conns, (name, tracer, run["load"])
+            assert run["load"]["errors"] == 0, (name, tracer, run["load"])
+            if tracer != "baseline":
+                assert run["exit"] == 0, (name, tracer, run)
+    for tracer, count in cond["counting"].items():
+        # Zero loss, and every record that is missing counted: written + lost = expected.
+        assert count["lost_reported"] == 0 and count["bad_lines"] == 0, (name, tracer, count)
+        assert count["expected"] > 0 and count["captured"] == count["expected"], (name, count)
+    life = cond["counting"]["synfin_life"]
+    tw = life["time_wait"]
+    # Client-first closes: each connection's client closes into TIME_WAIT once. Every one
+    # is either followed to its end (the namespace's deletion ends them all) or skipped,
+    # exactly as often as the kernel's own counter says it made no mini-socket.
+    assert tw["tw_entered"] + tw["tw_skipped"] == life["load"]["connections"], (name, tw)
+    assert tw["tw_ended"] == tw["tw_entered"], (name, tw)
+    assert tw["tw_skipped"] == life["kernel_tw_skipped"], (name, tw, life["kernel_tw_skipped"])
+    assert life["tw_not_followed"] == 0, (name, life)
+
+
 def test_bench_smoke_loses_nothing_and_reports_well_formed_results():
     require_root()
     assert os.access(SYNFIN, os.X_OK), f"{SYNFIN} not built (make check builds it)"
@@ -45,41 +91,35 @@ def test_bench_smoke_loses_nothing_and_reports_well_formed_results():
         with open(out_json) as f:
             results = json.load(f)
 
-    # The table: one row per tracer, numbers where numbers belong.
-    rows = {r[0]: r for r in table_rows(done.stdout)}
-    assert set(rows) >= {"no tracer", "synfin --json"}, done.stdout
-    for label in ("no tracer", "synfin --json"):
-        assert number(rows[label][1]) > 0, rows[label]  # conn/s
-        assert number(rows[label][2]) > 0, rows[label]  # ratio
-    synfin_row = rows["synfin --json"]
-    assert number(synfin_row[3]) > 0, synfin_row  # CPU ms / 1k conns
-    assert number(synfin_row[4]) > 0, synfin_row  # peak RSS
-    assert synfin_row[5] == "0", synfin_row       # lost in the timed run
+    # The tables: one per condition, one row per tracer, numbers where numbers belong.
+    tables = markdown_tables(done.stdout)
+    assert len(tables) == 2, done.stdout  # fresh and full-table namespaces
+    for table in tables:
+        rows = {r[0]: r for r in table}
+        assert set(rows) >= {"no tracer", "synfin --json", "synfin --life --json"}, done.stdout
+        for label in rows:
+            assert number(rows[label][1]) > 0, rows[label]  # conn/s
+            assert number(rows[label][2]) > 0, rows[label]  # ratio
+        for label in ("synfin --json", "synfin --life --json"):
+            assert number(rows[label][3]) > 0, rows[label]  # CPU ms / 1k conns
+            assert number(rows[label][4]) > 0, rows[label]  # peak RSS
+            assert rows[label][5] == "0", rows[label]       # lost in the timed run
 
-    # The JSON: the same facts, and the counting pass adds up.
-    summary = results["summary"]
-    assert summary["baseline"]["conn_per_s"]["median"] > 0
-    assert summary["baseline"]["ratio"]["median"] == 1.0
-    synfin = summary["synfin_json"]
-    assert synfin["conn_per_s"]["median"] > 0 and synfin["ratio"]["median"] > 0
-    assert synfin["cpu_ms_per_1k"]["median"] > 0
-    assert synfin["peak_rss_kib"]["median"] > 0
-    assert synfin["lost"]["max"] == 0, synfin["lost"]
-    for rnd in results["rounds"]:
-        for name, run in rnd.items():
-            assert run["load"]["connections"] == results["config"]["conns"], (name, run["load"])
-            assert run["load"]["errors"] == 0, (name, run["load"])
-            if name != "baseline":
-                assert run["exit"] == 0, (name, run)
+    # The JSON: the same facts, and the counting passes add up in every condition.
+    conds = {c["name"]: c for c in results["conditions"]}
+    assert set(conds) == {"fresh", "full"}, list(conds)
+    for name, cond in conds.items():
+        check_condition(name, cond, results["config"]["conns"])
+    # A fresh namespace gives every close its mini-socket; a full table gives none.
+    fresh_tw = conds["fresh"]["counting"]["synfin_life"]["time_wait"]
+    full_tw = conds["full"]["counting"]["synfin_life"]["time_wait"]
+    assert fresh_tw["tw_skipped"] == 0 and fresh_tw["tw_entered"] > 0, fresh_tw
+    assert full_tw["tw_entered"] == 0 and full_tw["tw_skipped"] > 0, full_tw
 
     cal = results["calibration"]
     assert cal["lost"] == 0 and cal["connections"] > 0, cal
     # Client-first close on loopback: 5 transitions on each side, 2 lifecycle records.
     assert cal["state_per_conn"] == 10 and cal["conn_per_conn"] == 2, cal
-    count = results["counting"]["synfin_json"]
-    assert count["lost_reported"] == 0, count
-    assert count["bad_lines"] == 0, count
-    assert count["expected"] > 0 and count["captured"] == count["expected"], count
 
     micro = results["micro"]
     assert micro["bytes_per_tracked_conn"] > 0, micro
