@@ -130,7 +130,8 @@ static const struct argp_option option_table[] = {
 	  "Track at most N sockets at once, 16 to 1048576; the oldest are evicted (default "
 	  "65536). Each costs ~400 bytes of memory: 26 MiB by default, 400 MiB at most", 0 },
 	{ "hook", OPT_HOOK, "auto|tp_btf|tracepoint", 0,
-	  "Tracepoint flavour to attach (default auto: probe for tp_btf)", 0 },
+	  "Tracepoint flavour to attach (default auto: probe for tp_btf); with tracepoint, "
+	  "TIME_WAIT is followed through sock_diag, not its timer", 0 },
 	{ "verbose", 'v', NULL, 0, "Show libbpf's debug output and the kernel features found", 0 },
 	{ "help", 'h', NULL, 0, "Show this help", -1 },
 	{ "usage", OPT_USAGE, NULL, 0, "Show a short usage message", -1 },

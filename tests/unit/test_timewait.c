@@ -1,7 +1,12 @@
-/* The TIME_WAIT follower's netlink plumbing that needs no kernel: matching replies to requests. */
+/*
+ * The TIME_WAIT follower's parts that need no kernel: matching netlink replies
+ * to requests, and how the timer path reads a sequence of timer records (the
+ * kernel's side of that is tested against the real kernel in the suite).
+ */
 #include <linux/netlink.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <netinet/in.h>
 #include "check.h"
 #include "timewait.h"
 
@@ -37,8 +42,155 @@ static void stale_replies_are_skipped_by_sequence_number(void)
 	close(sv[1]);
 }
 
+#define MS 1000000ull
+
+struct ends {
+	int n;
+	enum tw_end how;
+	uint64_t at_ns, entered_ns;
+	uint8_t substate;
+};
+
+static void record_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint64_t now_ns)
+{
+	struct ends *got = ctx;
+
+	got->n++;
+	got->how = how;
+	got->at_ns = now_ns;
+	got->entered_ns = e->entered_ns;
+	got->substate = e->substate;
+}
+
+/* A timer record of mini-socket tw for 127.0.0.1:port -> 127.0.0.1:80 in namespace 7. */
+static struct synfin_event tw_event(uint8_t kind, uint64_t tw, uint16_t port, uint64_t ts_ns)
+{
+	struct synfin_event ev = { .ts_ns = ts_ns, .skaddr = tw, .netns = 7, .sport = port,
+				   .dport = 80, .type = SF_EV_TW, .family = AF_INET,
+				   .oldstate = SF_TCP_TIME_WAIT, .newstate = SF_TCP_TIME_WAIT,
+				   .tw_kind = kind };
+
+	ev.saddr[0] = ev.daddr[0] = 127;
+	ev.saddr[3] = ev.daddr[3] = 1;
+	return ev;
+}
+
+/* The connection that closed into it. */
+static struct conn closed_conn(uint16_t port, uint64_t ts_ns)
+{
+	struct synfin_event ev = tw_event(0, 0, port, ts_ns);
+	struct conn c = { .state_ns = ts_ns, .netns = 7, .sport = port, .dport = 80,
+			  .family = AF_INET, .pid = 42 };
+
+	memcpy(c.saddr, ev.saddr, 16);
+	memcpy(c.daddr, ev.daddr, 16);
+	return c;
+}
+
+static void feed(struct tw_table *t, struct ends *got, uint8_t kind, uint64_t tw, uint16_t port,
+		 uint64_t ts_ns)
+{
+	struct synfin_event ev = tw_event(kind, tw, port, ts_ns);
+
+	tw_timer_event(t, &ev, record_end, got);
+}
+
+/* Armed, then the close: followed; expiry ends it then, not when it was read. */
+static void timer_expiry_is_the_natural_end_at_its_moment(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct conn c = closed_conn(1000, 10 * MS);
+
+	feed(t, &got, SF_TW_ARMED, 0xa000, 1000, 10 * MS - 1000);
+	CHECK_INT(tw_add(t, &c), TW_FOLLOWED);
+	CHECK_INT(tw_held(t), 1);
+	feed(t, &got, SF_TW_EXPIRED, 0xa000, 1000, 60010 * MS);
+	CHECK_INT(got.n, 1);
+	CHECK_INT(got.how, TW_END_EXPIRED);
+	CHECK_INT(got.at_ns - got.entered_ns, 60000 * MS);
+	CHECK_INT(tw_held(t), 0);
+	tw_free(t);
+}
+
+/* No arm before the close: the kernel made no mini-socket. */
+static void close_without_arm_is_skipped_by_the_kernel(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct conn c = closed_conn(1001, 10 * MS);
+
+	CHECK_INT(tw_add(t, &c), TW_SKIPPED);
+	CHECK_INT(tw_skipped(t), 1);
+	CHECK_INT(tw_held(t), 0);
+	tw_free(t);
+}
+
+/* A cancel is an end once no re-arm follows; a cancel and an arm is a re-arm (a FIN). */
+static void cancel_ends_early_unless_rearmed(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct conn a = closed_conn(1002, 10 * MS), b = closed_conn(1003, 10 * MS);
+
+	feed(t, &got, SF_TW_ARMED, 0xa002, 1002, 10 * MS);
+	feed(t, &got, SF_TW_ARMED, 0xa003, 1003, 10 * MS);
+	tw_add(t, &a);
+	tw_add(t, &b);
+	feed(t, &got, SF_TW_CANCELED, 0xa002, 1002, 500 * MS);
+	feed(t, &got, SF_TW_CANCELED, 0xa003, 1003, 500 * MS);
+	feed(t, &got, SF_TW_ARMED, 0xa003, 1003, 500 * MS + 3000);
+	tw_poll(t, 505 * MS, record_end, &got);
+	CHECK_INT(got.n, 0); /* too soon to tell */
+	tw_poll(t, 600 * MS, record_end, &got);
+	CHECK_INT(got.n, 1);
+	CHECK_INT(got.how, TW_END_EARLY);
+	CHECK_INT(got.at_ns, 500 * MS); /* when it was cancelled */
+	CHECK_INT(tw_held(t), 1);       /* the re-armed one goes on */
+	tw_free(t);
+}
+
+/* The tuple's next mini-socket: its previous one ended (reused) even if its cancel was not seen. */
+static void new_mini_socket_on_the_tuple_ends_the_old(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct conn c1 = closed_conn(1004, 10 * MS), c2 = closed_conn(1004, 900 * MS);
+
+	feed(t, &got, SF_TW_ARMED, 0xa004, 1004, 10 * MS);
+	tw_add(t, &c1);
+	feed(t, &got, SF_TW_ARMED, 0xb004, 1004, 900 * MS);
+	CHECK_INT(got.n, 1);
+	CHECK_INT(got.how, TW_END_EARLY);
+	CHECK_INT(tw_add(t, &c2), TW_FOLLOWED);
+	CHECK_INT(tw_held(t), 1);
+	tw_free(t);
+}
+
+/* Our table full: arms refused are counted, and the closes not called skipped. */
+static void full_table_counts_instead_of_guessing(void)
+{
+	struct tw_table *t = tw_new(2, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+
+	for (uint16_t p = 2000; p < 2004; p++) {
+		struct conn c = closed_conn(p, 10 * MS + p);
+
+		feed(t, &got, SF_TW_ARMED, 0xc000 + p, p, 10 * MS + p - 1);
+		tw_add(t, &c);
+	}
+	CHECK_INT(tw_held(t), 2);
+	CHECK_INT(tw_skipped(t), 0);
+	CHECK_INT(tw_untracked(t), 2);
+	tw_free(t);
+}
+
 int main(void)
 {
 	RUN(stale_replies_are_skipped_by_sequence_number);
+	RUN(timer_expiry_is_the_natural_end_at_its_moment);
+	RUN(close_without_arm_is_skipped_by_the_kernel);
+	RUN(cancel_ends_early_unless_rearmed);
+	RUN(new_mini_socket_on_the_tuple_ends_the_old);
+	RUN(full_table_counts_instead_of_guessing);
 	return check_summary("unit/timewait");
 }
