@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#include "bigmem.h"
 #include "index.h"
 
 #define FIRST_LOOK_NS 50000000ull   /* confirm soon after the close */
@@ -59,6 +60,7 @@ struct netns_sock {
 struct tw_table {
 	enum tw_mode mode;
 	uint32_t cap, used, nfree;
+	uint32_t fresh; /* entries [fresh, cap) never used yet: taken in order, pages touched as used */
 	uint64_t untracked, skipped;
 	uint32_t attached;     /* TW_VIA_TIMERS: entries with their connection */
 	uint64_t refused_ns;   /* TW_VIA_TIMERS: the last arm the full table refused */
@@ -110,16 +112,14 @@ struct tw_table *tw_new(uint32_t cap, enum tw_mode mode)
 	if (!t)
 		return NULL;
 	t->mode = mode;
-	t->entries = calloc(cap, sizeof(*t->entries));
-	t->free = calloc(cap, sizeof(*t->free));
+	t->cap = cap;
+	t->entries = big_zalloc((size_t)cap * sizeof(*t->entries));
+	t->free = big_zalloc((size_t)cap * sizeof(*t->free));
 	if (!t->entries || !t->free ||
 	    index_init(&t->by_key, 2 * cap, t->entries, sizeof(*t->entries), entry_key)) {
 		tw_free(t);
 		return NULL;
 	}
-	t->cap = t->nfree = cap;
-	for (uint32_t i = 0; i < cap; i++)
-		t->free[i] = cap - 1 - i;
 	t->self_netns = netns_inode("/proc/self/ns/net");
 	return t;
 }
@@ -145,8 +145,8 @@ void tw_free(struct tw_table *t)
 	close_netns_socks(t);
 	index_free(&t->by_key);
 	free(t->cancels);
-	free(t->free);
-	free(t->entries);
+	big_free(t->free, (size_t)t->cap * sizeof(*t->free));
+	big_free(t->entries, (size_t)t->cap * sizeof(*t->entries));
 	free(t);
 }
 
@@ -156,7 +156,7 @@ uint32_t tw_held(const struct tw_table *t)
 
 	if (t->mode == TW_VIA_TIMERS)
 		return t->attached;
-	for (uint32_t i = 0; i < t->cap; i++)
+	for (uint32_t i = 0; i < t->fresh; i++)
 		n += t->entries[i].in_use && t->entries[i].substate;
 	return n;
 }
@@ -185,9 +185,14 @@ static bool over_rate(struct tw_table *t, uint64_t now_ns)
 	return ++t->added_this_second > TW_MAX_NEW_PER_SECOND;
 }
 
+static bool has_free(const struct tw_table *t)
+{
+	return t->nfree || t->fresh < t->cap;
+}
+
 static struct tw_entry *new_entry(struct tw_table *t)
 {
-	struct tw_entry *e = &t->entries[t->free[--t->nfree]];
+	struct tw_entry *e = &t->entries[t->nfree ? t->free[--t->nfree] : t->fresh++];
 
 	memset(e, 0, sizeof(*e));
 	e->in_use = 1;
@@ -228,7 +233,7 @@ static enum tw_fate add_diag(struct tw_table *t, const struct conn *c)
 {
 	struct tw_entry *e;
 
-	if (!t->nfree || over_rate(t, c->state_ns)) {
+	if (!has_free(t) || over_rate(t, c->state_ns)) {
 		t->untracked++;
 		return TW_UNTRACKED;
 	}
@@ -697,7 +702,7 @@ static bool mark_reachable(void *ctx, uint32_t inode, const char *path)
 static void end_namespace(struct tw_table *t, uint32_t netns, uint64_t now_ns, tw_end_fn fn,
 			  void *ctx)
 {
-	for (uint32_t i = 0; i < t->cap && t->used; i++) {
+	for (uint32_t i = 0; i < t->fresh && t->used; i++) {
 		struct tw_entry *e = &t->entries[i];
 
 		if (e->in_use && e->netns == netns)
@@ -738,7 +743,7 @@ static void close_unfollowed_socks(struct tw_table *t)
 
 	for (uint32_t i = 0; i < t->nsocks; i++)
 		t->socks[i].followed = false;
-	for (uint32_t i = 0; i < t->cap && marked < t->nsocks; i++) {
+	for (uint32_t i = 0; i < t->fresh && marked < t->nsocks; i++) {
 		const struct tw_entry *e = &t->entries[i];
 
 		if (!e->in_use)
@@ -775,7 +780,7 @@ static void on_armed(struct tw_table *t, const struct synfin_event *ev)
 {
 	struct tw_entry *e;
 
-	if (!t->nfree || !index_has_room(&t->by_key)) {
+	if (!has_free(t) || !index_has_room(&t->by_key)) {
 		t->refused_ns = ev->ts_ns;
 		return;
 	}
@@ -866,7 +871,7 @@ void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
 		return;
 	}
 	end_gone_namespaces(t, now_ns, fn, ctx);
-	for (uint32_t i = 0; i < t->cap; i++) {
+	for (uint32_t i = 0; i < t->fresh; i++) {
 		struct tw_entry *e = &t->entries[i];
 
 		if (e->in_use && e->next_check_ns <= now_ns)

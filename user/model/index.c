@@ -1,4 +1,5 @@
 #include "index.h"
+#include "bigmem.h"
 #include <stdlib.h>
 
 static uint64_t key_at(const struct index *ix, uint32_t slot)
@@ -24,13 +25,14 @@ int index_init(struct index *ix, uint32_t min_slots, const void *pool, size_t st
 	ix->pool = pool;
 	ix->stride = stride;
 	ix->key_of = key_of;
-	ix->slots = calloc(nslots, sizeof(*ix->slots));
+	ix->slots = big_zalloc((size_t)nslots * sizeof(*ix->slots));
 	return ix->slots ? 0 : -1;
 }
 
 void index_free(struct index *ix)
 {
-	free(ix->slots);
+	if (ix->slots)
+		big_free(ix->slots, ((size_t)ix->mask + 1) * sizeof(*ix->slots));
 	ix->slots = NULL;
 }
 
