@@ -24,6 +24,35 @@ static __always_inline bool is_tw_timer(const struct timer_list *timer)
 	return (const void *)timer->function == &tw_timer_handler;
 }
 
+/*
+ * Mini-sockets armed before synfin started are nobody's to follow, and there
+ * can be hundreds of thousands (a busy namespace): their ends, which come in
+ * bursts (a namespace purged at once, a timer-wheel bucket expiring at once),
+ * must not fill the rings. start_jiffies: jiffies when the first timer armed
+ * after attach (any timer: within microseconds). tw_timeout_jiffies: the
+ * shortest mini-socket timeout armed since (TCP_TIMEWAIT_LEN, or less for a
+ * FIN_WAIT2 substate with a short tcp_fin_timeout: the shortest keeps the
+ * test on the safe side). A timer due before start + timeout was armed
+ * before start.
+ */
+__u64 start_jiffies = 0;
+__u64 tw_timeout_jiffies = 0;
+
+static __always_inline bool armed_before_start(const struct timer_list *timer)
+{
+	__u64 timeout = tw_timeout_jiffies;
+
+	return !timeout || timer->expires - timeout < start_jiffies;
+}
+
+static __always_inline void learn_timeout(const struct timer_list *timer)
+{
+	__u64 timeout = timer->expires - bpf_jiffies64();
+
+	if (!tw_timeout_jiffies || timeout < tw_timeout_jiffies)
+		tw_timeout_jiffies = timeout;
+}
+
 static __always_inline void read_tw_tuple(const struct inet_timewait_sock *tw,
 					  struct synfin_event *e)
 {
@@ -71,19 +100,24 @@ static __always_inline int emit_tw(const struct timer_list *timer, __u8 kind)
 SEC("tp_btf/timer_start")
 int BPF_PROG(tw_timer_start, struct timer_list *timer)
 {
-	return is_tw_timer(timer) ? emit_tw(timer, SF_TW_ARMED) : 0;
+	if (!start_jiffies)
+		start_jiffies = bpf_jiffies64();
+	if (!is_tw_timer(timer))
+		return 0;
+	learn_timeout(timer);
+	return emit_tw(timer, SF_TW_ARMED);
 }
 
 SEC("tp_btf/timer_expire_entry")
 int BPF_PROG(tw_timer_expire, struct timer_list *timer)
 {
-	return is_tw_timer(timer) ? emit_tw(timer, SF_TW_EXPIRED) : 0;
+	return is_tw_timer(timer) && !armed_before_start(timer) ? emit_tw(timer, SF_TW_EXPIRED) : 0;
 }
 
 SEC("tp_btf/timer_cancel")
 int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 {
-	return is_tw_timer(timer) ? emit_tw(timer, SF_TW_CANCELED) : 0;
+	return is_tw_timer(timer) && !armed_before_start(timer) ? emit_tw(timer, SF_TW_CANCELED) : 0;
 }
 
 #endif

@@ -167,7 +167,7 @@ static void on_conn_ended(struct app *app, const struct conn *c, uint64_t ts_ns)
 
 	if (time_wait_name(c) && tw_add(app->tw, c) == TW_SKIPPED) {
 		skipped = *c;
-		skipped.flags |= CONN_TW_SKIPPED;
+		conn_mark_tw_skipped(&skipped);
 		c = &skipped;
 	}
 	if (app->flows && flows_hold_conn(app->flows, c, ts_ns))

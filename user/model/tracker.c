@@ -351,6 +351,13 @@ uint8_t conn_last_state(const struct conn *c)
 	return 0;
 }
 
+void conn_mark_tw_skipped(struct conn *c)
+{
+	c->flags |= CONN_TW_SKIPPED;
+	if (c->nstates && c->states[c->nstates - 1] == SF_TCP_TIME_WAIT)
+		c->nstates--;
+}
+
 enum conn_outcome conn_outcome(const struct conn *c)
 {
 	uint8_t last = conn_last_state(c);

@@ -106,6 +106,8 @@ int64_t conn_tx_bytes(const struct conn *c);
 int64_t conn_rx_bytes(const struct conn *c);
 /* The state the connection was in just before CLOSE (TIME_WAIT excluded). */
 uint8_t conn_last_state(const struct conn *c);
+/* The kernel made no time-wait socket for this close (its table full): no TIME_WAIT state. */
+void conn_mark_tw_skipped(struct conn *c);
 
 /* Calls fn for each tracked connection sitting in one of the `watched`
  * states (bit per state) for longer than min_ns, once per state entered. */
