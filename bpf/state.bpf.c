@@ -349,11 +349,11 @@ static __always_inline void read_close(const struct sock *sk, const struct tcp_s
 #define CPU_RING_RESERVE_TRIES 4
 
 /*
- * Reserves this CPU's next slot: NULL (counted lost) when the ring is full.
+ * Reserves this CPU's next slot: NULL (counted in lost_counter) when the ring is full.
  * A compare-and-swap rather than a plain store, so that a run nesting on this
  * CPU takes the next slot instead of the same one (see synfin.h).
  */
-static __always_inline struct synfin_event *cpu_ring_reserve(void)
+static __always_inline struct synfin_event *cpu_ring_reserve(__u32 lost_counter)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct synfin_cpu_ring *r = bpf_map_lookup_elem(&cpu_rings, &cpu);
@@ -370,7 +370,7 @@ static __always_inline struct synfin_event *cpu_ring_reserve(void)
 		reserved = __sync_val_compare_and_swap(&r->head, head, head + 1) == head;
 	}
 	if (!reserved) {
-		count(SF_CNT_LOST);
+		count(lost_counter);
 		return NULL;
 	}
 	/*
@@ -510,7 +510,7 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	t.oldstate = oldstate;
 	t.newstate = newstate;
 	t.ts_ns = bpf_ktime_get_ns();
-	e = cpu_ring_reserve();
+	e = cpu_ring_reserve(SF_CNT_LOST);
 	if (!e)
 		return 0;
 	fill_record(e, &t, btf, &owner);

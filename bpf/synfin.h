@@ -75,7 +75,8 @@ enum synfin_close_flag {
 /* Indexes of the per-CPU counter array. */
 enum synfin_counter {
 	SF_CNT_EMITTED = 0, /* records committed to the ring buffer */
-	SF_CNT_LOST,        /* ring buffer full: record dropped */
+	SF_CNT_LOST,        /* ring buffer full: state record dropped */
+	SF_CNT_TW_LOST,     /* ring buffer full: SF_EV_TW record dropped */
 	SF_CNT_MAX,
 };
 

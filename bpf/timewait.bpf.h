@@ -79,7 +79,7 @@ static __always_inline int emit_tw(const struct timer_list *timer, __u8 kind)
 	if ((filter_family && family != filter_family) || !ports_match(sport, dport) ||
 	    (filter_netns && netns != filter_netns))
 		return 0;
-	e = cpu_ring_reserve();
+	e = cpu_ring_reserve(SF_CNT_TW_LOST);
 	if (!e)
 		return 0;
 	__builtin_memset(e, 0, sizeof(*e)); /* ts_ns 0 too: unpublished until stamped */

@@ -370,6 +370,7 @@ static void print_exit_summary(struct app *app)
 	uint64_t evicted = tracker_evicted(app->tracker);
 	uint32_t held = tw_held(app->tw);
 	uint64_t untracked = tw_untracked(app->tw), skipped = tw_skipped(app->tw);
+	struct tracer_counts n;
 
 	if (app->lost_seen > app->skipped_seen)
 		fprintf(stderr, "synfin: %llu events lost (ring buffer full): try a larger "
@@ -384,6 +385,10 @@ static void print_exit_summary(struct app *app)
 			(unsigned long long)evicted);
 	if (held)
 		fprintf(stderr, "synfin: %u connections in TIME_WAIT at exit\n", held);
+	if (!tracer_counters(&app->tracer, &n) && n.tw_lost)
+		fprintf(stderr, "synfin: %llu TIME_WAIT timer records lost (ring buffer full): those "
+				"TIME_WAIT ends are reported unseen; try a larger --ringbuf-size\n",
+			(unsigned long long)n.tw_lost);
 	if (skipped)
 		fprintf(stderr, "synfin: %llu connections got no TIME_WAIT: the kernel's table was "
 				"full (net.ipv4.tcp_max_tw_buckets)\n", (unsigned long long)skipped);

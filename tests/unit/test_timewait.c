@@ -184,6 +184,24 @@ static void full_table_counts_instead_of_guessing(void)
 	tw_free(t);
 }
 
+/* An end whose record was lost: reported unseen once it is long overdue, not held for ever. */
+static void end_never_seen_is_reported_unseen_when_overdue(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct conn c = closed_conn(1005, 10 * MS);
+
+	feed(t, &got, SF_TW_ARMED, 0xa005, 1005, 10 * MS);
+	tw_add(t, &c);
+	tw_poll(t, 120010 * MS, record_end, &got);
+	CHECK_INT(got.n, 0); /* a FIN_WAIT2 substate may still be running */
+	tw_poll(t, 190010 * MS, record_end, &got);
+	CHECK_INT(got.n, 1);
+	CHECK_INT(got.how, TW_END_UNSEEN);
+	CHECK_INT(tw_held(t), 0);
+	tw_free(t);
+}
+
 int main(void)
 {
 	RUN(stale_replies_are_skipped_by_sequence_number);
@@ -192,5 +210,6 @@ int main(void)
 	RUN(cancel_ends_early_unless_rearmed);
 	RUN(new_mini_socket_on_the_tuple_ends_the_old);
 	RUN(full_table_counts_instead_of_guessing);
+	RUN(end_never_seen_is_reported_unseen_when_overdue);
 	return check_summary("unit/timewait");
 }

@@ -40,6 +40,12 @@
  * the kernel's, microseconds apart). Waiting this long settles which.
  */
 #define REARM_WAIT_NS 20000000ull
+/*
+ * A followed mini-socket whose end never came (its record lost with a full
+ * ring): a TIME_WAIT lasts TCP_TIMEWAIT_LEN, a FIN_WAIT2 substate up to
+ * tcp_fin_timeout more, plus the timer wheel's slack; past this it is "unseen".
+ */
+#define END_NOT_SEEN_NS 180000000000ull
 /* After our table refused an arm, a close with no arm may be that one: not "skipped". */
 #define FULL_TABLE_DOUBT_NS 1000000000ull
 
@@ -65,6 +71,9 @@ struct tw_table {
 	uint32_t attached;     /* TW_VIA_TIMERS: entries with their connection */
 	uint64_t refused_ns;   /* TW_VIA_TIMERS: the last arm the full table refused */
 	uint32_t *cancels;     /* TW_VIA_TIMERS: entries whose timer was cancelled, to settle */
+	/* TW_VIA_TIMERS: entries in the order they were attached, to find ends never seen */
+	struct aged { uint32_t idx; uint64_t entered_ns; } *aged;
+	uint32_t aged_cap, aged_first, aged_count;
 	uint32_t ncancels, cancels_cap;
 	uint32_t seq;
 	uint32_t self_netns;
@@ -113,9 +122,11 @@ struct tw_table *tw_new(uint32_t cap, enum tw_mode mode)
 		return NULL;
 	t->mode = mode;
 	t->cap = cap;
+	t->aged_cap = mode == TW_VIA_TIMERS ? 2 * cap : 0;
+	t->aged = t->aged_cap ? big_zalloc((size_t)t->aged_cap * sizeof(*t->aged)) : NULL;
 	t->entries = big_zalloc((size_t)cap * sizeof(*t->entries));
 	t->free = big_zalloc((size_t)cap * sizeof(*t->free));
-	if (!t->entries || !t->free ||
+	if (!t->entries || !t->free || (t->aged_cap && !t->aged) ||
 	    index_init(&t->by_key, 2 * cap, t->entries, sizeof(*t->entries), entry_key)) {
 		tw_free(t);
 		return NULL;
@@ -145,6 +156,7 @@ void tw_free(struct tw_table *t)
 	close_netns_socks(t);
 	index_free(&t->by_key);
 	free(t->cancels);
+	big_free(t->aged, (size_t)t->aged_cap * sizeof(*t->aged));
 	big_free(t->free, (size_t)t->cap * sizeof(*t->free));
 	big_free(t->entries, (size_t)t->cap * sizeof(*t->entries));
 	free(t);
@@ -250,6 +262,15 @@ static enum tw_fate add_diag(struct tw_table *t, const struct conn *c)
 	return TW_FOLLOWED;
 }
 
+/* Past aged_cap waiting at once (ends came early, in bulk), an entry is not watched for. */
+static void remember_age(struct tw_table *t, const struct tw_entry *e)
+{
+	if (t->aged_count == t->aged_cap)
+		return;
+	t->aged[(t->aged_first + t->aged_count++) % t->aged_cap] =
+		(struct aged){ (uint32_t)(e - t->entries), e->entered_ns };
+}
+
 /* The mini-socket was armed just before this CLOSE: attach the connection to it. */
 static enum tw_fate add_timed(struct tw_table *t, const struct conn *c)
 {
@@ -260,6 +281,7 @@ static enum tw_fate add_timed(struct tw_table *t, const struct conn *c)
 		copy_conn(e, c);
 		e->attached = 1;
 		t->attached++;
+		remember_age(t, e);
 		return TW_FOLLOWED;
 	}
 	if (t->refused_ns && c->state_ns - t->refused_ns < FULL_TABLE_DOUBT_NS) {
@@ -834,6 +856,23 @@ void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn
 	}
 }
 
+/* The oldest followed entries whose end should long have come: their records were lost. */
+static void end_unseen(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
+{
+	while (t->aged_count) {
+		const struct aged *a = &t->aged[t->aged_first];
+		struct tw_entry *e = &t->entries[a->idx];
+		bool same = e->in_use && e->attached && e->entered_ns == a->entered_ns;
+
+		if (same && now_ns - a->entered_ns < END_NOT_SEEN_NS)
+			return;
+		if (same)
+			finish(t, e, TW_END_UNSEEN, now_ns, fn, ctx);
+		t->aged_first = (t->aged_first + 1) % t->aged_cap;
+		t->aged_count--;
+	}
+}
+
 /* Cancels not followed by an arm within REARM_WAIT_NS were ends. */
 static void settle_cancels(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
 {
@@ -862,6 +901,7 @@ void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
 {
 	if (t->mode == TW_VIA_TIMERS) {
 		settle_cancels(t, now_ns, fn, ctx);
+		end_unseen(t, now_ns, fn, ctx);
 		return;
 	}
 	if (t->fatal)

@@ -360,5 +360,10 @@ int tracer_counters(struct tracer *t, struct tracer_counts *c)
 	c->skipped = recursion_misses(t->skel->progs.set_state_btf) +
 		     recursion_misses(t->skel->progs.set_state_tp);
 	c->lost = totals[SF_CNT_LOST] + c->skipped;
+	c->tw_lost = totals[SF_CNT_TW_LOST];
+	if (t->tw_timers)
+		c->tw_lost += recursion_misses(t->skel->progs.tw_timer_start) +
+			      recursion_misses(t->skel->progs.tw_timer_expire) +
+			      recursion_misses(t->skel->progs.tw_timer_cancel);
 	return 0;
 }

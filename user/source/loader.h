@@ -28,6 +28,9 @@ int percpu_array_sum(int map_fd, uint32_t nkeys, uint64_t *sums);
  * its recursion guard: counted in bpf_prog_info, not by the program). */
 struct tracer_counts {
 	uint64_t emitted, lost, skipped;
+	/* SF_EV_TW records lost (ring full, or runs the kernel skipped): apart from the
+	 * state records', which are the primary data the others are counted against */
+	uint64_t tw_lost;
 };
 
 int tracer_counters(struct tracer *t, struct tracer_counts *c);
