@@ -136,6 +136,11 @@ struct result {
 	uint64_t events, ns;
 };
 
+static void ignore_tw_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint64_t now_ns)
+{
+	(void)ctx, (void)e, (void)how, (void)now_ns;
+}
+
 static struct result run_mode(enum mode m, uint64_t conns, int devnull)
 {
 	static struct output out;
@@ -165,7 +170,7 @@ static struct result run_mode(enum mode m, uint64_t conns, int devnull)
 			if (m == M_TRACKER)
 				continue;
 			if (tw && tr.ended && time_wait_name(tr.ended))
-				tw_add(tw, tr.ended);
+				tw_add(tw, tr.ended, ignore_tw_end, NULL);
 			sinks_state(&sinks, &chunk[i], &tr);
 			if (tr.ended) {
 				lifecycle_of(&l, tr.ended, NULL, false);

@@ -396,6 +396,9 @@ static __always_inline void cpu_ring_submit(struct synfin_event *e, __u64 ts_ns)
 	count(SF_CNT_EMITTED);
 }
 
+/* The time-wait mini-socket's programs and map: they use the rings and filters above. */
+#include "timewait.bpf.h"
+
 /*
  * The local port. inet_num is 0 once the socket has left its bind bucket
  * (at CLOSE), inet_sport until listen()/connect() publish it: take whichever
@@ -514,6 +517,8 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	if (!e)
 		return 0;
 	fill_record(e, &t, btf, &owner);
+	if (e->close_flags & (SF_CLOSE_TIME_WAIT | SF_CLOSE_TW_FIN_WAIT2) && tw_was_armed(e))
+		e->close_flags |= SF_CLOSE_TW_MADE;
 	cpu_ring_submit(e, t.ts_ns);
 	return 0;
 }
@@ -539,5 +544,3 @@ int set_state_tp(struct trace_event_raw_inet_sock_set_state *ctx)
 	return handle_set_state(sk, (const struct tcp_sock *)sk, false, ctx->oldstate,
 				ctx->newstate);
 }
-
-#include "timewait.bpf.h"

@@ -70,6 +70,12 @@ enum synfin_close_flag {
 	 * which enters TIME_WAIT when that FIN comes.
 	 */
 	SF_CLOSE_TW_FIN_WAIT2 = 1 << 3,
+	/*
+	 * With either of the two above: the mini-socket's timer was armed for this
+	 * tuple just before (bpf/timewait.bpf.h). Without it, and with the timer
+	 * programs attached, the kernel made no mini-socket (its table full).
+	 */
+	SF_CLOSE_TW_MADE = 1 << 4,
 };
 
 /* Indexes of the per-CPU counter array. */

@@ -65,35 +65,83 @@ static __always_inline void read_tw_tuple(const struct inet_timewait_sock *tw,
 	}
 }
 
+/*
+ * Tuples whose mini-socket was just armed, for the CLOSE of the socket it
+ * replaces to find (SF_CLOSE_TW_MADE): in the kernel, because the two records
+ * can reach user space out of order when the task moved to another CPU in
+ * between. An entry lives microseconds (the CLOSE deletes it); LRU for any
+ * whose CLOSE is filtered out.
+ */
+struct tw_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 netns;
+	__u16 sport;
+	__u16 dport;
+	__u32 family;
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 4096);
+	__type(key, struct tw_key);
+	__type(value, __u8);
+} tw_armed SEC(".maps");
+
+static __always_inline void tw_key_of(const struct synfin_event *e, struct tw_key *k)
+{
+	__builtin_memcpy(k->saddr, e->saddr, 16);
+	__builtin_memcpy(k->daddr, e->daddr, 16);
+	k->netns = e->netns;
+	k->sport = e->sport;
+	k->dport = e->dport;
+	k->family = e->family;
+}
+
+static __always_inline void note_armed(const struct synfin_event *e)
+{
+	struct tw_key k;
+	__u8 one = 1;
+
+	tw_key_of(e, &k);
+	bpf_map_update_elem(&tw_armed, &k, &one, BPF_ANY);
+}
+
+/* At the CLOSE that hands over to a mini-socket (record e filled): was one armed? */
+static __always_inline bool tw_was_armed(const struct synfin_event *e)
+{
+	struct tw_key k;
+
+	tw_key_of(e, &k);
+	return bpf_map_delete_elem(&tw_armed, &k) == 0;
+}
+
 static __always_inline int emit_tw(const struct timer_list *timer, __u8 kind)
 {
 	const struct inet_timewait_sock *tw =
 		(const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
-	__u16 family = BPF_CORE_READ(tw, __tw_common.skc_family);
-	__u16 sport = BPF_CORE_READ(tw, __tw_common.skc_num);
-	__u16 dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
-	__u32 netns = BPF_CORE_READ(tw, __tw_common.skc_net.net, ns.inum);
-	__u64 ts = bpf_ktime_get_ns();
-	struct synfin_event *e;
+	struct synfin_event rec = {}, *e;
 
-	if ((filter_family && family != filter_family) || !ports_match(sport, dport) ||
-	    (filter_netns && netns != filter_netns))
+	rec.family = BPF_CORE_READ(tw, __tw_common.skc_family);
+	rec.sport = BPF_CORE_READ(tw, __tw_common.skc_num);
+	rec.dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
+	rec.netns = BPF_CORE_READ(tw, __tw_common.skc_net.net, ns.inum);
+	if ((filter_family && rec.family != filter_family) || !ports_match(rec.sport, rec.dport) ||
+	    (filter_netns && rec.netns != filter_netns))
 		return 0;
+	read_tw_tuple(tw, &rec);
+	rec.skaddr = (__u64)tw;
+	rec.type = SF_EV_TW;
+	rec.oldstate = SF_TCP_TIME_WAIT;
+	rec.newstate = BPF_CORE_READ(tw, tw_substate);
+	rec.tw_kind = kind;
+	if (kind == SF_TW_ARMED)
+		note_armed(&rec); /* whether or not the ring has room for the record */
 	e = cpu_ring_reserve(SF_CNT_TW_LOST);
 	if (!e)
 		return 0;
-	__builtin_memset(e, 0, sizeof(*e)); /* ts_ns 0 too: unpublished until stamped */
-	e->skaddr = (__u64)tw;
-	e->family = family;
-	read_tw_tuple(tw, e);
-	e->netns = netns;
-	e->sport = sport;
-	e->dport = dport;
-	e->type = SF_EV_TW;
-	e->oldstate = SF_TCP_TIME_WAIT;
-	e->newstate = BPF_CORE_READ(tw, tw_substate);
-	e->tw_kind = kind;
-	cpu_ring_submit(e, ts);
+	__builtin_memcpy(e, &rec, sizeof(rec)); /* ts_ns 0: unpublished until stamped */
+	cpu_ring_submit(e, bpf_ktime_get_ns());
 	return 0;
 }
 

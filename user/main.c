@@ -165,7 +165,7 @@ static void on_conn_ended(struct app *app, const struct conn *c, uint64_t ts_ns)
 	struct lifecycle l;
 	struct conn skipped;
 
-	if (time_wait_name(c) && tw_add(app->tw, c) == TW_SKIPPED) {
+	if (time_wait_name(c) && tw_add(app->tw, c, on_tw_end, app) == TW_SKIPPED) {
 		skipped = *c;
 		conn_mark_tw_skipped(&skipped);
 		c = &skipped;

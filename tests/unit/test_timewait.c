@@ -80,7 +80,8 @@ static struct conn closed_conn(uint16_t port, uint64_t ts_ns)
 {
 	struct synfin_event ev = tw_event(0, 0, port, ts_ns);
 	struct conn c = { .state_ns = ts_ns, .netns = 7, .sport = port, .dport = 80,
-			  .family = AF_INET, .pid = 42 };
+			  .family = AF_INET, .pid = 42,
+			  .close_flags = SF_CLOSE_TIME_WAIT | SF_CLOSE_TW_MADE };
 
 	memcpy(c.saddr, ev.saddr, 16);
 	memcpy(c.daddr, ev.daddr, 16);
@@ -103,7 +104,7 @@ static void timer_expiry_is_the_natural_end_at_its_moment(void)
 	struct conn c = closed_conn(1000, 10 * MS);
 
 	feed(t, &got, SF_TW_ARMED, 0xa000, 1000, 10 * MS - 1000);
-	CHECK_INT(tw_add(t, &c), TW_FOLLOWED);
+	CHECK_INT(tw_add(t, &c, record_end, &got), TW_FOLLOWED);
 	CHECK_INT(tw_held(t), 1);
 	feed(t, &got, SF_TW_EXPIRED, 0xa000, 1000, 60010 * MS);
 	CHECK_INT(got.n, 1);
@@ -113,13 +114,15 @@ static void timer_expiry_is_the_natural_end_at_its_moment(void)
 	tw_free(t);
 }
 
-/* No arm before the close: the kernel made no mini-socket. */
+/* The kernel armed no mini-socket for the close (the BPF program's flag): skipped. */
 static void close_without_arm_is_skipped_by_the_kernel(void)
 {
 	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
 	struct conn c = closed_conn(1001, 10 * MS);
 
-	CHECK_INT(tw_add(t, &c), TW_SKIPPED);
+	c.close_flags &= (uint8_t)~SF_CLOSE_TW_MADE;
+	CHECK_INT(tw_add(t, &c, record_end, &got), TW_SKIPPED);
 	CHECK_INT(tw_skipped(t), 1);
 	CHECK_INT(tw_held(t), 0);
 	tw_free(t);
@@ -134,8 +137,8 @@ static void cancel_ends_early_unless_rearmed(void)
 
 	feed(t, &got, SF_TW_ARMED, 0xa002, 1002, 10 * MS);
 	feed(t, &got, SF_TW_ARMED, 0xa003, 1003, 10 * MS);
-	tw_add(t, &a);
-	tw_add(t, &b);
+	tw_add(t, &a, record_end, &got);
+	tw_add(t, &b, record_end, &got);
 	feed(t, &got, SF_TW_CANCELED, 0xa002, 1002, 500 * MS);
 	feed(t, &got, SF_TW_CANCELED, 0xa003, 1003, 500 * MS);
 	feed(t, &got, SF_TW_ARMED, 0xa003, 1003, 500 * MS + 3000);
@@ -157,11 +160,11 @@ static void new_mini_socket_on_the_tuple_ends_the_old(void)
 	struct conn c1 = closed_conn(1004, 10 * MS), c2 = closed_conn(1004, 900 * MS);
 
 	feed(t, &got, SF_TW_ARMED, 0xa004, 1004, 10 * MS);
-	tw_add(t, &c1);
+	tw_add(t, &c1, record_end, &got);
 	feed(t, &got, SF_TW_ARMED, 0xb004, 1004, 900 * MS);
 	CHECK_INT(got.n, 1);
 	CHECK_INT(got.how, TW_END_EARLY);
-	CHECK_INT(tw_add(t, &c2), TW_FOLLOWED);
+	CHECK_INT(tw_add(t, &c2, record_end, &got), TW_FOLLOWED);
 	CHECK_INT(tw_held(t), 1);
 	tw_free(t);
 }
@@ -176,11 +179,27 @@ static void full_table_counts_instead_of_guessing(void)
 		struct conn c = closed_conn(p, 10 * MS + p);
 
 		feed(t, &got, SF_TW_ARMED, 0xc000 + p, p, 10 * MS + p - 1);
-		tw_add(t, &c);
+		tw_add(t, &c, record_end, &got);
 	}
 	CHECK_INT(tw_held(t), 2);
 	CHECK_INT(tw_skipped(t), 0);
 	CHECK_INT(tw_untracked(t), 2);
+	tw_free(t);
+}
+
+/* The arm record after the close (the task moved CPUs in between): followed all the same. */
+static void arm_after_its_close_is_followed(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct conn c = closed_conn(1006, 10 * MS);
+
+	CHECK_INT(tw_add(t, &c, record_end, &got), TW_FOLLOWED);
+	feed(t, &got, SF_TW_ARMED, 0xa006, 1006, 10 * MS - 500);
+	CHECK_INT(tw_held(t), 1);
+	feed(t, &got, SF_TW_EXPIRED, 0xa006, 1006, 60010 * MS);
+	CHECK_INT(got.n, 1);
+	CHECK_INT(got.how, TW_END_EXPIRED);
 	tw_free(t);
 }
 
@@ -192,7 +211,7 @@ static void end_never_seen_is_reported_unseen_when_overdue(void)
 	struct conn c = closed_conn(1005, 10 * MS);
 
 	feed(t, &got, SF_TW_ARMED, 0xa005, 1005, 10 * MS);
-	tw_add(t, &c);
+	tw_add(t, &c, record_end, &got);
 	tw_poll(t, 120010 * MS, record_end, &got);
 	CHECK_INT(got.n, 0); /* a FIN_WAIT2 substate may still be running */
 	tw_poll(t, 190010 * MS, record_end, &got);
@@ -211,5 +230,6 @@ int main(void)
 	RUN(new_mini_socket_on_the_tuple_ends_the_old);
 	RUN(full_table_counts_instead_of_guessing);
 	RUN(end_never_seen_is_reported_unseen_when_overdue);
+	RUN(arm_after_its_close_is_followed);
 	return check_summary("unit/timewait");
 }

@@ -46,8 +46,6 @@
  * tcp_fin_timeout more, plus the timer wheel's slack; past this it is "unseen".
  */
 #define END_NOT_SEEN_NS 180000000000ull
-/* After our table refused an arm, a close with no arm may be that one: not "skipped". */
-#define FULL_TABLE_DOUBT_NS 1000000000ull
 
 struct netns_sock {
 	uint32_t netns;
@@ -69,7 +67,6 @@ struct tw_table {
 	uint32_t fresh; /* entries [fresh, cap) never used yet: taken in order, pages touched as used */
 	uint64_t untracked, skipped;
 	uint32_t attached;     /* TW_VIA_TIMERS: entries with their connection */
-	uint64_t refused_ns;   /* TW_VIA_TIMERS: the last arm the full table refused */
 	uint32_t *cancels;     /* TW_VIA_TIMERS: entries whose timer was cancelled, to settle */
 	/* TW_VIA_TIMERS: entries in the order they were attached, to find ends never seen */
 	struct aged { uint32_t idx; uint64_t entered_ns; } *aged;
@@ -271,30 +268,67 @@ static void remember_age(struct tw_table *t, const struct tw_entry *e)
 		(struct aged){ (uint32_t)(e - t->entries), e->entered_ns };
 }
 
-/* The mini-socket was armed just before this CLOSE: attach the connection to it. */
-static enum tw_fate add_timed(struct tw_table *t, const struct conn *c)
-{
-	struct tw_entry *e = find_entry(t, c->netns, c->family, c->saddr, c->sport, c->daddr,
-					c->dport);
+static void finish(struct tw_table *t, struct tw_entry *e, enum tw_end how, uint64_t now_ns,
+		   tw_end_fn fn, void *ctx);
 
-	if (e && !e->attached) {
-		copy_conn(e, c);
-		e->attached = 1;
-		t->attached++;
-		remember_age(t, e);
-		return TW_FOLLOWED;
+static void attach(struct tw_table *t, struct tw_entry *e, const struct conn *c)
+{
+	copy_conn(e, c);
+	e->attached = 1;
+	t->attached++;
+	remember_age(t, e);
+}
+
+/* A follow-up entry made from the connection: its mini-socket's records are still to come. */
+static struct tw_entry *entry_of_conn(struct tw_table *t, const struct conn *c)
+{
+	struct tw_entry *e;
+
+	if (!has_free(t) || !index_has_room(&t->by_key))
+		return NULL;
+	e = new_entry(t);
+	memcpy(e->saddr, c->saddr, sizeof(e->saddr));
+	memcpy(e->daddr, c->daddr, sizeof(e->daddr));
+	e->netns = c->netns;
+	e->sport = c->sport;
+	e->dport = c->dport;
+	e->family = c->family;
+	e->substate = c->close_flags & SF_CLOSE_TIME_WAIT ? SF_TCP_TIME_WAIT : SF_TCP_FIN_WAIT2;
+	index_entry(t, e);
+	return e;
+}
+
+/*
+ * The BPF program says whether the mini-socket was armed (SF_CLOSE_TW_MADE).
+ * Its arm record usually came just before and waits unattached; it comes
+ * after when the task moved to another CPU in between.
+ */
+static enum tw_fate add_timed(struct tw_table *t, const struct conn *c, tw_end_fn fn, void *ctx)
+{
+	struct tw_entry *e;
+
+	if (!(c->close_flags & SF_CLOSE_TW_MADE)) {
+		t->skipped++;
+		return TW_SKIPPED;
 	}
-	if (t->refused_ns && c->state_ns - t->refused_ns < FULL_TABLE_DOUBT_NS) {
+	e = find_entry(t, c->netns, c->family, c->saddr, c->sport, c->daddr, c->dport);
+	if (e && e->attached) { /* the tuple's previous TIME_WAIT ended before this began */
+		finish(t, e, TW_END_EARLY, e->cancel_ns ? e->cancel_ns : c->state_ns, fn, ctx);
+		e = NULL;
+	}
+	if (!e)
+		e = entry_of_conn(t, c);
+	if (!e) {
 		t->untracked++;
 		return TW_UNTRACKED;
 	}
-	t->skipped++;
-	return TW_SKIPPED;
+	attach(t, e, c);
+	return TW_FOLLOWED;
 }
 
-enum tw_fate tw_add(struct tw_table *t, const struct conn *c)
+enum tw_fate tw_add(struct tw_table *t, const struct conn *c, tw_end_fn fn, void *ctx)
 {
-	return t->mode == TW_VIA_TIMERS ? add_timed(t, c) : add_diag(t, c);
+	return t->mode == TW_VIA_TIMERS ? add_timed(t, c, fn, ctx) : add_diag(t, c);
 }
 
 static int diag_socket(void)
@@ -802,10 +836,8 @@ static void on_armed(struct tw_table *t, const struct synfin_event *ev)
 {
 	struct tw_entry *e;
 
-	if (!has_free(t) || !index_has_room(&t->by_key)) {
-		t->refused_ns = ev->ts_ns;
-		return;
-	}
+	if (!has_free(t) || !index_has_room(&t->by_key))
+		return; /* its connection's close counts it as not followed */
 	e = new_entry(t);
 	entry_of_event(e, ev);
 	index_entry(t, e);
@@ -832,10 +864,12 @@ void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn
 	struct tw_entry *e = find_entry(t, ev->netns, ev->family, ev->saddr, ev->sport, ev->daddr,
 					ev->dport);
 
-	if (e && e->tw != ev->skaddr) { /* the tuple's previous mini-socket is gone */
+	if (e && e->tw && e->tw != ev->skaddr) { /* the tuple's previous mini-socket is gone */
 		finish(t, e, TW_END_EARLY, e->cancel_ns ? e->cancel_ns : ev->ts_ns, fn, ctx);
 		e = NULL;
 	}
+	if (e && !e->tw) /* its close came first */
+		e->tw = ev->skaddr;
 	switch (ev->tw_kind) {
 	case SF_TW_ARMED:
 		if (!e)

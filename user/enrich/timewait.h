@@ -72,8 +72,9 @@ struct tw_table;
 
 struct tw_table *tw_new(uint32_t cap, enum tw_mode mode);
 void tw_free(struct tw_table *t);
-/* Starts following a connection that just closed into the time-wait machinery. */
-enum tw_fate tw_add(struct tw_table *t, const struct conn *c);
+/* Starts following a connection that just closed into the time-wait machinery; fn
+ * hears of a previous TIME_WAIT of the same tuple that this one shows has ended. */
+enum tw_fate tw_add(struct tw_table *t, const struct conn *c, tw_end_fn fn, void *ctx);
 /* TW_VIA_TIMERS: one SF_EV_TW record; calls fn for a TIME_WAIT that ended. */
 void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn, void *ctx);
 /* Looks up what is due; calls fn for each connection whose TIME_WAIT ended. */
