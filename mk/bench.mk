@@ -1,8 +1,11 @@
 # Overhead measurements (issue 6).
 #   make bench          loopback connection storm without and with each tracer, interleaved
-#                       rounds, medians; Markdown table on stdout, JSON in .output/bench/results.json
-#                       BENCH_ROUNDS=N (default 5), BENCH_CONNS=N (default 40000) change the run
-#   make bench-smoke    a few hundred connections, one round, baseline + synfin only (< 30 s)
+#                       rounds, medians, in a fresh namespace, one with its TIME_WAIT table full
+#                       and one holding 100,000 TIME_WAIT sockets; a Markdown table for each on
+#                       stdout, JSON in .output/bench/results.json. BENCH_ROUNDS=N (default 5),
+#                       BENCH_CONNS=N (default 40000), BENCH_CONDITIONS=fresh,full,tw100k change it
+#   make bench-smoke    a few hundred connections, one round, fresh and full-table namespaces,
+#                       baseline + synfin --json and --life --json only (< 30 s)
 BENCH_DIR := $(OUTPUT)/bench
 BENCH_ROUNDS ?= 5
 BENCH_CONNS ?= 40000
