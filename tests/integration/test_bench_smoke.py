@@ -86,7 +86,7 @@ def test_bench_smoke_loses_nothing_and_reports_well_formed_results():
     with tempfile.TemporaryDirectory() as tmp:
         out_json = os.path.join(tmp, "smoke.json")
         done = subprocess.run([sys.executable, BENCH, "--smoke", "--synfin", SYNFIN,
-                               "--out", out_json], capture_output=True, text=True, timeout=60)
+                               "--out", out_json], capture_output=True, text=True, timeout=110)
         assert done.returncode == 0, f"bench --smoke failed: {done.stderr.strip()[-1500:]}"
         with open(out_json) as f:
             results = json.load(f)
