@@ -25,7 +25,7 @@ static __always_inline void counter_inc(void *counters, __u32 idx)
  * Before commit 7f203bc89eb6 ("cgroup: Replace cgroup->ancestor_ids[]
  * with ->ancestors[]"), struct cgroup held its ancestors' ids, not pointers.
  */
-struct cgroup___pre62 {
+struct cgroup___ancestor_ids {
 	int level;
 	__u64 ancestor_ids[];
 } __attribute__((preserve_access_index));

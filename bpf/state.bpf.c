@@ -123,7 +123,7 @@ static __always_inline __u64 cgroup_ancestor_id(struct cgroup *cg, int level)
 		bpf_core_read(&anc, sizeof(anc), &cg->ancestors[level]);
 		return BPF_CORE_READ(anc, kn, id);
 	}
-	struct cgroup___pre62 *old = (void *)cg;
+	struct cgroup___ancestor_ids *old = (void *)cg;
 
 	bpf_core_read(&id, sizeof(id), &old->ancestor_ids[level]);
 	return id;

@@ -35,5 +35,12 @@ $(OUTPUT)/bpftests/test_parser: tests/bpf/test_parser.c $(OUTPUT)/wire.skel.h te
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) -Itests/unit $< $(LIBS) -o $@
 
+# Inside the VM only: see its comment (QEMU TCG and text patching).
+BPF_TESTS += $(OUTPUT)/bpftests/hold-tracepoints
+$(OUTPUT)/bpftests/hold-tracepoints: tests/vm/hold-tracepoints.c
+	$(Q)mkdir -p $(dir $@)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< $(LIBS) -o $@
+
 bpf-tests: $(BPF_TESTS)
 .PHONY: bpf-tests

@@ -12,7 +12,8 @@
 # (then its 9p/virtio drivers must be built in, or give INITRD=). If
 # VM_USE_VNG=1 and virtme-ng's vng is installed, vng runs the command instead.
 # VM_ACCEL=tcg (default; KVM cannot boot a normal kernel on our CI machines)
-# or kvm. VM_TIMEOUT seconds (default 1500). VM_MEM (default 2G).
+# or kvm. VM_TIMEOUT seconds (default 1500). VM_MEM (default 2G). VM_KERNEL_LOG:
+# the kernel's log options (default "quiet loglevel=0"; "loglevel=7" shows a panic).
 # Exit status: the command's; 125 when the guest gave none (crash, panic,
 # timeout); 2 when the host lacks a tool.
 set -euo pipefail
@@ -98,7 +99,7 @@ boot() {
 	timeout "$TIMEOUT" qemu-system-x86_64 -accel "$ACCEL" -m "$MEM" -smp 2 -no-reboot \
 		-nodefaults -display none -serial stdio -net none \
 		-kernel "$kernel" -initrd "$initrd" \
-		-append "console=ttyS0 quiet loglevel=0 panic=-1 synfin.repo=$REPO synfin.modules=$modules synfin.cmd=$cmd synfin.ci=${CI:-}" \
+		-append "console=ttyS0 ${VM_KERNEL_LOG:-quiet loglevel=0} panic=-1 synfin.repo=$REPO synfin.modules=$modules synfin.cmd=$cmd synfin.ci=${CI:-}" \
 		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap \
 		-virtfs "local,path=$REPO,mount_tag=repo,security_model=none,multidevs=remap" \
 		</dev/null | tee "$log" | sed -u -n "/^SYNFIN-VM-BEGIN/,\$ { /^SYNFIN-VM-BEGIN/d; /^$MARKER=/d; p }"

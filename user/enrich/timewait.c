@@ -238,6 +238,17 @@ static struct tw_entry *find_entry(struct tw_table *t, uint32_t netns, uint8_t f
 	return e;
 }
 
+/* The key an entry is indexed and matched by: the connection's tuple in its namespace. */
+static void copy_tuple(struct tw_entry *e, const struct conn *c)
+{
+	memcpy(e->saddr, c->saddr, sizeof(e->saddr));
+	memcpy(e->daddr, c->daddr, sizeof(e->daddr));
+	e->netns = c->netns;
+	e->sport = c->sport;
+	e->dport = c->dport;
+	e->family = c->family;
+}
+
 static enum tw_fate add_diag(struct tw_table *t, const struct conn *c)
 {
 	struct tw_entry *e;
@@ -249,12 +260,7 @@ static enum tw_fate add_diag(struct tw_table *t, const struct conn *c)
 	e = new_entry(t);
 	copy_conn(e, c);
 	e->next_check_ns = c->state_ns + FIRST_LOOK_NS;
-	memcpy(e->saddr, c->saddr, sizeof(e->saddr));
-	memcpy(e->daddr, c->daddr, sizeof(e->daddr));
-	e->netns = c->netns;
-	e->sport = c->sport;
-	e->dport = c->dport;
-	e->family = c->family;
+	copy_tuple(e, c);
 	index_entry(t, e);
 	return TW_FOLLOWED;
 }
@@ -287,12 +293,7 @@ static struct tw_entry *entry_of_conn(struct tw_table *t, const struct conn *c)
 	if (!has_free(t) || !index_has_room(&t->by_key))
 		return NULL;
 	e = new_entry(t);
-	memcpy(e->saddr, c->saddr, sizeof(e->saddr));
-	memcpy(e->daddr, c->daddr, sizeof(e->daddr));
-	e->netns = c->netns;
-	e->sport = c->sport;
-	e->dport = c->dport;
-	e->family = c->family;
+	copy_tuple(e, c);
 	e->substate = c->close_flags & SF_CLOSE_TIME_WAIT ? SF_TCP_TIME_WAIT : SF_TCP_FIN_WAIT2;
 	index_entry(t, e);
 	return e;

@@ -27,33 +27,18 @@ static bool tp_btf_loads(const struct btf *vmlinux, const char *tracepoint_typed
 	return true;
 }
 
-static bool has_enum_value(const struct btf *btf, const char *type, const char *value)
+/* Does the enum or struct called type have a value or member called name? */
+static bool type_names(const struct btf *btf, const char *type, int kind, const char *name)
 {
-	int id = btf__find_by_name_kind(btf, type, BTF_KIND_ENUM);
+	int id = btf__find_by_name_kind(btf, type, kind);
 	const struct btf_type *t = id < 0 ? NULL : btf__type_by_id(btf, (__u32)id);
-	const struct btf_enum *e;
 
-	if (!t)
-		return false;
-	e = btf_enum(t);
-	for (int i = 0; i < btf_vlen(t); i++)
-		if (!strcmp(btf__name_by_offset(btf, e[i].name_off), value))
+	for (int i = 0; t && i < btf_vlen(t); i++) {
+		__u32 off = kind == BTF_KIND_ENUM ? btf_enum(t)[i].name_off : btf_members(t)[i].name_off;
+
+		if (!strcmp(btf__name_by_offset(btf, off), name))
 			return true;
-	return false;
-}
-
-static bool has_member(const struct btf *btf, const char *type, const char *member)
-{
-	int id = btf__find_by_name_kind(btf, type, BTF_KIND_STRUCT);
-	const struct btf_type *t = id < 0 ? NULL : btf__type_by_id(btf, (__u32)id);
-	const struct btf_member *m;
-
-	if (!t)
-		return false;
-	m = btf_members(t);
-	for (int i = 0; i < btf_vlen(t); i++)
-		if (!strcmp(btf__name_by_offset(btf, m[i].name_off), member))
-			return true;
+	}
 	return false;
 }
 
@@ -86,8 +71,8 @@ void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 {
 	memset(f, 0, sizeof(*f));
 	f->tp_btf_set_state = tp_btf_loads(vmlinux, "btf_trace_inet_sock_set_state");
-	f->tcx = has_enum_value(vmlinux, "bpf_attach_type", "BPF_TCX_EGRESS");
-	f->cgroup_ancestors = has_member(vmlinux, "cgroup", "ancestors");
+	f->tcx = type_names(vmlinux, "bpf_attach_type", BTF_KIND_ENUM, "BPF_TCX_EGRESS");
+	f->cgroup_ancestors = type_names(vmlinux, "cgroup", BTF_KIND_STRUCT, "ancestors");
 	f->tw_timer_hooks = tw_timer_hooks_work(vmlinux);
 }
 
