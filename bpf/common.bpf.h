@@ -11,6 +11,8 @@
 #define AF_INET 2
 #define AF_INET6 10
 #define IPPROTO_TCP 6
+#define ETH_P_IP 0x0800
+#define ETH_P_IPV6 0x86DD
 
 /* Adds one to entry idx of a per-CPU array of __u64 counters. */
 static __always_inline void counter_inc(void *counters, __u32 idx)

@@ -53,6 +53,14 @@ enum synfin_tw_kind {
 	SF_TW_ARMED = 1,
 	SF_TW_EXPIRED,
 	SF_TW_CANCELED,
+	/*
+	 * A FIN reached a time-wait mini-socket (skaddr 0: the segment's tuple,
+	 * local side first, and its namespace): one in the FIN_WAIT2 substate
+	 * enters TIME_WAIT then. Its timer is re-armed for TCP_TIMEWAIT_LEN, but
+	 * within the same timer-wheel bucket (seconds) mod_timer() traces nothing,
+	 * so the segment is what tells (bpf/timewait.bpf.h, tw_fin_in).
+	 */
+	SF_TW_FIN_IN,
 };
 
 /* synfin_event.close_flags: what the socket looked like when it reached CLOSE. */

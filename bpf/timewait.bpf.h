@@ -168,4 +168,72 @@ int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 	return is_tw_timer(timer) && !armed_before_start(timer) ? emit_tw(timer, SF_TW_CANCELED) : 0;
 }
 
+/*
+ * Every segment a time-wait mini-socket takes is freed by tcp_v4_rcv() or
+ * tcp_v6_rcv() with SKB_DROP_REASON_NOT_SPECIFIED (their time-wait path names
+ * no reason), so skb:kfree_skb sees the FIN that ends a FIN_WAIT2 substate.
+ * It fires for every packet dropped on the host: the reason is compared
+ * first, then only TCP segments with FIN set (read from their own headers)
+ * become records. User space keeps those whose tuple it follows.
+ */
+#define TCP_FLAG_FIN_BYTE 0x01
+
+static __always_inline bool read_tcp_fin(const struct sk_buff *skb, struct synfin_event *rec)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 nh = BPF_CORE_READ(skb, network_header), th = BPF_CORE_READ(skb, transport_header);
+	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
+	struct tcphdr tcp;
+
+	if (proto == ETH_P_IP) {
+		struct iphdr ip;
+
+		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.protocol != IPPROTO_TCP)
+			return false;
+		rec->family = AF_INET;
+		*(__u32 *)rec->saddr = ip.daddr; /* local side first */
+		*(__u32 *)rec->daddr = ip.saddr;
+	} else if (proto == ETH_P_IPV6) {
+		struct ipv6hdr ip6;
+
+		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) || ip6.nexthdr != IPPROTO_TCP)
+			return false;
+		rec->family = AF_INET6;
+		__builtin_memcpy(rec->saddr, &ip6.daddr, 16);
+		__builtin_memcpy(rec->daddr, &ip6.saddr, 16);
+	} else {
+		return false;
+	}
+	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th) ||
+	    !(((__u8 *)&tcp)[13] & TCP_FLAG_FIN_BYTE))
+		return false;
+	rec->sport = bpf_ntohs(tcp.dest);
+	rec->dport = bpf_ntohs(tcp.source);
+	return true;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(tw_fin_in, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	struct synfin_event rec = {}, *e;
+
+	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED) ||
+	    !read_tcp_fin(skb, &rec))
+		return 0;
+	rec.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	if ((filter_family && rec.family != filter_family) || !ports_match(rec.sport, rec.dport) ||
+	    (filter_netns && rec.netns != filter_netns))
+		return 0;
+	rec.type = SF_EV_TW;
+	rec.oldstate = SF_TCP_FIN_WAIT2;
+	rec.newstate = SF_TCP_TIME_WAIT;
+	rec.tw_kind = SF_TW_FIN_IN;
+	e = cpu_ring_reserve(SF_CNT_TW_LOST);
+	if (!e)
+		return 0;
+	__builtin_memcpy(e, &rec, sizeof(rec));
+	cpu_ring_submit(e, bpf_ktime_get_ns());
+	return 0;
+}
+
 #endif

@@ -42,6 +42,12 @@
 #define TW_TIMED_TABLE_CAP (1u << 19)
 /* Segments that trail a flow's last state change (the final ACK) get this long to arrive. */
 #define FLOW_GRACE_NS 200000000ull
+/*
+ * How long a lifecycle handed to a FIN_WAIT2 mini-socket waits for the peer's
+ * FIN: a peer that read our FIN usually closes within milliseconds; one that
+ * has not closed by then goes out with "time_wait":"fin_wait2".
+ */
+#define FIN_HOLD_NS 1000000000ull
 #define FLOW_IDLE_NS 10000000000ull
 #define FLOW_TABLE_CAP 4096
 /* --stuck watches the states an application or a peer can leave a connection in. */
@@ -159,21 +165,40 @@ static void on_tw_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint
 	sinks_tw_end(&((struct app *)ctx)->sinks, e, how, now_ns);
 }
 
-/* A lifecycle ended: into the sinks now, or (-i) once its flow's last segments are in. */
-static void on_conn_ended(struct app *app, const struct conn *c, uint64_t ts_ns)
+/* A lifecycle complete: into the sinks now, or (-i) once its flow's last segments are in. */
+static void emit_conn(struct app *app, const struct conn *c, uint64_t ts_ns)
 {
 	struct lifecycle l;
-	struct conn skipped;
 
-	if (time_wait_name(c) && tw_add(app->tw, c, on_tw_end, app) == TW_SKIPPED) {
-		skipped = *c;
-		conn_mark_tw_skipped(&skipped);
-		c = &skipped;
-	}
 	if (app->flows && flows_hold_conn(app->flows, c, ts_ns))
 		return;
 	lifecycle_of(&l, c, NULL, false);
 	sinks_conn(&app->sinks, &l);
+}
+
+static void on_conn_released(void *ctx, const struct conn *c)
+{
+	emit_conn(ctx, c, c->state_ns);
+}
+
+/*
+ * A lifecycle ended. One handed to a FIN_WAIT2 mini-socket waits (up to
+ * FIN_HOLD_NS) for the peer's FIN, to end in TIME_WAIT at that moment.
+ */
+static void on_conn_ended(struct app *app, const struct conn *c, uint64_t ts_ns)
+{
+	struct conn skipped;
+	enum tw_fate fate = time_wait_name(c) ? tw_add(app->tw, c, on_tw_end, app) : TW_UNTRACKED;
+
+	if (fate == TW_SKIPPED) {
+		skipped = *c;
+		conn_mark_tw_skipped(&skipped);
+		c = &skipped;
+	}
+	if (fate == TW_FOLLOWED && app->tracer.tw_fin && (c->close_flags & SF_CLOSE_TW_FIN_WAIT2) &&
+	    tw_hold_conn(app->tw, c, ts_ns + FIN_HOLD_NS, on_conn_released, app))
+		return;
+	emit_conn(app, c, ts_ns);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -348,6 +373,7 @@ static void drain_at_exit(struct app *app)
 		return;
 	consume_all(app);
 	report_lost(app);
+	tw_release_held(app->tw);
 	if (app->flows)
 		flows_flush(app->flows, now_ns(), 0, 0);
 	sinks_report(&app->sinks, now_ns(), true);

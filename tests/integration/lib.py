@@ -161,8 +161,10 @@ class Synfin:
                 raise AssertionError(f"synfin exited ({self.proc.returncode}) before "
                                      f"{what or predicate.__name__}: {self._stderr().strip()}")
             if time.monotonic() >= deadline:
+                conns = [r for r in records if r.get("type") == "conn"]
                 raise AssertionError(f"no {what or predicate.__name__} within {timeout} s "
-                                     f"({len(records)} records so far)")
+                                     f"({len(records)} records so far; lifecycles {conns}; "
+                                     f"stderr {self._stderr().strip()!r})")
             time.sleep(0.02)
 
     def kill(self):

@@ -13,6 +13,8 @@ Scenarios (who does what, at the socket API):
   shutdown      client shutdown(SHUT_WR), both read EOF, then close: the client
                 reaches TIME_WAIT through FIN_WAIT2 with its socket still open
   close-wait    the server closes; the client holds its CLOSE_WAIT for --hold-seconds
+  late-fin      client close(); the server reads EOF, waits --hold-seconds, then close():
+                the client's socket goes to a time-wait mini-socket in FIN_WAIT2 first
   syn-timeout   connect() to --port whose SYNs are dropped (the test's nftables rule)
   hold          --count connections held open for --hold-seconds
   serve         (two namespaces) listen on --bind:--port, serve one client-first
@@ -20,7 +22,8 @@ Scenarios (who does what, at the socket API):
   connect       (two namespaces) one connection to --bind:--port, shutdown first
 
 --capture records every TCP segment on lo (AF_PACKET) while it works and
-reports them, so the tests can compare synfin with the wire.
+reports them (with the kernel's receive time, ts_ns, CLOCK_REALTIME), so the
+tests can compare synfin with the wire.
 """
 import argparse
 import json
@@ -38,7 +41,8 @@ def parse_args():
     p.add_argument("--family", type=int, choices=(4, 6), default=4)
     p.add_argument("--scenario", default="client-first",
                    choices=("client-first", "server-first", "reset", "refused", "hold",
-                            "shutdown", "close-wait", "syn-timeout", "serve", "connect"))
+                            "shutdown", "close-wait", "late-fin", "syn-timeout", "serve",
+                            "connect"))
     p.add_argument("--capture", action="store_true")
     p.add_argument("--capture-iface", default="lo")
     p.add_argument("--bind", help="address for serve/connect")
@@ -83,6 +87,11 @@ def one_connection(listener, family, host, port, scenario):
         server.close()
         read_eof(client)
         client.close()
+    elif scenario == "late-fin":
+        client.close()
+        read_eof(server)
+        time.sleep(HOLD_SECONDS)
+        server.close()
     elif scenario == "close-wait":
         server.close()
         read_eof(client)
@@ -150,20 +159,33 @@ class Capture:
         self.iface = iface
         self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0003))
         self.sock.bind((iface, 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
         self.sock.setblocking(False)
         self.segments = []
 
     def drain(self):
         while True:
             try:
-                frame, addr = self.sock.recvfrom(65535)
+                frame, ancillary, _, addr = self.sock.recvmsg(65535, 64)
             except BlockingIOError:
                 return self.segments
             if addr[2] == socket.PACKET_OUTGOING and self.iface == "lo":
                 continue
             seg = parse_tcp(frame[14:], int.from_bytes(frame[12:14], "big"))
             if seg:
+                seg["ts_ns"] = receive_time_ns(ancillary)
                 self.segments.append(seg)
+
+
+SO_TIMESTAMPNS = 35  # SCM_TIMESTAMPNS too
+
+
+def receive_time_ns(ancillary):
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
+            sec, nsec = struct.unpack("qq", data[:16])
+            return sec * 1_000_000_000 + nsec
+    return None
 
 
 def parse_tcp(packet, ethertype):

@@ -45,6 +45,8 @@ def witnessed():
         "tw_timer_hooks": all(f"TYPEDEF 'btf_trace_timer_{tp}'" in raw
                               for tp in ("start", "expire_entry", "cancel"))
         and kallsyms_has("tw_timer_handler"),
+        "tw_fin_hook": "TYPEDEF 'btf_trace_kfree_skb'" in raw
+        and "'SKB_DROP_REASON_NOT_SPECIFIED'" in raw,
     }
 
 

@@ -7,7 +7,8 @@ import subprocess
 from lib import (Netns, Skip, Synfin, conn_records, find_socket, parse_records, require_root,
                  run_peer)
 
-SYN, ACK = 0x02, 0x10
+SYN, ACK, FIN = 0x02, 0x10, 0x01
+FIN_WAIT2_INDEX = 3  # SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT
 
 
 def trace(peer_args, synfin_args=(), ns_setup=None):
@@ -43,6 +44,49 @@ def test_shutdown_first_client_reaches_time_wait():
     assert (client["tx_bytes"], client["rx_bytes"]) == (4, 4), client
     assert (server["tx_bytes"], server["rx_bytes"]) == (4, 4), server
     assert client["syn_retrans"] == 0 and server["synack_retrans"] == 0
+
+
+def wire_fin_wait2_ns(segments, cport, lport):
+    """FIN_WAIT2 as the capture saw it at the client: from the ACK of its FIN to the
+    peer's FIN (each segment's arrival)."""
+    [our_fin] = [s for s in segments if (s["sport"], s["dport"]) == (cport, lport)
+                 and s["flags"] & FIN]
+    inbound = [s for s in segments if (s["sport"], s["dport"]) == (lport, cport)]
+    acked = next(s for s in inbound if s["flags"] & ACK and s["ack"] == our_fin["seq"] + 1)
+    [peer_fin] = [s for s in inbound if s["flags"] & FIN]
+    return peer_fin["ts_ns"] - acked["ts_ns"]
+
+
+def test_close_before_the_peers_fin_enters_time_wait_at_that_fin():
+    """close() before the peer's FIN (the commonest teardown): the kernel hands the socket
+    to a time-wait mini-socket in FIN_WAIT2, which enters TIME_WAIT when the peer's FIN
+    comes 300 ms later. The lifecycle ends in TIME_WAIT (ss: TIME-WAIT), and its FIN_WAIT2
+    lasted from the ACK of our FIN to the peer's FIN, as the capture saw them."""
+    require_root()
+    from test_features import require_feature
+    require_feature("tw_timer_hooks")
+    require_feature("tw_fin_hook")
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode), "--life")
+        peer = run_peer("--scenario", "late-fin", "--hold-seconds", "0.3", "--capture",
+                        netns=ns.name)
+        time_wait = subprocess.run(["ip", "netns", "exec", ns.name, "ss", "-tanH", "state",
+                                    "time-wait"], capture_output=True, text=True).stdout
+        lport, cport = peer["listen_port"], peer["conns"][0]["client_port"]
+        records = tracer.wait_for(lambda rs: conn_records(rs, sport=cport, dport=lport),
+                                  what="the client's lifecycle")
+        [client] = conn_records(records, sport=cport, dport=lport)
+        status, _, err = tracer.stop()
+    assert status == 0, err
+    assert f"127.0.0.1:{cport} " in time_wait, time_wait
+    assert client["states"] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2",
+                                "TIME_WAIT"], client
+    assert (client["time_wait"], client["outcome"], client["closer"]) == \
+        ("entered", "closed", "local"), client
+    wire_us = wire_fin_wait2_ns(peer["segments"], cport, lport) / 1000
+    assert wire_us > 250_000, wire_us  # the server's 300 ms, less our FIN's delayed ACK
+    assert abs(client["state_us"][FIN_WAIT2_INDEX] - wire_us) < 2_000, (client, wire_us)
+    assert client["teardown_us"]["FIN_WAIT2"] == client["state_us"][FIN_WAIT2_INDEX]
 
 
 def test_time_wait_held_at_exit_is_counted():

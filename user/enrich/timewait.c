@@ -47,6 +47,13 @@
  */
 #define END_NOT_SEEN_NS 180000000000ull
 
+/* TW_VIA_TIMERS: a lifecycle waiting for its FIN_WAIT2 mini-socket's FIN (tw_hold_conn()). */
+struct held {
+	struct conn c;
+	uint32_t entry; /* index of its tw_entry */
+	uint64_t until_ns;
+};
+
 struct netns_sock {
 	uint32_t netns;
 	int fd;
@@ -72,6 +79,10 @@ struct tw_table {
 	struct aged { uint32_t idx; uint64_t entered_ns; } *aged;
 	uint32_t aged_cap, aged_first, aged_count;
 	uint32_t ncancels, cancels_cap;
+	struct held *held; /* TW_VIA_TIMERS: lifecycles waiting for a FIN, in no order */
+	uint32_t nheld, held_cap;
+	tw_conn_fn release;
+	void *release_ctx;
 	uint32_t seq;
 	uint32_t self_netns;
 	uint64_t second_start_ns;
@@ -153,6 +164,7 @@ void tw_free(struct tw_table *t)
 	close_netns_socks(t);
 	index_free(&t->by_key);
 	free(t->cancels);
+	free(t->held);
 	big_free(t->aged, (size_t)t->aged_cap * sizeof(*t->aged));
 	big_free(t->free, (size_t)t->cap * sizeof(*t->free));
 	big_free(t->entries, (size_t)t->cap * sizeof(*t->entries));
@@ -211,7 +223,7 @@ static struct tw_entry *new_entry(struct tw_table *t)
 
 static void copy_conn(struct tw_entry *e, const struct conn *c)
 {
-	e->entered_ns = c->state_ns;
+	e->entered_ns = e->fin_ns ? e->fin_ns : c->state_ns;
 	e->pid = c->pid;
 	memcpy(e->comm, c->comm, sizeof(e->comm));
 }
@@ -634,9 +646,13 @@ static bool dump_netns(struct tw_table *t, struct netns_sock *ns, uint64_t now_n
 	return true;
 }
 
+static void release(struct tw_table *t, struct tw_entry *e);
+
 static void finish(struct tw_table *t, struct tw_entry *e, enum tw_end how, uint64_t now_ns,
 		   tw_end_fn fn, void *ctx)
 {
+	if (e->held)
+		release(t, e); /* its lifecycle before its end */
 	if (t->mode == TW_VIA_SOCK_DIAG || e->attached)
 		fn(ctx, e, how, now_ns);
 	if (e->attached)
@@ -860,11 +876,91 @@ static bool remember_cancel(struct tw_table *t, struct tw_entry *e, uint64_t ts_
 	return true;
 }
 
-void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn, void *ctx)
+/* The lifecycle held for e to its fn; the last held takes its place in the array. */
+static void release(struct tw_table *t, struct tw_entry *e)
+{
+	struct held *h = &t->held[e->held - 1];
+
+	e->held = 0;
+	t->release(t->release_ctx, &h->c);
+	*h = t->held[--t->nheld];
+	if (h != &t->held[t->nheld])
+		t->entries[h->entry].held = (uint32_t)(h - t->held) + 1;
+}
+
+static bool grow_held(struct tw_table *t)
+{
+	uint32_t cap = t->held_cap ? 2 * t->held_cap : 256;
+	struct held *grown;
+
+	if (t->nheld < t->held_cap)
+		return true;
+	grown = realloc(t->held, cap * sizeof(*grown));
+	if (!grown)
+		return false;
+	t->held = grown;
+	t->held_cap = cap;
+	return true;
+}
+
+bool tw_hold_conn(struct tw_table *t, const struct conn *c, uint64_t until_ns, tw_conn_fn fn,
+		  void *ctx)
+{
+	struct tw_entry *e = find_entry(t, c->netns, c->family, c->saddr, c->sport, c->daddr,
+					c->dport);
+
+	if (t->mode != TW_VIA_TIMERS || !e || !e->attached || e->held || !grow_held(t))
+		return false;
+	t->release = fn;
+	t->release_ctx = ctx;
+	t->held[t->nheld] = (struct held){ .c = *c, .entry = (uint32_t)(e - t->entries),
+					   .until_ns = until_ns };
+	e->held = ++t->nheld;
+	if (e->fin_ns) { /* its FIN came before its close was read */
+		conn_enter_time_wait(&t->held[e->held - 1].c, e->fin_ns);
+		release(t, e);
+	}
+	return true;
+}
+
+void tw_release_held(struct tw_table *t)
+{
+	while (t->nheld)
+		release(t, &t->entries[t->held[t->nheld - 1].entry]);
+}
+
+static void release_overdue(struct tw_table *t, uint64_t now_ns)
+{
+	for (uint32_t i = t->nheld; i-- > 0;)
+		if (now_ns >= t->held[i].until_ns)
+			release(t, &t->entries[t->held[i].entry]);
+}
+
+/* The peer's FIN at a followed mini-socket in FIN_WAIT2: TIME_WAIT from now. */
+static void on_fin_in(struct tw_table *t, const struct synfin_event *ev)
 {
 	struct tw_entry *e = find_entry(t, ev->netns, ev->family, ev->saddr, ev->sport, ev->daddr,
 					ev->dport);
 
+	if (!e || e->substate != SF_TCP_FIN_WAIT2)
+		return; /* not ours, or a retransmitted FIN in TIME_WAIT */
+	e->substate = SF_TCP_TIME_WAIT;
+	e->fin_ns = e->entered_ns = ev->ts_ns;
+	if (e->held) {
+		conn_enter_time_wait(&t->held[e->held - 1].c, ev->ts_ns);
+		release(t, e);
+	}
+}
+
+void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn, void *ctx)
+{
+	struct tw_entry *e;
+
+	if (ev->tw_kind == SF_TW_FIN_IN) { /* no mini-socket address: its tuple only */
+		on_fin_in(t, ev);
+		return;
+	}
+	e = find_entry(t, ev->netns, ev->family, ev->saddr, ev->sport, ev->daddr, ev->dport);
 	if (e && e->tw && e->tw != ev->skaddr) { /* the tuple's previous mini-socket is gone */
 		finish(t, e, TW_END_EARLY, e->cancel_ns ? e->cancel_ns : ev->ts_ns, fn, ctx);
 		e = NULL;
@@ -877,6 +973,8 @@ void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn
 			on_armed(t, ev);
 		else { /* re-armed: a FIN (the FIN_WAIT2 substate's end) or a retransmitted one */
 			e->cancel_ns = 0;
+			if (e->substate == SF_TCP_FIN_WAIT2 && ev->newstate == SF_TCP_TIME_WAIT)
+				on_fin_in(t, ev);
 			e->substate = ev->newstate;
 		}
 		break;
@@ -935,6 +1033,7 @@ int tw_fatal(const struct tw_table *t)
 void tw_poll(struct tw_table *t, uint64_t now_ns, tw_end_fn fn, void *ctx)
 {
 	if (t->mode == TW_VIA_TIMERS) {
+		release_overdue(t, now_ns);
 		settle_cancels(t, now_ns, fn, ctx);
 		end_unseen(t, now_ns, fn, ctx);
 		return;

@@ -16,6 +16,7 @@
  */
 #ifndef SYNFIN_TIMEWAIT_H
 #define SYNFIN_TIMEWAIT_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -44,7 +45,8 @@ struct tw_entry {
 	uint64_t key;        /* hash of the namespace and tuple */
 	uint64_t tw;         /* TW_VIA_TIMERS: the mini-socket's address */
 	uint64_t cancel_ns;  /* TW_VIA_TIMERS: its timer was cancelled then (0: not) */
-	uint64_t entered_ns; /* the CLOSE transition, bpf_ktime_get_ns() clock */
+	uint64_t entered_ns; /* the CLOSE transition, bpf_ktime_get_ns() clock; or the FIN below */
+	uint64_t fin_ns;     /* TW_VIA_TIMERS: the peer's FIN reached its FIN_WAIT2 substate (0: not) */
 	uint64_t next_check_ns;
 	uint64_t due_ns;     /* when the kernel's timer should fire; 0 until seen */
 	uint8_t saddr[16], daddr[16];
@@ -55,6 +57,7 @@ struct tw_entry {
 	uint8_t in_use;
 	uint8_t lookup_errors;
 	uint8_t attached; /* TW_VIA_TIMERS: its connection's CLOSE came (else only armed) */
+	uint32_t held;    /* TW_VIA_TIMERS: 1 + its lifecycle's index among those held; 0 none */
 	uint32_t dump_gen; /* the last dump of its namespace that listed it */
 	char comm[SYNFIN_COMM_LEN];
 };
@@ -67,6 +70,7 @@ struct tw_lookup {
 };
 
 typedef void (*tw_end_fn)(void *ctx, const struct tw_entry *e, enum tw_end how, uint64_t now_ns);
+typedef void (*tw_conn_fn)(void *ctx, const struct conn *c);
 
 struct tw_table;
 
@@ -75,6 +79,18 @@ void tw_free(struct tw_table *t);
 /* Starts following a connection that just closed into the time-wait machinery; fn
  * hears of a previous TIME_WAIT of the same tuple that this one shows has ended. */
 enum tw_fate tw_add(struct tw_table *t, const struct conn *c, tw_end_fn fn, void *ctx);
+/*
+ * TW_VIA_TIMERS with SF_TW_FIN_IN records: keeps the lifecycle of a connection
+ * tw_add() just followed into a FIN_WAIT2 mini-socket until the peer's FIN
+ * reaches it (the lifecycle then ends in TIME_WAIT, entered at that FIN) or
+ * until until_ns (it goes as it is). fn gets it back, from tw_timer_event(),
+ * tw_poll() or tw_release_held(), always before that mini-socket's end. false:
+ * not held (no such entry, or out of memory): the caller emits it at once.
+ */
+bool tw_hold_conn(struct tw_table *t, const struct conn *c, uint64_t until_ns, tw_conn_fn fn,
+		  void *ctx);
+/* Every lifecycle still held, to its fn now (at exit). */
+void tw_release_held(struct tw_table *t);
 /* TW_VIA_TIMERS: one SF_EV_TW record; calls fn for a TIME_WAIT that ended. */
 void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn, void *ctx);
 /* Looks up what is due; calls fn for each connection whose TIME_WAIT ended. */

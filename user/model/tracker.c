@@ -358,6 +358,19 @@ void conn_mark_tw_skipped(struct conn *c)
 		c->nstates--;
 }
 
+void conn_enter_time_wait(struct conn *c, uint64_t ts_ns)
+{
+	uint64_t extra_us = ts_ns > c->state_ns ? (ts_ns - c->state_ns) / 1000 : 0;
+	uint32_t *fin_wait2_us = c->nstates ? &c->state_us[c->nstates - 1] : NULL;
+
+	if (fin_wait2_us && *fin_wait2_us != TRACKER_UNKNOWN_US)
+		*fin_wait2_us = (uint32_t)(*fin_wait2_us + extra_us < UINT32_MAX - 1 ?
+					   *fin_wait2_us + extra_us : UINT32_MAX - 1);
+	c->state_ns = ts_ns > c->state_ns ? ts_ns : c->state_ns;
+	c->close_flags = (uint8_t)((c->close_flags & ~SF_CLOSE_TW_FIN_WAIT2) | SF_CLOSE_TIME_WAIT);
+	push_state(c, SF_TCP_TIME_WAIT);
+}
+
 enum conn_outcome conn_outcome(const struct conn *c)
 {
 	uint8_t last = conn_last_state(c);

@@ -108,6 +108,9 @@ int64_t conn_rx_bytes(const struct conn *c);
 uint8_t conn_last_state(const struct conn *c);
 /* The kernel made no time-wait socket for this close (its table full): no TIME_WAIT state. */
 void conn_mark_tw_skipped(struct conn *c);
+/* The peer's FIN reached the FIN_WAIT2 mini-socket the connection was handed to
+ * at ts_ns: FIN_WAIT2 lasted until then, and TIME_WAIT began. */
+void conn_enter_time_wait(struct conn *c, uint64_t ts_ns);
 
 /* Calls fn for each tracked connection sitting in one of the `watched`
  * states (bit per state) for longer than min_ns, once per state entered. */

@@ -74,6 +74,9 @@ void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 	f->tcx = type_names(vmlinux, "bpf_attach_type", BTF_KIND_ENUM, "BPF_TCX_EGRESS");
 	f->cgroup_ancestors = type_names(vmlinux, "cgroup", BTF_KIND_STRUCT, "ancestors");
 	f->tw_timer_hooks = tw_timer_hooks_work(vmlinux);
+	f->tw_fin_hook = tp_btf_loads(vmlinux, "btf_trace_kfree_skb") &&
+			 type_names(vmlinux, "skb_drop_reason", BTF_KIND_ENUM,
+				    "SKB_DROP_REASON_NOT_SPECIFIED");
 }
 
 void features_print(const struct kernel_features *f, FILE *out)
@@ -92,4 +95,7 @@ void features_print(const struct kernel_features *f, FILE *out)
 		f->tw_timer_hooks ? "yes" : "no",
 		f->tw_timer_hooks ? "TIME_WAIT followed through the mini-socket's timer" :
 				    "TIME_WAIT followed through sock_diag lookups");
+	fprintf(out, "synfin: kernel feature tw_fin_hook: %s (%s)\n", f->tw_fin_hook ? "yes" : "no",
+		f->tw_fin_hook ? "a FIN_WAIT2 mini-socket's TIME_WAIT seen at the peer's FIN" :
+				 "a FIN_WAIT2 mini-socket's TIME_WAIT not seen");
 }

@@ -16,6 +16,9 @@ struct kernel_features {
 	/* tp_btf programs load on timer:timer_start/_expire_entry/_cancel and kallsyms
 	 * gives tw_timer_handler: TIME_WAIT is followed through its timer, not sock_diag */
 	bool tw_timer_hooks;
+	/* a tp_btf program loads on skb:kfree_skb and enum skb_drop_reason has
+	 * SKB_DROP_REASON_NOT_SPECIFIED: the FIN that ends a FIN_WAIT2 mini-socket is seen */
+	bool tw_fin_hook;
 };
 
 struct btf;

@@ -132,9 +132,10 @@ static int choose_tw_timers(struct tracer *t, bool on)
 	int err = 0;
 
 	t->tw_timers = on;
+	t->tw_fin = on && t->features.tw_fin_hook;
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && !err; i++)
 		err = bpf_program__set_autoload(progs[i], on);
-	return err;
+	return err ? err : bpf_program__set_autoload(t->skel->progs.tw_fin_in, t->tw_fin);
 }
 
 /* Loads one twin, and creates only the owner map that twin uses. */
@@ -288,8 +289,9 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 		goto fail;
 	}
 	if (o->verbose)
-		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s\n", t->hook,
-			t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "");
+		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s\n", t->hook,
+			t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "",
+			t->tw_fin ? ", and to skb:kfree_skb" : "");
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_event, ctx, NULL);
 	if (!t->rb) {
 		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));
@@ -365,5 +367,7 @@ int tracer_counters(struct tracer *t, struct tracer_counts *c)
 		c->tw_lost += recursion_misses(t->skel->progs.tw_timer_start) +
 			      recursion_misses(t->skel->progs.tw_timer_expire) +
 			      recursion_misses(t->skel->progs.tw_timer_cancel);
+	if (t->tw_fin)
+		c->tw_lost += recursion_misses(t->skel->progs.tw_fin_in);
 	return 0;
 }

@@ -14,6 +14,7 @@ struct tracer {
 	size_t cpu_mem_len;
 	const char *hook; /* "tp_btf" or "tracepoint" */
 	bool tw_timers;   /* the time-wait timer programs are attached (SF_EV_TW records come) */
+	bool tw_fin;      /* and tw_fin_in on skb:kfree_skb (SF_TW_FIN_IN records come) */
 	struct kernel_features features;
 };
 
