@@ -119,6 +119,30 @@ def test_ladder_draws_arrows_and_states_in_order():
         assert state in right, (state, right)
 
 
+def test_ladder_of_a_close_before_the_peers_fin():
+    """close() before the peer's FIN: the socket is handed to a FIN_WAIT2 mini-socket at
+    the ACK of our FIN, and enters TIME_WAIT at the peer's FIN 300 ms later. The ladder
+    never says CLOSED for the hand-off, puts TIME_WAIT on the row of that FIN, and every
+    arrow starts in the same column whatever the labels beside it."""
+    require_root()
+    from test_features import require_feature
+    require_feature("tw_timer_hooks")
+    require_feature("tw_fin_hook")
+    with Netns() as ns:
+        tracer = Synfin("-i", "lo", "--ladder", "--life", json_output=False, netns_exec=ns.name)
+        run_peer("--scenario", "late-fin", "--hold-seconds", "0.3", netns=ns.name)
+        status, out, err = tracer.stop()
+    assert status == 0, err
+    arrows = [line for line in out.splitlines() if "|-- " in line or "|<- " in line]
+    assert len({a.index("|") for a in arrows}) == 1, "\n".join(arrows)
+    left = [(a.split("|")[0].split()[1:], a) for a in arrows]
+    states = [state for words, _ in left for word in words for state in word.split(",")]
+    assert states == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2", "TIME_WAIT"], \
+        "\n".join(arrows)
+    [(_, fin_row)] = [(w, a) for w, a in left if any("TIME_WAIT" in word for word in w)]
+    assert "|<- F." in fin_row, "\n".join(arrows)
+
+
 def test_busy_xdp_slot_is_refused_and_left_alone():
     require_root()
     with Netns() as ns:

@@ -221,6 +221,126 @@ static void end_never_seen_is_reported_unseen_when_overdue(void)
 	tw_free(t);
 }
 
+/* What tw_hold_conn() gave back: the lifecycle as it was released. */
+struct released {
+	int n;
+	struct conn c;
+	int ends_before; /* ends reported before this release (must be 0: lifecycle first) */
+	struct ends *ends;
+};
+
+static void record_release(void *ctx, const struct conn *c)
+{
+	struct released *r = ctx;
+
+	r->n++;
+	r->c = *c;
+	r->ends_before = r->ends ? r->ends->n : 0;
+}
+
+/* A close() before the peer's FIN: handed to a mini-socket in the FIN_WAIT2 substate. */
+static struct conn fin_wait2_handoff(uint16_t port, uint64_t ts_ns)
+{
+	struct conn c = closed_conn(port, ts_ns);
+
+	c.close_flags = SF_CLOSE_TW_FIN_WAIT2 | SF_CLOSE_TW_MADE;
+	c.nstates = 4;
+	c.states[0] = SF_TCP_SYN_SENT, c.states[1] = SF_TCP_ESTABLISHED;
+	c.states[2] = SF_TCP_FIN_WAIT1, c.states[3] = SF_TCP_FIN_WAIT2;
+	c.state_us[0] = 50, c.state_us[1] = 100, c.state_us[2] = 40, c.state_us[3] = 10;
+	c.first_ns = ts_ns - 200 * 1000;
+	return c;
+}
+
+static void feed_fin_wait2_arm(struct tw_table *t, struct ends *got, uint64_t tw, uint16_t port,
+			       uint64_t ts_ns)
+{
+	struct synfin_event ev = tw_event(SF_TW_ARMED, tw, port, ts_ns);
+
+	ev.newstate = SF_TCP_FIN_WAIT2;
+	tw_timer_event(t, &ev, record_end, got);
+}
+
+/* The peer's FIN 300 ms on: the held lifecycle goes out then, in TIME_WAIT from that FIN. */
+static void peer_fin_turns_a_held_fin_wait2_into_time_wait(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct released r = { .ends = &got };
+	struct conn c = fin_wait2_handoff(1100, 10 * MS);
+
+	feed_fin_wait2_arm(t, &got, 0xa100, 1100, 10 * MS - 1000);
+	CHECK_INT(tw_add(t, &c, record_end, &got), TW_FOLLOWED);
+	CHECK(tw_hold_conn(t, &c, 1010 * MS, record_release, &r));
+	tw_poll(t, 200 * MS, record_end, &got);
+	CHECK_INT(r.n, 0); /* still waiting for the FIN */
+	feed(t, &got, SF_TW_FIN_IN, 0, 1100, 310 * MS);
+	CHECK_INT(r.n, 1);
+	CHECK_INT(r.c.nstates, 5);
+	CHECK_INT(r.c.states[4], SF_TCP_TIME_WAIT);
+	CHECK_INT(r.c.state_us[3], 10 + 300 * 1000); /* FIN_WAIT2 ran to the FIN */
+	CHECK(r.c.close_flags & SF_CLOSE_TIME_WAIT);
+	CHECK(!(r.c.close_flags & SF_CLOSE_TW_FIN_WAIT2));
+	CHECK_INT(conn_duration_us(&r.c), 200 + 300 * 1000);
+	feed(t, &got, SF_TW_EXPIRED, 0xa100, 1100, 60310 * MS);
+	CHECK_INT(got.n, 1);
+	CHECK_INT(got.at_ns - got.entered_ns, 60000 * MS); /* TIME_WAIT proper, from the FIN */
+	tw_free(t);
+}
+
+/* No FIN within the hold: the lifecycle goes as it was, before the mini-socket's own end. */
+static void held_lifecycle_goes_as_it_is_when_no_fin_comes(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct released r = { .ends = &got };
+	struct conn a = fin_wait2_handoff(1101, 10 * MS), b = fin_wait2_handoff(1102, 10 * MS);
+
+	feed_fin_wait2_arm(t, &got, 0xa101, 1101, 10 * MS);
+	feed_fin_wait2_arm(t, &got, 0xa102, 1102, 10 * MS);
+	tw_add(t, &a, record_end, &got);
+	tw_add(t, &b, record_end, &got);
+	CHECK(tw_hold_conn(t, &a, 1010 * MS, record_release, &r));
+	CHECK(tw_hold_conn(t, &b, 1010 * MS, record_release, &r));
+	tw_poll(t, 1020 * MS, record_end, &got);
+	CHECK_INT(r.n, 2);
+	CHECK_INT(r.c.nstates, 4);
+	CHECK(r.c.close_flags & SF_CLOSE_TW_FIN_WAIT2);
+	tw_free(t);
+
+	t = tw_new(64, TW_VIA_TIMERS);
+	memset(&got, 0, sizeof(got));
+	r = (struct released){ .ends = &got };
+	feed_fin_wait2_arm(t, &got, 0xa103, 1103, 10 * MS);
+	a = fin_wait2_handoff(1103, 10 * MS);
+	tw_add(t, &a, record_end, &got);
+	CHECK(tw_hold_conn(t, &a, 1010 * MS, record_release, &r));
+	feed(t, &got, SF_TW_CANCELED, 0xa103, 1103, 50 * MS); /* a RST, say */
+	tw_poll(t, 100 * MS, record_end, &got);
+	CHECK_INT(r.n, 1);
+	CHECK_INT(r.ends_before, 0); /* the lifecycle before its end */
+	CHECK_INT(got.n, 1);
+	tw_free(t);
+}
+
+/* A FIN for a tuple nobody follows, or at a mini-socket already in TIME_WAIT: nothing. */
+static void fin_for_no_fin_wait2_changes_nothing(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct released r = { 0 };
+	struct conn c = closed_conn(1104, 10 * MS);
+
+	feed(t, &got, SF_TW_ARMED, 0xa104, 1104, 10 * MS);
+	tw_add(t, &c, record_end, &got);
+	feed(t, &got, SF_TW_FIN_IN, 0, 1104, 20 * MS); /* a retransmitted FIN in TIME_WAIT */
+	feed(t, &got, SF_TW_FIN_IN, 0, 4242, 20 * MS);
+	feed(t, &got, SF_TW_EXPIRED, 0xa104, 1104, 60010 * MS);
+	CHECK_INT(got.at_ns - got.entered_ns, 60000 * MS);
+	CHECK(!tw_hold_conn(t, &c, 0, record_release, &r)); /* no longer followed */
+	tw_free(t);
+}
+
 int main(void)
 {
 	RUN(stale_replies_are_skipped_by_sequence_number);
@@ -231,5 +351,8 @@ int main(void)
 	RUN(full_table_counts_instead_of_guessing);
 	RUN(end_never_seen_is_reported_unseen_when_overdue);
 	RUN(arm_after_its_close_is_followed);
+	RUN(peer_fin_turns_a_held_fin_wait2_into_time_wait);
+	RUN(held_lifecycle_goes_as_it_is_when_no_fin_comes);
+	RUN(fin_for_no_fin_wait2_changes_nothing);
 	return check_summary("unit/timewait");
 }

@@ -52,8 +52,10 @@ static int collect_marks(const struct flow *f, struct state_mark *marks)
 			if (c->state_us[i] != TRACKER_UNKNOWN_US)
 				ts += (uint64_t)c->state_us[i] * 1000;
 		}
-		/* TIME_WAIT is still running at CLOSE: only a final CLOSED when it is not. */
-		if (!c->nstates || c->states[c->nstates - 1] != SF_TCP_TIME_WAIT)
+		/* A final CLOSED only when it did close: not in TIME_WAIT (still running), and
+		 * not handed to a FIN_WAIT2 mini-socket whose peer's FIN never came in time. */
+		if ((!c->nstates || c->states[c->nstates - 1] != SF_TCP_TIME_WAIT) &&
+		    !(c->close_flags & SF_CLOSE_TW_FIN_WAIT2))
 			marks[n++] = (struct state_mark){ .ts_ns = c->state_ns, .side = (uint8_t)side,
 							  .state = SF_TCP_CLOSE };
 	}
@@ -65,13 +67,27 @@ static uint64_t abs_diff(uint64_t a, uint64_t b)
 	return a > b ? a - b : b - a;
 }
 
-/* Each state goes beside the segment closest in time. */
+/* TIME_WAIT is entered at the peer's FIN: the last FIN from the other side up to then. */
+static int peer_fin_row(const struct flow *f, const struct state_mark *mark)
+{
+	int row = -1;
+
+	for (int i = 0; i < f->nseg && f->seg[i].ts_ns <= mark->ts_ns; i++)
+		if (!flow_is_duplicate(f, i) && (f->seg[i].flags & SF_TCPF_FIN) &&
+		    flow_segment_side(f, i) != mark->side)
+			row = i;
+	return row;
+}
+
+/* Each state goes beside the segment closest in time (TIME_WAIT: beside the peer's FIN). */
 static void place_marks(const struct flow *f, struct state_mark *marks, int n)
 {
 	for (int m = 0; m < n; m++) {
 		uint64_t best = UINT64_MAX;
 
-		marks[m].row = -1;
+		marks[m].row = marks[m].state == SF_TCP_TIME_WAIT ? peer_fin_row(f, &marks[m]) : -1;
+		if (marks[m].row >= 0)
+			continue;
 		for (int i = 0; i < f->nseg; i++) {
 			uint64_t d = abs_diff(f->seg[i].ts_ns, marks[m].ts_ns);
 
@@ -83,28 +99,49 @@ static void place_marks(const struct flow *f, struct state_mark *marks, int n)
 	}
 }
 
-static void write_marks(struct output *o, const struct state_mark *marks, int n, int row, int side)
+static const char *mark_label(const struct state_mark *m)
 {
-	size_t mark = o->ob.len;
-	bool first = true;
+	return m->state == SF_TCP_CLOSE ? "CLOSED" : state_name(m->state);
+}
+
+/* The left column's width: its longest row of labels ("FIN_WAIT2,TIME_WAIT") and a space. */
+static int state_col_width(const struct state_mark *marks, int n, int nrows, int side)
+{
+	int widest = STATE_COL;
+
+	for (int row = 0; row < nrows; row++) {
+		int width = 0;
+
+		for (int m = 0; m < n; m++)
+			if (marks[m].row == row && marks[m].side == side)
+				width += (width ? 1 : 0) + (int)strlen(mark_label(&marks[m]));
+		if (width + 1 > widest)
+			widest = width + 1;
+	}
+	return widest;
+}
+
+/* The labels of one row's side, padded to width (colour codes take no column). */
+static void write_marks(struct output *o, const struct state_mark *marks, int n, int row, int side,
+			int width)
+{
+	int used = 0;
 
 	for (int m = 0; m < n; m++) {
 		if (marks[m].row != row || marks[m].side != side)
 			continue;
-		if (!first)
+		if (used) {
 			ob_putc(&o->ob, ',');
+			used++;
+		}
 		if (o->color)
 			ob_puts(&o->ob, C_STATE);
-		ob_puts(&o->ob, marks[m].state == SF_TCP_CLOSE ? "CLOSED" : state_name(marks[m].state));
+		ob_puts(&o->ob, mark_label(&marks[m]));
+		used += (int)strlen(mark_label(&marks[m]));
 		if (o->color)
 			ob_puts(&o->ob, C_RESET);
-		first = false;
 	}
-	if (!o->color)
-		ob_pad_from(&o->ob, mark, STATE_COL);
-	else if (first)
-		ob_pad_from(&o->ob, mark, STATE_COL);
-	else
+	while (used++ < width)
 		ob_putc(&o->ob, ' ');
 }
 
@@ -180,14 +217,14 @@ static void write_endpoint(struct output *o, const struct flow *f, int side)
 	ob_u64(&o->ob, f->port[side]);
 }
 
-static void write_header(struct output *o, const struct flow *f, int left)
+static void write_header(struct output *o, const struct flow *f, int left, int state_col)
 {
 	size_t mark;
 
 	ob_puts(&o->ob, "\n    ms    ");
 	mark = o->ob.len;
 	write_endpoint(o, f, left);
-	ob_pad_from(&o->ob, mark, STATE_COL + LADDER_WIDTH - 4);
+	ob_pad_from(&o->ob, mark, (size_t)state_col + LADDER_WIDTH - 4);
 	ob_puts(&o->ob, "    ");
 	write_endpoint(o, f, !left);
 	ob_putc(&o->ob, '\n');
@@ -202,12 +239,15 @@ void ladder_write(struct output *o, const struct flow *f)
 	uint32_t isn[2] = { 0, 0 };
 	bool known[2];
 
+	int state_col;
+
 	place_marks(f, marks, nmarks);
+	state_col = state_col_width(marks, nmarks, f->nseg, left);
 	find_isns(f, isn, known);
 	for (int m = 0; m < nmarks; m++)
 		if (marks[m].ts_ns < t0)
 			t0 = marks[m].ts_ns;
-	write_header(o, f, left);
+	write_header(o, f, left, state_col);
 	for (int i = 0; i < f->nseg; i++) {
 		size_t mark = o->ob.len;
 
@@ -215,10 +255,10 @@ void ladder_write(struct output *o, const struct flow *f)
 			continue;
 		ob_fixed(&o->ob, (f->seg[i].ts_ns - t0) / 1000, 3);
 		ob_pad_from(&o->ob, mark, 10);
-		write_marks(o, marks, nmarks, i, left);
+		write_marks(o, marks, nmarks, i, left, state_col);
 		write_arrow(o, f, i, left, isn, known);
 		ob_putc(&o->ob, ' ');
-		write_marks(o, marks, nmarks, i, !left);
+		write_marks(o, marks, nmarks, i, !left, 0);
 		ob_putc(&o->ob, '\n');
 		ob_record_done(&o->ob);
 	}
