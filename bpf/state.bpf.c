@@ -397,7 +397,27 @@ static __always_inline void cpu_ring_submit(struct synfin_event *e, __u64 ts_ns)
 }
 
 /* The time-wait mini-socket's programs and map: they use the rings and filters above. */
+/* A record outside the filters the socket-less programs can apply (no owner, no cgroup). */
+static __always_inline bool tuple_filtered_out(const struct synfin_event *rec)
+{
+	return (filter_family && rec->family != filter_family) ||
+	       !ports_match(rec->sport, rec->dport) || (filter_netns && rec->netns != filter_netns);
+}
+
+/* A record built on the stack, into this CPU's ring (or counted in lost_counter). */
+static __always_inline void publish_copy(const struct synfin_event *rec, __u32 lost_counter)
+{
+	struct synfin_event *e = cpu_ring_reserve(lost_counter);
+
+	if (!e)
+		return;
+	__builtin_memcpy(e, rec, sizeof(*rec)); /* ts_ns 0: unpublished until stamped */
+	cpu_ring_submit(e, bpf_ktime_get_ns());
+}
+
+#include "segment.bpf.h"
 #include "timewait.bpf.h"
+#include "reset.bpf.h"
 
 /*
  * The local port. inet_num is 0 once the socket has left its bind bucket

@@ -37,6 +37,13 @@ enum synfin_event_type {
 	SF_EV_STATE = 1,   /* one tcp_set_state() transition: struct synfin_event */
 	SF_EV_SEGMENT = 2, /* one TCP segment on the wire: struct synfin_segment */
 	SF_EV_TW = 3,      /* one time-wait mini-socket's timer: struct synfin_event, tw_kind set */
+	/*
+	 * One RST the kernel sent (tcp:tcp_send_reset): struct synfin_event, with
+	 * skaddr the socket it was for (a full socket, a request or a time-wait
+	 * mini-socket; 0: none, a segment no socket wanted), oldstate that
+	 * socket's state, the tuple local side first, and rst_reason.
+	 */
+	SF_EV_RST = 4,
 };
 
 /*
@@ -91,6 +98,7 @@ enum synfin_counter {
 	SF_CNT_EMITTED = 0, /* records committed to the ring buffer */
 	SF_CNT_LOST,        /* ring buffer full: state record dropped */
 	SF_CNT_TW_LOST,     /* ring buffer full: SF_EV_TW record dropped */
+	SF_CNT_RST_LOST,    /* ring buffer full: SF_EV_RST record dropped */
 	SF_CNT_MAX,
 };
 
@@ -115,7 +123,10 @@ struct synfin_event {
 	__u32 netns; /* network namespace inode */
 	__u32 local_isn;  /* at ESTABLISHED: our SYN's seq (host order) */
 	__u32 remote_isn; /* at ESTABLISHED: the peer's SYN's seq (host order) */
-	__u32 srtt_us;    /* at ESTABLISHED: smoothed RTT; on a child, the SYN-ACK RTT sample */
+	union {
+		__u32 srtt_us;    /* at ESTABLISHED: smoothed RTT; on a child, the SYN-ACK RTT sample */
+		__u32 rst_reason; /* SF_EV_RST: the kernel's enum sk_rst_reason value */
+	};
 	__u16 sport;
 	__u16 dport;
 	__u8 type;   /* enum synfin_event_type */

@@ -120,14 +120,13 @@ static __always_inline int emit_tw(const struct timer_list *timer, __u8 kind)
 {
 	const struct inet_timewait_sock *tw =
 		(const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
-	struct synfin_event rec = {}, *e;
+	struct synfin_event rec = {};
 
 	rec.family = BPF_CORE_READ(tw, __tw_common.skc_family);
 	rec.sport = BPF_CORE_READ(tw, __tw_common.skc_num);
 	rec.dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
 	rec.netns = BPF_CORE_READ(tw, __tw_common.skc_net.net, ns.inum);
-	if ((filter_family && rec.family != filter_family) || !ports_match(rec.sport, rec.dport) ||
-	    (filter_netns && rec.netns != filter_netns))
+	if (tuple_filtered_out(&rec))
 		return 0;
 	read_tw_tuple(tw, &rec);
 	rec.skaddr = (__u64)tw;
@@ -137,11 +136,7 @@ static __always_inline int emit_tw(const struct timer_list *timer, __u8 kind)
 	rec.tw_kind = kind;
 	if (kind == SF_TW_ARMED)
 		note_armed(&rec); /* whether or not the ring has room for the record */
-	e = cpu_ring_reserve(SF_CNT_TW_LOST);
-	if (!e)
-		return 0;
-	__builtin_memcpy(e, &rec, sizeof(rec)); /* ts_ns 0: unpublished until stamped */
-	cpu_ring_submit(e, bpf_ktime_get_ns());
+	publish_copy(&rec, SF_CNT_TW_LOST);
 	return 0;
 }
 
@@ -176,63 +171,19 @@ int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
  * first, then only TCP segments with FIN set (read from their own headers)
  * become records. User space keeps those whose tuple it follows.
  */
-#define TCP_FLAG_FIN_BYTE 0x01
-
-static __always_inline bool read_tcp_fin(const struct sk_buff *skb, struct synfin_event *rec)
-{
-	unsigned char *head = BPF_CORE_READ(skb, head);
-	__u16 nh = BPF_CORE_READ(skb, network_header), th = BPF_CORE_READ(skb, transport_header);
-	__u16 proto = bpf_ntohs(BPF_CORE_READ(skb, protocol));
-	struct tcphdr tcp;
-
-	if (proto == ETH_P_IP) {
-		struct iphdr ip;
-
-		if (bpf_probe_read_kernel(&ip, sizeof(ip), head + nh) || ip.protocol != IPPROTO_TCP)
-			return false;
-		rec->family = AF_INET;
-		*(__u32 *)rec->saddr = ip.daddr; /* local side first */
-		*(__u32 *)rec->daddr = ip.saddr;
-	} else if (proto == ETH_P_IPV6) {
-		struct ipv6hdr ip6;
-
-		if (bpf_probe_read_kernel(&ip6, sizeof(ip6), head + nh) || ip6.nexthdr != IPPROTO_TCP)
-			return false;
-		rec->family = AF_INET6;
-		__builtin_memcpy(rec->saddr, &ip6.daddr, 16);
-		__builtin_memcpy(rec->daddr, &ip6.saddr, 16);
-	} else {
-		return false;
-	}
-	if (bpf_probe_read_kernel(&tcp, sizeof(tcp), head + th) ||
-	    !(((__u8 *)&tcp)[13] & TCP_FLAG_FIN_BYTE))
-		return false;
-	rec->sport = bpf_ntohs(tcp.dest);
-	rec->dport = bpf_ntohs(tcp.source);
-	return true;
-}
-
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(tw_fin_in, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
-	struct synfin_event rec = {}, *e;
+	struct synfin_event rec = {};
 
 	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED) ||
-	    !read_tcp_fin(skb, &rec))
-		return 0;
-	rec.netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
-	if ((filter_family && rec.family != filter_family) || !ports_match(rec.sport, rec.dport) ||
-	    (filter_netns && rec.netns != filter_netns))
+	    !(read_segment_tuple(skb, &rec) & TCP_FLAG_FIN) || tuple_filtered_out(&rec))
 		return 0;
 	rec.type = SF_EV_TW;
 	rec.oldstate = SF_TCP_FIN_WAIT2;
 	rec.newstate = SF_TCP_TIME_WAIT;
 	rec.tw_kind = SF_TW_FIN_IN;
-	e = cpu_ring_reserve(SF_CNT_TW_LOST);
-	if (!e)
-		return 0;
-	__builtin_memcpy(e, &rec, sizeof(rec));
-	cpu_ring_submit(e, bpf_ktime_get_ns());
+	publish_copy(&rec, SF_CNT_TW_LOST);
 	return 0;
 }
 

@@ -19,6 +19,7 @@
 #include "options.h"
 #include "output.h"
 #include "summary.h"
+#include "rstlog.h"
 #include "timewait.h"
 #include "tracker.h"
 
@@ -63,6 +64,8 @@ struct app {
 	struct tracker *tracker;
 	/* Enrichers: the TIME_WAIT follower, the flow join (-i), the stuck finder (--stuck). */
 	struct tw_table *tw;
+	struct rst_log rst_log; /* RSTs sent lately, for the other end of a local connection */
+	struct rst_await rst_await; /* lifecycles we reset, until their RST record comes */
 	struct flow_table *flows; /* NULL without -i: no packet layer */
 	uint64_t stuck_ns;        /* 0 = --stuck off */
 	/* The sinks: the records (always: errors and notices go there), and what options add. */
@@ -181,24 +184,54 @@ static void on_conn_released(void *ctx, const struct conn *c)
 	emit_conn(ctx, c, c->state_ns);
 }
 
+/* A reset with no RST record yet: the kernel traces ours just after the CLOSE. */
+static bool awaits_its_rst(const struct conn *c)
+{
+	return conn_outcome(c) == OUTCOME_RESET && !c->rst_reason;
+}
+
 /*
  * A lifecycle ended. One handed to a FIN_WAIT2 mini-socket waits (up to
  * FIN_HOLD_NS) for the peer's FIN, to end in TIME_WAIT at that moment.
  */
 static void on_conn_ended(struct app *app, const struct conn *c, uint64_t ts_ns)
 {
-	struct conn skipped;
+	struct conn amended;
 	enum tw_fate fate = time_wait_name(c) ? tw_add(app->tw, c, on_tw_end, app) : TW_UNTRACKED;
+	const struct synfin_event *rst = conn_reset_by_remote(c) && !c->rst_reason ?
+					 rst_log_sent_to(&app->rst_log, c) : NULL;
 
-	if (fate == TW_SKIPPED) {
-		skipped = *c;
-		conn_mark_tw_skipped(&skipped);
-		c = &skipped;
+	if (fate == TW_SKIPPED || rst) {
+		amended = *c;
+		if (fate == TW_SKIPPED)
+			conn_mark_tw_skipped(&amended);
+		if (rst) { /* both ends here: the sender's reason; received at our CLOSE */
+			amended.rst_reason = (uint16_t)(rst->rst_reason + 1);
+			amended.rst_ns = amended.state_ns;
+		}
+		c = &amended;
 	}
 	if (fate == TW_FOLLOWED && app->tracer.tw_fin && (c->close_flags & SF_CLOSE_TW_FIN_WAIT2) &&
 	    tw_hold_conn(app->tw, c, ts_ns + FIN_HOLD_NS, on_conn_released, app))
 		return;
+	if (app->tracer.rst && awaits_its_rst(c)) {
+		rst_await_add(&app->rst_await, c, ts_ns, on_conn_released, app);
+		return;
+	}
 	emit_conn(app, c, ts_ns);
+}
+
+/* An RST this host sent: on its connection, its time-wait mini-socket's, or (none) its own record. */
+static void on_reset(struct app *app, const struct synfin_event *e)
+{
+	rst_log_add(&app->rst_log, e);
+	if (tracker_note_reset(app->tracker, e) ||
+	    rst_await_take(&app->rst_await, e, on_conn_released, app))
+		return;
+	if (e->skaddr && e->oldstate == SF_TCP_TIME_WAIT)
+		tw_note_reset(app->tw, e);
+	else if (!e->skaddr)
+		sinks_reset(&app->sinks, e);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -211,6 +244,10 @@ static int on_event(void *ctx, void *data, size_t size)
 		return 0;
 	if (e->type == SF_EV_TW) {
 		tw_timer_event(app->tw, e, on_tw_end, app);
+		return output_error(&app->out) ? -1 : 0;
+	}
+	if (e->type == SF_EV_RST) {
+		on_reset(app, e);
 		return output_error(&app->out) ? -1 : 0;
 	}
 	if (e->type != SF_EV_STATE)
@@ -273,6 +310,7 @@ static void housekeeping(struct app *app, uint64_t now)
 	struct sink_status st = { 0 };
 
 	tw_poll(app->tw, now, on_tw_end, app);
+	rst_await_flush(&app->rst_await, now, on_conn_released, app);
 	if (app->flows)
 		flows_flush(app->flows, now, FLOW_GRACE_NS, FLOW_IDLE_NS);
 	if (app->stuck_ns)
@@ -374,6 +412,7 @@ static void drain_at_exit(struct app *app)
 	consume_all(app);
 	report_lost(app);
 	tw_release_held(app->tw);
+	rst_await_flush(&app->rst_await, UINT64_MAX, on_conn_released, app);
 	if (app->flows)
 		flows_flush(app->flows, now_ns(), 0, 0);
 	sinks_report(&app->sinks, now_ns(), true);

@@ -15,6 +15,8 @@ Scenarios (who does what, at the socket API):
   close-wait    the server closes; the client holds its CLOSE_WAIT for --hold-seconds
   late-fin      client close(); the server reads EOF, waits --hold-seconds, then close():
                 the client's socket goes to a time-wait mini-socket in FIN_WAIT2 first
+  late-data     client close(); the server reads EOF, waits --hold-seconds, then sends
+                data: the client's FIN_WAIT2 mini-socket answers with a RST
   syn-timeout   connect() to --port whose SYNs are dropped (the test's nftables rule)
   hold          --count connections held open for --hold-seconds
   serve         (two namespaces) listen on --bind:--port, serve one client-first
@@ -41,7 +43,7 @@ def parse_args():
     p.add_argument("--family", type=int, choices=(4, 6), default=4)
     p.add_argument("--scenario", default="client-first",
                    choices=("client-first", "server-first", "reset", "refused", "hold",
-                            "shutdown", "close-wait", "late-fin", "syn-timeout", "serve",
+                            "shutdown", "close-wait", "late-fin", "late-data", "syn-timeout", "serve",
                             "connect"))
     p.add_argument("--capture", action="store_true")
     p.add_argument("--capture-iface", default="lo")
@@ -91,6 +93,17 @@ def one_connection(listener, family, host, port, scenario):
         client.close()
         read_eof(server)
         time.sleep(HOLD_SECONDS)
+        server.close()
+    elif scenario == "late-data":
+        client.close()
+        read_eof(server)
+        time.sleep(HOLD_SECONDS)
+        server.sendall(b"late")
+        time.sleep(0.05)
+        try:
+            server.sendall(b"later")  # after the RST: EPIPE or ECONNRESET
+        except OSError:
+            pass
         server.close()
     elif scenario == "close-wait":
         server.close()

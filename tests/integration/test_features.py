@@ -47,6 +47,8 @@ def witnessed():
         and kallsyms_has("tw_timer_handler"),
         "tw_fin_hook": "TYPEDEF 'btf_trace_kfree_skb'" in raw
         and "'SKB_DROP_REASON_NOT_SPECIFIED'" in raw,
+        "rst_reason": re.search(r"^typedef void \(\*btf_trace_tcp_send_reset\)\(void \*, "
+                                r"[^;]*enum sk_rst_reason\);", c, re.M) is not None,
     }
 
 

@@ -6,7 +6,7 @@ import jsonschema
 
 from lib import SCHEMA_DIR, check_record, parse_records, record_errors
 
-RECORD_TYPES = {"state", "conn", "lost", "stuck", "time_wait_end", "packet", "summary"}
+RECORD_TYPES = {"state", "conn", "lost", "stuck", "time_wait_end", "rst", "packet", "summary"}
 
 
 def test_a_schema_for_every_record_type_each_versioned():

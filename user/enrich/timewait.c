@@ -923,6 +923,17 @@ bool tw_hold_conn(struct tw_table *t, const struct conn *c, uint64_t until_ns, t
 	return true;
 }
 
+void tw_note_reset(struct tw_table *t, const struct synfin_event *e)
+{
+	struct tw_entry *en = find_entry(t, e->netns, e->family, e->saddr, e->sport, e->daddr,
+					 e->dport);
+
+	if (!en || !en->held)
+		return;
+	conn_note_reset_sent(&t->held[en->held - 1].c, e);
+	release(t, en);
+}
+
 void tw_release_held(struct tw_table *t)
 {
 	while (t->nheld)

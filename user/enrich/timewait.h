@@ -89,6 +89,9 @@ enum tw_fate tw_add(struct tw_table *t, const struct conn *c, tw_end_fn fn, void
  */
 bool tw_hold_conn(struct tw_table *t, const struct conn *c, uint64_t until_ns, tw_conn_fn fn,
 		  void *ctx);
+/* An RST the time-wait mini-socket of a followed connection sent (data after our close):
+ * a lifecycle still held goes out now as a reset, with the kernel's reason. */
+void tw_note_reset(struct tw_table *t, const struct synfin_event *e);
 /* Every lifecycle still held, to its fn now (at exit). */
 void tw_release_held(struct tw_table *t);
 /* TW_VIA_TIMERS: one SF_EV_TW record; calls fn for a TIME_WAIT that ended. */

@@ -1,4 +1,5 @@
 #include "lifecycle.h"
+#include "names.h"
 #include <stddef.h>
 
 const char *time_wait_name(const struct conn *c)
@@ -21,6 +22,16 @@ static void handshake_retrans(struct lifecycle *l, const struct conn *c)
 	l->synack_retrans = known && c->role == ROLE_SERVER ? c->hs_retrans : -1;
 }
 
+/* Why and when a reset came: known when this host sent it (either end on this host). */
+static void reset_facts(struct lifecycle *l, const struct conn *c)
+{
+	bool known = l->outcome == OUTCOME_RESET && c->rst_reason;
+
+	l->reset_reason = known ? rst_reason_name(c->rst_reason - 1u) : NULL;
+	l->reset_at_us = l->outcome != OUTCOME_RESET ? -1 :
+			 (int64_t)(((known && c->rst_ns ? c->rst_ns : c->state_ns) - c->first_ns) / 1000);
+}
+
 void lifecycle_of(struct lifecycle *l, const struct conn *c, const struct flow *f, bool ends_flow)
 {
 	bool hs = c->flags & CONN_HANDSHAKE_SEEN;
@@ -31,6 +42,7 @@ void lifecycle_of(struct lifecycle *l, const struct conn *c, const struct flow *
 	l->time_wait = time_wait_name(c);
 	l->reset_by = l->outcome != OUTCOME_RESET ? NULL :
 		      conn_reset_by_remote(c) ? "remote" : "local";
+	reset_facts(l, c);
 	l->handshake_us = conn_handshake_us(c);
 	l->duration_us = conn_duration_us(c);
 	handshake_retrans(l, c);

@@ -18,6 +18,8 @@ struct lifecycle {
 	enum conn_closer closer;
 	const char *time_wait;      /* "entered", "fin_wait2" or NULL */
 	const char *reset_by;       /* "local", "remote", or NULL when not a reset */
+	const char *reset_reason;   /* the kernel's name for why (names.h), NULL: not known */
+	int64_t reset_at_us;        /* the RST sent or received, from the first transition; -1 */
 	/* -1: not known (null in NDJSON). */
 	int64_t handshake_us, duration_us;
 	int64_t syn_retrans, synack_retrans;

@@ -1,4 +1,5 @@
 #include "names.h"
+#include <string.h>
 #include <sys/socket.h>
 #include "synfin.h"
 #include "tracker.h"
@@ -65,4 +66,20 @@ const char *outcome_label(int outcome)
 const char *closer_label(int closer)
 {
 	return closer >= 0 && closer < CLOSER_COUNT ? closer_labels[closer] : "none";
+}
+
+#define RST_REASONS_MAX 128
+
+static char rst_reasons[RST_REASONS_MAX][RST_REASON_NAME_MAX];
+
+void rst_reason_set(uint32_t value, const char *name)
+{
+	if (value >= RST_REASONS_MAX)
+		return;
+	strncpy(rst_reasons[value], name, RST_REASON_NAME_MAX - 1);
+}
+
+const char *rst_reason_name(uint32_t value)
+{
+	return value < RST_REASONS_MAX && rst_reasons[value][0] ? rst_reasons[value] : NULL;
 }

@@ -15,4 +15,11 @@ const char *family_name(uint8_t family);
 const char *outcome_label(int outcome);
 const char *closer_label(int closer);
 
+/* The kernel's reset reasons (enum sk_rst_reason, from its BTF at start-up), lower
+ * case without the SK_RST_REASON_ prefix: "no_socket", "tcp_timewait_socket". */
+#define RST_REASON_NAME_MAX 40
+void rst_reason_set(uint32_t value, const char *name);
+/* NULL when the kernel named no such value (or has no reasons). */
+const char *rst_reason_name(uint32_t value);
+
 #endif

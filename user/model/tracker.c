@@ -358,6 +358,23 @@ void conn_mark_tw_skipped(struct conn *c)
 		c->nstates--;
 }
 
+void conn_note_reset_sent(struct conn *c, const struct synfin_event *e)
+{
+	c->flags |= CONN_RESET_SENT;
+	c->rst_ns = e->ts_ns;
+	c->rst_reason = (uint16_t)(e->rst_reason < UINT16_MAX ? e->rst_reason + 1 : 0);
+}
+
+bool tracker_note_reset(struct tracker *t, const struct synfin_event *e)
+{
+	int64_t at = e->skaddr ? index_at(&t->by_sk, index_find(&t->by_sk, e->skaddr)) : -1;
+
+	if (at < 0)
+		return false;
+	conn_note_reset_sent(&t->pool[at].c, e);
+	return true;
+}
+
 void conn_enter_time_wait(struct conn *c, uint64_t ts_ns)
 {
 	uint64_t extra_us = ts_ns > c->state_ns ? (ts_ns - c->state_ns) / 1000 : 0;
@@ -390,6 +407,9 @@ enum conn_outcome conn_outcome(const struct conn *c)
 	default:
 		return OUTCOME_ABORTED;
 	}
+	/* A RST after the close: from its time-wait mini-socket (data after our close). */
+	if ((c->flags & CONN_RESET_SENT) && c->rst_ns >= c->state_ns)
+		return OUTCOME_RESET;
 	if (c->close_flags & (SF_CLOSE_TIME_WAIT | SF_CLOSE_TW_FIN_WAIT2) || last == SF_TCP_LAST_ACK)
 		return OUTCOME_CLOSED;
 	/* Closed without an error from a state that owes the peer a FIN: we sent an RST. */

@@ -31,6 +31,7 @@ enum conn_flag {
 	CONN_LISTENER_INDEXED = 1 << 3, /* in the (netns, port) index of listeners */
 	/* closed into TIME_WAIT, but the kernel made no mini-socket (its table full) */
 	CONN_TW_SKIPPED = 1 << 4,
+	CONN_RESET_SENT = 1 << 5, /* we sent an RST for it (tcp:tcp_send_reset): rst_ns, rst_reason */
 };
 
 /* One tracked socket; also the lifecycle record handed out at CLOSE. */
@@ -40,6 +41,8 @@ struct conn {
 	uint64_t state_ns; /* when the current state was entered */
 	uint64_t cgroup_id;
 	uint64_t bytes_acked, bytes_received; /* at CLOSE */
+	uint64_t rst_ns;     /* the RST sent or (joined from its sender) received; 0 none */
+	uint16_t rst_reason; /* 1 + the kernel's enum sk_rst_reason value; 0 not known */
 	uint8_t saddr[16];
 	uint8_t daddr[16];
 	uint32_t pid; /* owner; 0 = not known */
@@ -108,6 +111,10 @@ int64_t conn_rx_bytes(const struct conn *c);
 uint8_t conn_last_state(const struct conn *c);
 /* The kernel made no time-wait socket for this close (its table full): no TIME_WAIT state. */
 void conn_mark_tw_skipped(struct conn *c);
+/* An RST the kernel sent (SF_EV_RST) for a tracked socket: noted on it; false if not tracked. */
+bool tracker_note_reset(struct tracker *t, const struct synfin_event *e);
+/* The same on a connection no longer tracked (its time-wait mini-socket sent it). */
+void conn_note_reset_sent(struct conn *c, const struct synfin_event *e);
 /* The peer's FIN reached the FIN_WAIT2 mini-socket the connection was handed to
  * at ts_ns: FIN_WAIT2 lasted until then, and TIME_WAIT began. */
 void conn_enter_time_wait(struct conn *c, uint64_t ts_ns);

@@ -124,6 +124,16 @@ static void out_tw_end(struct sink *s, const struct tw_entry *e, enum tw_end how
 	}
 }
 
+static void out_reset(struct sink *s, const struct synfin_event *e)
+{
+	struct output *o = of(s);
+
+	if (o->mode != OUTPUT_NOTICES) {
+		o->fmt->reset(o, e);
+		ob_record_done(&o->ob);
+	}
+}
+
 static void out_report(struct sink *s, uint64_t now_ns, bool final)
 {
 	(void)now_ns;
@@ -139,6 +149,7 @@ static const struct sink_ops output_ops = {
 	.lost = out_lost,
 	.stuck = out_stuck,
 	.tw_end = out_tw_end,
+	.reset = out_reset,
 	.report = out_report,
 };
 

@@ -46,6 +46,8 @@ struct formatter {
 	void (*stuck)(struct output *o, const struct conn *c, uint64_t now_ns);
 	/* A connection's time-wait mini-socket is gone. */
 	void (*tw_end)(struct output *o, const struct tw_entry *e, enum tw_end how, uint64_t now_ns);
+	/* An RST sent for no socket. */
+	void (*reset)(struct output *o, const struct synfin_event *e);
 };
 
 extern const struct formatter text_formatter;

@@ -159,6 +159,10 @@ static void json_close_facts(struct output *o, const struct lifecycle *l)
 	json_nullable_str(o, outcome_name(l->outcome));
 	KEY(o, "\"reset_by\"");
 	json_nullable_str(o, l->reset_by);
+	KEY(o, "\"reset_reason\"");
+	json_nullable_str(o, l->reset_reason);
+	KEY(o, "\"reset_at_us\"");
+	json_nullable_i64(o, l->reset_at_us);
 	KEY(o, "\"sk_err\"");
 	json_nullable_i64(o, l->c->sk_err ? l->c->sk_err : -1);
 	KEY(o, "\"time_wait\"");
@@ -380,6 +384,17 @@ static void json_tw_end(struct output *o, const struct tw_entry *e, enum tw_end 
 	ob_write(&o->ob, "}\n", 2);
 }
 
+static void json_reset(struct output *o, const struct synfin_event *e)
+{
+	json_begin(o, "rst", e->ts_ns);
+	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
+	KEY(o, "\"netns\"");
+	ob_u64_memo(&o->ob, &o->netns, e->netns);
+	KEY(o, "\"reason\"");
+	json_nullable_str(o, rst_reason_name(e->rst_reason));
+	ob_write(&o->ob, "}\n", 2);
+}
+
 const struct formatter json_formatter = {
 	.header = json_header,
 	.state = json_state,
@@ -388,4 +403,5 @@ const struct formatter json_formatter = {
 	.lost = json_lost,
 	.stuck = json_stuck,
 	.tw_end = json_tw_end,
+	.reset = json_reset,
 };

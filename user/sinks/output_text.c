@@ -130,6 +130,11 @@ static void text_closer(struct output *o, const struct lifecycle *l)
 	if (l->reset_by) {
 		ob_puts(&o->ob, " by ");
 		ob_puts(&o->ob, l->reset_by);
+		if (l->reset_reason) {
+			ob_puts(&o->ob, " (");
+			ob_puts(&o->ob, l->reset_reason);
+			ob_putc(&o->ob, ')');
+		}
 	} else if (closer) {
 		ob_puts(&o->ob, ", ");
 		ob_puts(&o->ob, closer);
@@ -254,6 +259,23 @@ static void text_packet(struct output *o, const struct synfin_segment *s, const 
 	ob_putc(&o->ob, '\n');
 }
 
+static void text_reset(struct output *o, const struct synfin_event *e)
+{
+	const char *reason = rst_reason_name(e->rst_reason);
+
+	text_time(o, e->ts_ns);
+	text_owner(o, 0, "");
+	text_endpoint(o, e->family, e->saddr, e->sport);
+	text_endpoint(o, e->family, e->daddr, e->dport);
+	ob_puts(&o->ob, "! RST sent, no socket");
+	if (reason) {
+		ob_puts(&o->ob, " (");
+		ob_puts(&o->ob, reason);
+		ob_putc(&o->ob, ')');
+	}
+	ob_putc(&o->ob, '\n');
+}
+
 const struct formatter text_formatter = {
 	.header = text_header,
 	.state = text_state,
@@ -262,4 +284,5 @@ const struct formatter text_formatter = {
 	.lost = text_lost,
 	.stuck = text_stuck,
 	.tw_end = text_tw_end,
+	.reset = text_reset,
 };

@@ -51,6 +51,11 @@ void sinks_tw_end(struct sinks *all, const struct tw_entry *e, enum tw_end how, 
 	EACH(all, tw_end, e, how, now_ns);
 }
 
+void sinks_reset(struct sinks *all, const struct synfin_event *e)
+{
+	EACH(all, reset, e);
+}
+
 void sinks_tick(struct sinks *all, uint64_t now_ns, const struct sink_status *st)
 {
 	EACH(all, tick, now_ns, st);

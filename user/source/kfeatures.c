@@ -1,10 +1,12 @@
 #include "kfeatures.h"
+#include <ctype.h>
 #include <bpf/bpf.h>
 #include <bpf/btf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
 #include <string.h>
 #include <unistd.h>
+#include "names.h"
 
 /* Does the kernel accept a tp_btf program on this tracepoint? Loading one tells. */
 static bool tp_btf_loads(const struct btf *vmlinux, const char *tracepoint_typedef)
@@ -59,6 +61,38 @@ static unsigned long long kallsyms_address(const char *name)
 	return addr;
 }
 
+/* How many arguments a tracepoint passes (its btf_trace_ typedef, less the context). */
+static int tracepoint_arity(const struct btf *vmlinux, const char *tracepoint_typedef)
+{
+	int id = btf__find_by_name_kind(vmlinux, tracepoint_typedef, BTF_KIND_TYPEDEF);
+	const struct btf_type *t = id < 0 ? NULL : btf__type_by_id(vmlinux, (__u32)id);
+
+	while (t && (btf_is_typedef(t) || btf_is_ptr(t)))
+		t = btf__type_by_id(vmlinux, t->type);
+	return t && btf_is_func_proto(t) ? btf_vlen(t) - 1 : -1;
+}
+
+#define RST_REASON_PREFIX "SK_RST_REASON_"
+
+void features_name_rst_reasons(const struct btf *vmlinux)
+{
+	int id = btf__find_by_name_kind(vmlinux, "sk_rst_reason", BTF_KIND_ENUM);
+	const struct btf_type *t = id < 0 ? NULL : btf__type_by_id(vmlinux, (__u32)id);
+	char name[RST_REASON_NAME_MAX];
+
+	for (int i = 0; t && i < btf_vlen(t); i++) {
+		const char *full = btf__name_by_offset(vmlinux, btf_enum(t)[i].name_off);
+		size_t skip = strncmp(full, RST_REASON_PREFIX, strlen(RST_REASON_PREFIX)) ? 0 :
+			      strlen(RST_REASON_PREFIX);
+		size_t n = 0;
+
+		for (; full[skip + n] && n < sizeof(name) - 1; n++)
+			name[n] = (char)tolower((unsigned char)full[skip + n]);
+		name[n] = 0;
+		rst_reason_set((uint32_t)btf_enum(t)[i].val, name);
+	}
+}
+
 static bool tw_timer_hooks_work(const struct btf *vmlinux)
 {
 	return tp_btf_loads(vmlinux, "btf_trace_timer_start") &&
@@ -77,6 +111,8 @@ void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 	f->tw_fin_hook = tp_btf_loads(vmlinux, "btf_trace_kfree_skb") &&
 			 type_names(vmlinux, "skb_drop_reason", BTF_KIND_ENUM,
 				    "SKB_DROP_REASON_NOT_SPECIFIED");
+	f->rst_reason = tracepoint_arity(vmlinux, "btf_trace_tcp_send_reset") == 3 &&
+			tp_btf_loads(vmlinux, "btf_trace_tcp_send_reset");
 }
 
 void features_print(const struct kernel_features *f, FILE *out)
@@ -98,4 +134,7 @@ void features_print(const struct kernel_features *f, FILE *out)
 	fprintf(out, "synfin: kernel feature tw_fin_hook: %s (%s)\n", f->tw_fin_hook ? "yes" : "no",
 		f->tw_fin_hook ? "a FIN_WAIT2 mini-socket's TIME_WAIT seen at the peer's FIN" :
 				 "a FIN_WAIT2 mini-socket's TIME_WAIT not seen");
+	fprintf(out, "synfin: kernel feature rst_reason: %s (%s)\n", f->rst_reason ? "yes" : "no",
+		f->rst_reason ? "resets carry the kernel's reason; RSTs for no socket are seen" :
+				"reset_reason is null");
 }

@@ -19,12 +19,17 @@ struct kernel_features {
 	/* a tp_btf program loads on skb:kfree_skb and enum skb_drop_reason has
 	 * SKB_DROP_REASON_NOT_SPECIFIED: the FIN that ends a FIN_WAIT2 mini-socket is seen */
 	bool tw_fin_hook;
+	/* tcp:tcp_send_reset has its reason argument (enum sk_rst_reason, 6.10): resets
+	 * carry the kernel's reason, and RSTs sent for no socket are seen */
+	bool rst_reason;
 };
 
 struct btf;
 
 /* Fills f from the kernel's BTF (vmlinux, already parsed). */
 void features_probe(struct kernel_features *f, const struct btf *vmlinux);
+/* The kernel's names for its reset reasons (enum sk_rst_reason), into names.h. */
+void features_name_rst_reasons(const struct btf *vmlinux);
 /* One line per feature: "synfin: kernel feature NAME: yes|no (what it means)". */
 void features_print(const struct kernel_features *f, FILE *out);
 

@@ -102,6 +102,8 @@ static int check_btf_and_probe(struct kernel_features *f)
 		return 1;
 	}
 	features_probe(f, btf);
+	if (f->rst_reason)
+		features_name_rst_reasons(btf);
 	btf__free(btf);
 	return 0;
 }
@@ -150,6 +152,9 @@ static int choose_hook(struct tracer *t, enum hook_choice choice)
 					false);
 	if (!err)
 		err = bpf_map__set_autocreate(btf ? skel->maps.owners : skel->maps.sk_owners, false);
+	t->rst = btf && t->features.rst_reason;
+	if (!err)
+		err = bpf_program__set_autoload(skel->progs.rst_sent, t->rst);
 	return err ? err : choose_tw_timers(t, btf && t->features.tw_timer_hooks);
 }
 
@@ -289,9 +294,10 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 		goto fail;
 	}
 	if (o->verbose)
-		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s\n", t->hook,
+		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s%s\n", t->hook,
 			t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "",
-			t->tw_fin ? ", and to skb:kfree_skb" : "");
+			t->tw_fin ? ", and to skb:kfree_skb" : "",
+			t->rst ? ", and to tcp:tcp_send_reset" : "");
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_event, ctx, NULL);
 	if (!t->rb) {
 		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));
@@ -369,5 +375,6 @@ int tracer_counters(struct tracer *t, struct tracer_counts *c)
 			      recursion_misses(t->skel->progs.tw_timer_cancel);
 	if (t->tw_fin)
 		c->tw_lost += recursion_misses(t->skel->progs.tw_fin_in);
+	c->rst_lost = totals[SF_CNT_RST_LOST] + (t->rst ? recursion_misses(t->skel->progs.rst_sent) : 0);
 	return 0;
 }

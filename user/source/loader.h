@@ -15,6 +15,7 @@ struct tracer {
 	const char *hook; /* "tp_btf" or "tracepoint" */
 	bool tw_timers;   /* the time-wait timer programs are attached (SF_EV_TW records come) */
 	bool tw_fin;      /* and tw_fin_in on skb:kfree_skb (SF_TW_FIN_IN records come) */
+	bool rst;         /* rst_sent on tcp:tcp_send_reset (SF_EV_RST records come) */
 	struct kernel_features features;
 };
 
@@ -32,6 +33,7 @@ struct tracer_counts {
 	/* SF_EV_TW records lost (ring full, or runs the kernel skipped): apart from the
 	 * state records', which are the primary data the others are counted against */
 	uint64_t tw_lost;
+	uint64_t rst_lost; /* SF_EV_RST records dropped (ring full, or the program skipped) */
 };
 
 int tracer_counters(struct tracer *t, struct tracer_counts *c);
