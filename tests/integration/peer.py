@@ -62,6 +62,16 @@ def read_eof(sock):
         pass
 
 
+def send_into_reset(sock):
+    """Data to a peer that has closed: its kernel answers with a RST."""
+    sock.sendall(b"late")
+    time.sleep(0.05)
+    try:
+        sock.sendall(b"later")  # after the RST: EPIPE or ECONNRESET
+    except OSError:
+        pass
+
+
 def exchange(client, server):
     client.sendall(b"ping")
     assert server.recv(4) == b"ping"
@@ -89,21 +99,12 @@ def one_connection(listener, family, host, port, scenario):
         server.close()
         read_eof(client)
         client.close()
-    elif scenario == "late-fin":
+    elif scenario in ("late-fin", "late-data"):
         client.close()
         read_eof(server)
         time.sleep(HOLD_SECONDS)
-        server.close()
-    elif scenario == "late-data":
-        client.close()
-        read_eof(server)
-        time.sleep(HOLD_SECONDS)
-        server.sendall(b"late")
-        time.sleep(0.05)
-        try:
-            server.sendall(b"later")  # after the RST: EPIPE or ECONNRESET
-        except OSError:
-            pass
+        if scenario == "late-data":
+            send_into_reset(server)
         server.close()
     elif scenario == "close-wait":
         server.close()

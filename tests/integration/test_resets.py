@@ -5,12 +5,12 @@ own trace of the same tracepoint through tracefs (a separate instance, its own b
 and, for the segments, an AF_PACKET capture."""
 import os
 import re
-import shutil
 
 import pytest
 
-from lib import Netns, Synfin, conn_records, parse_records, require_root, run_peer
+from lib import Netns, Synfin, parse_records, require_root, run_peer
 from test_features import require_feature
+from test_teardown import both_records
 
 TRACEFS = "/sys/kernel/tracing"
 RST = 0x04
@@ -55,16 +55,9 @@ def trace_resets(*peer_args):
     return peer, parse_records(out), sent
 
 
-def both_ends(peer, records):
-    lport, cport = peer["listen_port"], peer["conns"][0]["client_port"]
-    [client] = conn_records(records, sport=cport, dport=lport)
-    [server] = conn_records(records, sport=lport, dport=cport)
-    return client, server
-
-
 def test_linger_reset_names_the_kernels_reason_on_both_ends():
     peer, records, sent = trace_resets("--scenario", "reset")
-    client, server = both_ends(peer, records)
+    client, server = both_records(peer, records)
     [reason] = [r for src, dst, r in sent if (src, dst) == (client["sport"], client["dport"])]
     assert (client["outcome"], client["reset_by"], client["reset_reason"]) == \
         ("reset", "local", reason), client
@@ -79,7 +72,7 @@ def test_data_after_our_close_is_reset_by_the_mini_socket():
     require_feature("tw_fin_hook")
     peer, records, sent = trace_resets("--scenario", "late-data", "--hold-seconds", "0.1",
                                        "--capture")
-    client, server = both_ends(peer, records)
+    client, server = both_records(peer, records)
     cport, lport = client["sport"], client["dport"]
     reasons = [r for src, dst, r in sent if (src, dst) == (cport, lport)]
     assert reasons, sent
