@@ -96,3 +96,16 @@ def test_rst_for_no_socket_is_a_record_of_its_own():
         assert r["netns"] and r["family"] == "ipv4"
     refused = [r for r in records if r["type"] == "conn" and r["outcome"] == "refused"]
     assert len(refused) == 3, refused
+
+
+def test_refusals_are_counted_per_port_in_the_summary():
+    require_root()
+    require_feature("rst_reason")
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode), "--summary")
+        peer = run_peer("--scenario", "refused", "--count", "3", netns=ns.name)
+        status, out, err = tracer.stop()
+    assert status == 0, err
+    [summary] = [r for r in parse_records(out) if r["type"] == "summary"]
+    refused = {(p["port"], p["count"]) for p in summary["top_ports"] if p["role"] == "refused"}
+    assert refused == {(c["refused_port"], 1) for c in peer["conns"]}, summary["top_ports"]

@@ -198,6 +198,21 @@ static void listener_ports_are_bounded_and_sticky(void)
 	CHECK_INT(s.other_port_conns, 3 * 30);
 }
 
+/* Refusals (RSTs for no socket) by local port: a series each, as the listeners'. */
+static void refusals_are_counted_by_port(void)
+{
+	static char text[METRICS_TEXT_MAX];
+	struct metrics_snapshot s = { 0 };
+
+	metrics_snapshot_add_rst(&s, 8080);
+	metrics_snapshot_add_rst(&s, 8080);
+	metrics_snapshot_add_rst(&s, 9090);
+	CHECK(metrics_format(&s, text, sizeof(text)) > 0);
+	CHECK(strstr(text, "\nsynfin_no_socket_resets_total{port=\"8080\"} 2\n") != NULL);
+	CHECK(strstr(text, "\nsynfin_no_socket_resets_total{port=\"9090\"} 1\n") != NULL);
+	CHECK(strstr(text, "\nsynfin_no_socket_resets_total{port=\"other\"} 0\n") != NULL);
+}
+
 static void short_buffer_gives_nothing_rather_than_half(void)
 {
 	struct metrics_snapshot s;
@@ -481,6 +496,7 @@ int main(void)
 	RUN(snapshot_counts_each_conn_once);
 	RUN(exposition_has_every_series);
 	RUN(listener_ports_are_bounded_and_sticky);
+	RUN(refusals_are_counted_by_port);
 	RUN(short_buffer_gives_nothing_rather_than_half);
 	RUN(largest_snapshot_fits);
 	RUN(promtool_accepts_the_exposition);

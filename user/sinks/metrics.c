@@ -384,6 +384,11 @@ static void ms_conn(struct sink *s, const struct lifecycle *l)
 	metrics_snapshot_add_conn(&ms_of(s)->snap, l);
 }
 
+static void ms_reset(struct sink *s, const struct synfin_event *e)
+{
+	metrics_snapshot_add_rst(&ms_of(s)->snap, e->sport);
+}
+
 static void ms_tick(struct sink *s, uint64_t now_ns, const struct sink_status *st)
 {
 	struct metrics_sink *ms = ms_of(s);
@@ -399,6 +404,7 @@ static void ms_tick(struct sink *s, uint64_t now_ns, const struct sink_status *s
 static const struct sink_ops metrics_ops = {
 	.state = ms_state,
 	.conn = ms_conn,
+	.reset = ms_reset,
 	.tick = ms_tick,
 	.wants_status = true,
 };

@@ -52,6 +52,10 @@ struct metrics_snapshot {
 	struct metrics_port ports[METRICS_PORTS]; /* the first METRICS_PORTS listener ports seen */
 	uint32_t nports;
 	uint64_t other_port_conns;
+	/* RSTs this host sent for no socket (a closed port), by local port, the same way */
+	struct metrics_port rst_ports[METRICS_PORTS];
+	uint32_t nrst_ports;
+	uint64_t other_port_rsts;
 	/* Gauges: set by the caller before each publish. */
 	uint32_t state_count[SF_TCP_MAX_STATES]; /* tracked sockets per kernel TCP state */
 	uint32_t time_wait;                      /* connections held in TIME_WAIT now */
@@ -71,6 +75,9 @@ int metrics_parse_addr(const char *arg, char *host, size_t hostlen, uint16_t *po
 
 /* Counts one finished lifecycle (outcome, closer, handshake by role, listener port). */
 void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct lifecycle *l);
+
+/* Counts one RST sent for no socket, by the local port it refused. */
+void metrics_snapshot_add_rst(struct metrics_snapshot *s, uint16_t port);
 
 /* The text exposition of snap into buf (NUL-terminated); returns its length,
  * or 0 if len was too small (METRICS_TEXT_MAX always suffices). */

@@ -130,19 +130,25 @@ static void hist_observe(struct metrics_hist *h, uint64_t us)
  * whole run, later ones count under "other". A ranking that could move a
  * port in and out of its own series would make its counter go backwards.
  */
-static void count_listener_port(struct metrics_snapshot *s, uint16_t port)
+static void count_port(struct metrics_port *ports, uint32_t *nports, uint64_t *other,
+		       uint16_t port)
 {
-	for (uint32_t i = 0; i < s->nports; i++) {
-		if (s->ports[i].port == port) {
-			s->ports[i].count++;
+	for (uint32_t i = 0; i < *nports; i++) {
+		if (ports[i].port == port) {
+			ports[i].count++;
 			return;
 		}
 	}
-	if (s->nports < METRICS_PORTS) {
-		s->ports[s->nports++] = (struct metrics_port){ .port = port, .count = 1 };
+	if (*nports < METRICS_PORTS) {
+		ports[(*nports)++] = (struct metrics_port){ .port = port, .count = 1 };
 		return;
 	}
-	s->other_port_conns++;
+	(*other)++;
+}
+
+void metrics_snapshot_add_rst(struct metrics_snapshot *s, uint16_t port)
+{
+	count_port(s->rst_ports, &s->nrst_ports, &s->other_port_rsts, port);
 }
 
 void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct lifecycle *l)
@@ -155,7 +161,7 @@ void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct lifecycl
 		hist_observe(&s->handshake[c->role == ROLE_SERVER ? METRICS_SERVER : METRICS_CLIENT],
 			     (uint64_t)l->handshake_us);
 	if (c->role == ROLE_SERVER)
-		count_listener_port(s, c->sport);
+		count_port(s->ports, &s->nports, &s->other_port_conns, c->sport);
 }
 
 /* ---- the exposition ---------------------------------------------------- */
@@ -257,16 +263,26 @@ static void counter(struct text *t, const char *name, const char *help, uint64_t
 	put(t, "%s %llu\n", name, (unsigned long long)v);
 }
 
+static void format_ports(struct text *t, const char *name, const char *help,
+			 const struct metrics_port *ports, uint32_t nports, uint64_t other)
+{
+	header(t, name, "counter", help);
+	for (uint32_t i = 0; i < nports && i < METRICS_PORTS; i++)
+		put(t, "%s{port=\"%u\"} %llu\n", name, ports[i].port,
+		    (unsigned long long)ports[i].count);
+	put(t, "%s{port=\"other\"} %llu\n", name, (unsigned long long)other);
+}
+
 static void format_listeners(struct text *t, const struct metrics_snapshot *s)
 {
-	header(t, "synfin_listener_connections_total", "counter",
-	       "Accepted connections by local port (first 20 ports seen; the rest under "
-	       "port=\"other\").");
-	for (uint32_t i = 0; i < s->nports && i < METRICS_PORTS; i++)
-		put(t, "synfin_listener_connections_total{port=\"%u\"} %llu\n", s->ports[i].port,
-		    (unsigned long long)s->ports[i].count);
-	put(t, "synfin_listener_connections_total{port=\"other\"} %llu\n",
-	    (unsigned long long)s->other_port_conns);
+	format_ports(t, "synfin_listener_connections_total",
+		     "Accepted connections by local port (first 20 ports seen; the rest under "
+		     "port=\"other\").",
+		     s->ports, s->nports, s->other_port_conns);
+	format_ports(t, "synfin_no_socket_resets_total",
+		     "RSTs this host sent for no socket (a SYN to a closed port: a refusal) by "
+		     "local port (first 20 ports seen; the rest under port=\"other\").",
+		     s->rst_ports, s->nrst_ports, s->other_port_rsts);
 }
 
 size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len)

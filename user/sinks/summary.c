@@ -295,6 +295,16 @@ void summary_add_conn(struct summary *s, const struct lifecycle *l)
 	count_talker(s, c->family, c->daddr);
 }
 
+void summary_add_refusal(struct summary *s, uint16_t port)
+{
+	count_port(s, port, SUMMARY_ROLE_REFUSED);
+}
+
+static const char *port_role_name(uint8_t role)
+{
+	return role == SUMMARY_ROLE_REFUSED ? "refused" : role_name(role);
+}
+
 void summary_add_time_wait(struct summary *s, uint64_t time_wait_us)
 {
 	hist_add(&s->hist[SH_TIME_WAIT], time_wait_us);
@@ -411,7 +421,7 @@ static void text_tops(const struct summary *s, struct outbuf *ob)
 
 		ob_u64(ob, ports[i].port);
 		ob_pad_from(ob, mark, 7);
-		ob_puts(ob, role_name(ports[i].role));
+		ob_puts(ob, port_role_name(ports[i].role));
 		ob_pad_from(ob, mark, 16);
 		ob_u64(ob, ports[i].count);
 		ob_putc(ob, '\n');
@@ -477,7 +487,7 @@ static void json_tops(const struct summary *s, struct outbuf *ob)
 		ob_puts(ob, i ? ",{\"port\":" : "{\"port\":");
 		ob_u64(ob, ports[i].port);
 		ob_puts(ob, ",\"role\":\"");
-		ob_puts(ob, role_name(ports[i].role));
+		ob_puts(ob, port_role_name(ports[i].role));
 		ob_puts(ob, "\",\"count\":");
 		ob_u64(ob, ports[i].count);
 		ob_putc(ob, '}');
@@ -539,6 +549,11 @@ static void ss_conn(struct sink *s, const struct lifecycle *l)
 	summary_add_conn(&ss_of(s)->sum, l);
 }
 
+static void ss_reset(struct sink *s, const struct synfin_event *e)
+{
+	summary_add_refusal(&ss_of(s)->sum, e->sport);
+}
+
 static void ss_tw_end(struct sink *s, const struct tw_entry *e, enum tw_end how, uint64_t now_ns)
 {
 	if (how != TW_END_UNSEEN)
@@ -573,6 +588,7 @@ static void ss_report(struct sink *s, uint64_t now_ns, bool final)
 static const struct sink_ops summary_ops = {
 	.conn = ss_conn,
 	.tw_end = ss_tw_end,
+	.reset = ss_reset,
 	.tick = ss_tick,
 	.report = ss_report,
 };

@@ -71,6 +71,9 @@ struct summary {
 	uint64_t other_talkers;
 };
 
+/* The role of a top_ports line counting RSTs sent for no socket on a local port. */
+#define SUMMARY_ROLE_REFUSED 0xff
+
 /* One line of a top list, decoded. */
 struct top_item {
 	uint64_t count;
@@ -88,6 +91,8 @@ struct summary *summary_new(void);
 void summary_free(struct summary *s);
 void summary_reset(struct summary *s);
 void summary_add_conn(struct summary *s, const struct lifecycle *l);
+/* An RST this host sent for no socket: a refusal on that local port (role "refused"). */
+void summary_add_refusal(struct summary *s, uint16_t port);
 void summary_add_time_wait(struct summary *s, uint64_t time_wait_us);
 /* Up to n of the most frequent ports / remote addresses, most first; returns how many. */
 uint32_t summary_top_ports(const struct summary *s, struct top_item *out, uint32_t n);
