@@ -79,6 +79,19 @@ static int peer_fin_row(const struct flow *f, const struct state_mark *mark)
 	return row;
 }
 
+/*
+ * A side's states follow one another down the ladder: one placed below the
+ * next (FIN_WAIT2 nearest the ACK after the FIN that also brought TIME_WAIT)
+ * moves up to share the next one's row.
+ */
+static void keep_order(struct state_mark *marks, int n)
+{
+	for (int m = n - 2; m >= 0; m--)
+		if (marks[m].side == marks[m + 1].side && marks[m + 1].row >= 0 &&
+		    marks[m].row > marks[m + 1].row)
+			marks[m].row = marks[m + 1].row;
+}
+
 /* Each state goes beside the segment closest in time (TIME_WAIT: beside the peer's FIN). */
 static void place_marks(const struct flow *f, struct state_mark *marks, int n)
 {
@@ -242,6 +255,7 @@ void ladder_write(struct output *o, const struct flow *f)
 	int state_col;
 
 	place_marks(f, marks, nmarks);
+	keep_order(marks, nmarks);
 	state_col = state_col_width(marks, nmarks, f->nseg, left);
 	find_isns(f, isn, known);
 	for (int m = 0; m < nmarks; m++)

@@ -152,7 +152,7 @@ static int choose_hook(struct tracer *t, enum hook_choice choice)
 					false);
 	if (!err)
 		err = bpf_map__set_autocreate(btf ? skel->maps.owners : skel->maps.sk_owners, false);
-	t->rst = btf && t->features.rst_reason;
+	t->rst = t->features.rst_reason; /* tp_btf, but no twin to choose: on either hook */
 	if (!err)
 		err = bpf_program__set_autoload(skel->progs.rst_sent, t->rst);
 	return err ? err : choose_tw_timers(t, btf && t->features.tw_timer_hooks);
