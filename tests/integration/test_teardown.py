@@ -85,7 +85,10 @@ def test_close_before_the_peers_fin_enters_time_wait_at_that_fin():
         ("entered", "closed", "local"), client
     wire_us = wire_fin_wait2_ns(peer["segments"], cport, lport) / 1000
     assert wire_us > 250_000, wire_us  # the server's 300 ms, less our FIN's delayed ACK
-    assert abs(client["state_us"][FIN_WAIT2_INDEX] - wire_us) < 2_000, (client, wire_us)
+    # The kernel's timestamps and the capture's are taken microseconds apart on real
+    # hardware; under an emulator (the suite's TCG VMs) processing one segment takes up
+    # to milliseconds. 5 ms is more than one jiffy at HZ=250, the coarsest of the kernels.
+    assert abs(client["state_us"][FIN_WAIT2_INDEX] - wire_us) < 5_000, (client, wire_us)
     assert client["teardown_us"]["FIN_WAIT2"] == client["state_us"][FIN_WAIT2_INDEX]
 
 
