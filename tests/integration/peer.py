@@ -17,6 +17,7 @@ Scenarios (who does what, at the socket API):
                 the client's socket goes to a time-wait mini-socket in FIN_WAIT2 first
   late-data     client close(); the server reads EOF, waits --hold-seconds, then sends
                 data: the client's FIN_WAIT2 mini-socket answers with a RST
+  unread        the server sends data the client never reads; the client close()s: a RST
   syn-timeout   connect() to --port whose SYNs are dropped (the test's nftables rule)
   hold          --count connections held open for --hold-seconds
   serve         (two namespaces) listen on --bind:--port, serve one client-first
@@ -43,7 +44,8 @@ def parse_args():
     p.add_argument("--family", type=int, choices=(4, 6), default=4)
     p.add_argument("--scenario", default="client-first",
                    choices=("client-first", "server-first", "reset", "refused", "hold",
-                            "shutdown", "close-wait", "late-fin", "late-data", "syn-timeout", "serve",
+                            "shutdown", "close-wait", "late-fin", "late-data", "unread", "syn-timeout",
+                            "serve",
                             "connect"))
     p.add_argument("--capture", action="store_true")
     p.add_argument("--capture-iface", default="lo")
@@ -105,6 +107,12 @@ def one_connection(listener, family, host, port, scenario):
         time.sleep(HOLD_SECONDS)
         if scenario == "late-data":
             send_into_reset(server)
+        server.close()
+    elif scenario == "unread":
+        server.sendall(b"unread")
+        time.sleep(0.05)  # in the client's receive queue
+        client.close()
+        time.sleep(0.05)
         server.close()
     elif scenario == "close-wait":
         server.close()

@@ -134,7 +134,7 @@ def test_text_columns_show_transitions_and_lifecycles():
     client_lines = [line for line in lines if f"127.0.0.1:{cport} " in line.split("  ")[0] + " "
                     or line.split()[3] == f"127.0.0.1:{cport}"]
     assert any("SYN_SENT -> ESTABLISHED" in line for line in client_lines), client_lines
-    closed = [line for line in lines if "= client closed, local closed first:" in line]
+    closed = [line for line in lines if "= client closed, local first, " in line]
     assert len(closed) == 1 and "SYN_SENT>ESTABLISHED>FIN_WAIT1>FIN_WAIT2" in closed[0], lines
     assert f" {peer['pid']} " in closed[0] and peer["comm"] in closed[0]
     assert not any("swapper" in line for line in lines)

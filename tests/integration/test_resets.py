@@ -109,3 +109,25 @@ def test_refusals_are_counted_per_port_in_the_summary():
     [summary] = [r for r in parse_records(out) if r["type"] == "summary"]
     refused = {(p["port"], p["count"]) for p in summary["top_ports"] if p["role"] == "refused"}
     assert refused == {(c["refused_port"], 1) for c in peer["conns"]}, summary["top_ports"]
+
+
+def test_close_with_unread_data_is_said_in_words():
+    """A close() with data still unread resets the connection (RFC 2525); the text line
+    says so in the kernel's words, and the JSON of the same run carries the reason."""
+    require_root()
+    require_feature("rst_reason")
+    with Netns() as ns:
+        kernel = KernelResetTrace()
+        text = Synfin("--netns", str(ns.inode), json_output=False)
+        tracer = Synfin("--netns", str(ns.inode))
+        peer = run_peer("--scenario", "unread", netns=ns.name)
+        _, lines, _ = text.stop()
+        status, out, err = tracer.stop()
+        sent = kernel.sent()
+    assert status == 0, err
+    client, server = both_records(peer, parse_records(out))
+    [reason] = [r for src, dst, r in sent if (src, dst) == (client["sport"], client["dport"])]
+    assert client["reset_reason"] == server["reset_reason"] == reason, (client, server)
+    words = reason.removeprefix("tcp_").replace("_", " ")
+    said = [line for line in lines.splitlines() if "= client reset by local: " in line]
+    assert len(said) == 1 and f"= client reset by local: {words}:" in said[0], lines

@@ -243,7 +243,8 @@ static void text_conn_line_is_readable(void)
 	capture(write_conn, &c, false);
 	CHECK(strstr(captured, "4242    cu\"rl") != NULL);
 	CHECK(strstr(captured, "10.0.0.1:40000          10.0.0.2:80") != NULL);
-	CHECK(strstr(captured, "= client closed, local closed first: SYN_SENT>ESTABLISHED>FIN_WAIT1>FIN_WAIT2 "
+	CHECK(strstr(captured, "= client closed, local first, TIME_WAIT: "
+			       "SYN_SENT>ESTABLISHED>FIN_WAIT1>FIN_WAIT2 "
 			       "handshake=0.120ms life=2.500ms\n") != NULL);
 }
 

@@ -8,6 +8,7 @@
 #define W_COMM 16
 #define W_ENDPOINT 23
 #define W_ROLE 8
+#define W_ENDING 34 /* "reset by remote: timewait socket" */
 
 /* HH:MM:SS.uuuuuu local time; localtime_r only when the second changes. */
 static void text_time(struct output *o, uint64_t ts_ns)
@@ -87,7 +88,8 @@ static void text_header(struct output *o)
 {
 	if (o->mode == OUTPUT_LIFE)
 		ob_puts(&o->ob, "TIME            PID     COMM             ROLE     LOCAL                   "
-				"REMOTE                  HS_MS     LIFE_MS   STATES\n");
+				"REMOTE                  HS_MS     LIFE_MS   END                       "
+				"         STATES\n");
 	else
 		ob_puts(&o->ob, "TIME            PID     COMM             LOCAL                   "
 				"REMOTE                  TRANSITION                 MS\n");
@@ -123,22 +125,47 @@ static void text_states(struct output *o, const struct conn *c)
 		ob_puts(&o->ob, " (partial)");
 }
 
-static void text_closer(struct output *o, const struct lifecycle *l)
+/* A kernel reason as words: "tcp_abort_on_close" -> "abort on close". */
+static void text_reason(struct output *o, const char *reason)
+{
+	if (!strncmp(reason, "tcp_", 4))
+		reason += 4;
+	for (; *reason; reason++)
+		ob_putc(&o->ob, *reason == '_' ? ' ' : *reason);
+}
+
+static const char *time_wait_words(const char *time_wait)
+{
+	if (!strcmp(time_wait, "entered"))
+		return "TIME_WAIT";
+	if (!strcmp(time_wait, "fin_wait2"))
+		return "FIN_WAIT2, no FIN back yet";
+	return "no TIME_WAIT (table full)";
+}
+
+/* How it ended, as a person says it: "closed, local first, TIME_WAIT",
+ * "reset by local: abort on close". */
+static void text_ending(struct output *o, const struct lifecycle *l)
 {
 	const char *closer = closer_name(l->closer);
 
+	ob_puts(&o->ob, outcome_name(l->outcome) ?: "ended");
 	if (l->reset_by) {
 		ob_puts(&o->ob, " by ");
 		ob_puts(&o->ob, l->reset_by);
 		if (l->reset_reason) {
-			ob_puts(&o->ob, " (");
-			ob_puts(&o->ob, l->reset_reason);
-			ob_putc(&o->ob, ')');
+			ob_puts(&o->ob, ": ");
+			text_reason(o, l->reset_reason);
 		}
 	} else if (closer) {
 		ob_puts(&o->ob, ", ");
-		ob_puts(&o->ob, closer);
-		ob_puts(&o->ob, " closed first");
+		ob_puts(&o->ob, l->closer == CLOSER_BOTH ? "both at once" : closer);
+		if (l->closer != CLOSER_BOTH)
+			ob_puts(&o->ob, " first");
+	}
+	if (l->time_wait) {
+		ob_puts(&o->ob, ", ");
+		ob_puts(&o->ob, time_wait_words(l->time_wait));
 	}
 }
 
@@ -170,6 +197,10 @@ static void text_conn(struct output *o, const struct lifecycle *l)
 	if (life_only) {
 		text_padded_ms(o, l->handshake_us, 9);
 		text_padded_ms(o, l->duration_us, 9);
+		mark = o->ob.len;
+		text_ending(o, l);
+		ob_pad_from(&o->ob, mark, W_ENDING);
+		ob_putc(&o->ob, ' ');
 		text_states(o, c);
 		ob_putc(&o->ob, '\n');
 		return;
@@ -177,8 +208,7 @@ static void text_conn(struct output *o, const struct lifecycle *l)
 	ob_puts(&o->ob, "= ");
 	ob_puts(&o->ob, role_name(c->role));
 	ob_putc(&o->ob, ' ');
-	ob_puts(&o->ob, outcome_name(l->outcome) ?: "ended");
-	text_closer(o, l);
+	text_ending(o, l);
 	ob_puts(&o->ob, ": ");
 	text_states(o, c);
 	ob_puts(&o->ob, " handshake=");
