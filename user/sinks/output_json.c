@@ -69,12 +69,19 @@ static void json_tuple(struct output *o, uint8_t family, const uint8_t *saddr, u
 }
 
 /* Every record: its type, the schema version (docs/schema), the kernel time. */
-#define json_begin(o, type, ts_ns)                                                       \
+#define json_begin_v(o, type, v, ts_ns)                                                  \
 	do {                                                                             \
-		static const char head_[] = "{\"type\":\"" type "\",\"v\":1,\"ts_ns\":";      \
+		static const char head_[] = "{\"type\":\"" type "\",\"v\":" v ",\"ts_ns\":";  \
 		ob_write(&(o)->ob, head_, sizeof(head_) - 1);                           \
 		ob_u64_split(&(o)->ob, &(o)->ts_hi, ts_ns);                              \
 	} while (0)
+#define json_begin(o, type, ts_ns) json_begin_v(o, type, "1", ts_ns)
+/*
+ * conn v2: duration_us and FIN_WAIT2's time run to TIME_WAIT (a FIN_WAIT2
+ * mini-socket's, at the peer's FIN), "fin_wait2" means that FIN had not come
+ * within the wait, reset_reason and reset_at_us are new.
+ */
+#define CONN_RECORD_VERSION "2"
 
 static void json_header(struct output *o)
 {
@@ -185,7 +192,7 @@ static void json_conn_fields(struct output *o, const struct lifecycle *l)
 {
 	const struct conn *c = l->c;
 
-	json_begin(o, "conn", c->state_ns);
+	json_begin_v(o, "conn", CONN_RECORD_VERSION, c->state_ns);
 	KEY(o, "\"role\"");
 	if (c->role == ROLE_UNKNOWN)
 		ob_write(&o->ob, "null", 4);
