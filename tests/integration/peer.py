@@ -18,6 +18,8 @@ Scenarios (who does what, at the socket API):
   late-data     client close(); the server reads EOF, waits --hold-seconds, then sends
                 data: the client's FIN_WAIT2 mini-socket answers with a RST
   unread        the server sends data the client never reads; the client close()s: a RST
+  queued        --count clients complete their handshakes; the listener closes without
+                accepting them: the kernel resets its queued children
   syn-timeout   connect() to --port whose SYNs are dropped (the test's nftables rule)
   hold          --count connections held open for --hold-seconds
   serve         (two namespaces) listen on --bind:--port, serve one client-first
@@ -44,7 +46,8 @@ def parse_args():
     p.add_argument("--family", type=int, choices=(4, 6), default=4)
     p.add_argument("--scenario", default="client-first",
                    choices=("client-first", "server-first", "reset", "refused", "hold",
-                            "shutdown", "close-wait", "late-fin", "late-data", "unread", "syn-timeout",
+                            "shutdown", "close-wait", "late-fin", "late-data", "unread", "queued",
+                            "syn-timeout",
                             "serve",
                             "connect"))
     p.add_argument("--capture", action="store_true")
@@ -238,6 +241,25 @@ def refused_connection(family, host):
     return {"refused_port": closed_port}
 
 
+def queued_connections(family, host, count):
+    listener = socket.socket(family, socket.SOCK_STREAM)
+    listener.bind((host, 0))
+    listener.listen(count)
+    port = listener.getsockname()[1]
+    clients = [socket.create_connection((host, port)) for _ in range(count)]
+    ports = [c.getsockname()[1] for c in clients]
+    time.sleep(0.05)  # every handshake done: children wait in the accept queue
+    listener.close()
+    for c in clients:
+        c.settimeout(5)
+        try:
+            c.recv(1)
+        except ConnectionResetError:
+            pass
+        c.close()
+    return port, [{"client_port": p} for p in ports]
+
+
 def held_connections(listener, family, host, port, count, seconds):
     pairs = []
     for _ in range(count):
@@ -271,6 +293,8 @@ def main():
         result["conns"] = [connect_one(family, args.bind, args.port)]
     elif args.scenario == "syn-timeout":
         result["conns"] = [syn_timeout_connection(family, host, args.port)]
+    elif args.scenario == "queued":
+        result["listen_port"], result["conns"] = queued_connections(family, host, args.count)
     elif args.scenario == "refused":
         result["conns"] = [refused_connection(family, host) for _ in range(args.count)]
     else:

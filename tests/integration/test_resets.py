@@ -131,3 +131,18 @@ def test_close_with_unread_data_is_said_in_words():
     words = reason.removeprefix("tcp_").replace("_", " ")
     said = [line for line in lines.splitlines() if "= client reset by local: " in line]
     assert len(said) == 1 and f"= client reset by local: {words}:" in said[0], lines
+
+
+def test_listener_closed_with_queued_children_resets_each_as_both_ends_say():
+    """A listener closed before accept(): the kernel resets each child waiting in its queue.
+    Every child (server side, reset by local) and its client (reset by remote) carry the
+    reason the kernel traced for that RST."""
+    peer, records, sent = trace_resets("--scenario", "queued", "--count", "3")
+    lport = peer["listen_port"]
+    for conn in peer["conns"]:
+        client, server = both_records({"listen_port": lport, "conns": [conn]}, records)
+        [reason] = [r for src, dst, r in sent if (src, dst) == (lport, conn["client_port"])]
+        assert (server["outcome"], server["reset_by"], server["reset_reason"]) == \
+            ("reset", "local", reason), server
+        assert (client["outcome"], client["reset_by"], client["reset_reason"]) == \
+            ("reset", "remote", reason), client
