@@ -133,6 +133,13 @@ main() {
 	fi
 	echo "run-vm: kernel $label, accel $ACCEL" >&2
 	boot "$kernel" "$initrd" "$modules" "$CACHE/console.log" "$@" || true
+	# A guest that never reached the command died booting (QEMU TCG's stale int3
+	# strikes at boot too, README): one more boot, said, and its first console kept.
+	if ! grep -q '^SYNFIN-VM-BEGIN' "$CACHE/console.log"; then
+		mv "$CACHE/console.log" "$CACHE/console-failed-boot.log"
+		echo "run-vm: the guest died before the command began (see $CACHE/console-failed-boot.log): booting once more" >&2
+		boot "$kernel" "$initrd" "$modules" "$CACHE/console.log" "$@" || true
+	fi
 	status=$(sed -n "s/^$MARKER=\([0-9]*\).*/\1/p" "$CACHE/console.log" | tail -n 1)
 	[ -n "$status" ] || die "the guest returned no exit status (crash, panic or timeout after ${TIMEOUT}s); see $CACHE/console.log" 125
 	exit "$status"
