@@ -31,12 +31,13 @@ BPF_APPS := state wire
 BPF_OBJS := $(patsubst %,$(OUTPUT)/%.bpf.o,$(BPF_APPS))
 SKELS := $(patsubst %,$(OUTPUT)/%.skel.h,$(BPF_APPS))
 # Pure user-space parts (no libbpf): unit-tested on their own.
-CORE_SRCS := $(addprefix user/model/,tracker.c lifecycle.c index.c names.c bigmem.c rstlog.c) \
+CORE_SRCS := $(addprefix user/model/,tracker.c lifecycle.c index.c names.c bigmem.c rstlog.c holders.c) \
 	$(addprefix user/enrich/,timewait.c flows.c) user/source/cpuring.c user/options.c \
 	$(addprefix user/sinks/,sink.c outbuf.c output.c output_json.c output_text.c output_ladder.c \
 		summary.c metrics_text.c)
 CORE_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(notdir $(CORE_SRCS)))
-APP_SRCS := user/main.c user/source/loader.c user/source/kfeatures.c user/source/wire.c
+APP_SRCS := user/main.c user/source/loader.c user/source/kfeatures.c user/source/wire.c \
+	user/enrich/procscan.c
 APP_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(notdir $(APP_SRCS)))
 HEADERS := $(wildcard $(addsuffix /*.h,$(USER_DIRS))) bpf/synfin.h
 UNIT_TESTS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/%,$(wildcard tests/unit/test_*.c))

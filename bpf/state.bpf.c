@@ -24,7 +24,6 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 const volatile __u16 filter_port = 0;  /* local or remote */
 const volatile __u16 filter_sport = 0; /* local */
 const volatile __u16 filter_dport = 0; /* remote */
-const volatile __u32 filter_pid = 0;   /* owner tgid */
 const volatile __u8 filter_family = 0;
 const volatile __u32 filter_netns = 0;
 const volatile __u64 filter_cgroup = 0; /* this cgroup and below */
@@ -59,54 +58,6 @@ struct {
 	__type(key, __u32);
 	__type(value, __u64);
 } counters SEC(".maps");
-
-struct sf_owner {
-	__u32 pid;
-	char comm[SYNFIN_COMM_LEN];
-};
-
-/*
- * The process that owns each socket. tp_btf keeps it in socket-local storage:
- * one pointer away from the socket, freed with it, no hashing and no delete.
- * The classic tracepoint cannot use socket storage, so its twin keeps a hash
- * keyed by socket address instead (LRU, so it can never fill). User space
- * creates only the map the chosen twin uses.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_SK_STORAGE);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__type(key, int);
-	__type(value, struct sf_owner);
-} sk_owners SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 65536); /* resized by user space */
-	__type(key, __u64);
-	__type(value, struct sf_owner);
-} owners SEC(".maps");
-
-struct sf_listener_key {
-	__u32 netns;
-	__u32 port;
-};
-
-struct sf_listener {
-	__u64 skaddr;
-	struct sf_owner owner;
-};
-
-/*
- * (netns, local port) -> the listening socket's owner. An accepted child is
- * born in softirq context when the final ACK arrives, so the task running
- * then is unrelated; the listener's owner is the right answer.
- */
-struct {
-	__uint(type, BPF_MAP_TYPE_LRU_HASH);
-	__uint(max_entries, 4096);
-	__type(key, struct sf_listener_key);
-	__type(value, struct sf_listener);
-} listeners SEC(".maps");
 
 static __always_inline void count(__u32 idx)
 {
@@ -159,10 +110,11 @@ static __always_inline bool ports_match(__u16 sport, __u16 dport)
 }
 
 /*
- * Transitions that only a system call makes, so the current task is the
- * socket's owner: connect(), listen(), and close()/shutdown() of an
- * established or half-closed socket. Everything else may run in softirq on
- * top of whatever task the CPU was executing.
+ * Transitions that only a system call makes, so the current task holds the
+ * socket: connect(), listen(), and close()/shutdown() of an established or
+ * half-closed socket. Everything else may run in softirq on top of whatever
+ * task the CPU was executing: there pid stays 0 and user space, which follows
+ * every socket's holder (accept() and process exits included), names it.
  */
 static __always_inline bool in_owner_context(int oldstate, int newstate)
 {
@@ -170,33 +122,6 @@ static __always_inline bool in_owner_context(int oldstate, int newstate)
 	       newstate == SF_TCP_LISTEN ||
 	       (oldstate == SF_TCP_ESTABLISHED && newstate == SF_TCP_FIN_WAIT1) ||
 	       (oldstate == SF_TCP_CLOSE_WAIT && newstate == SF_TCP_LAST_ACK);
-}
-
-/* An accepted child: born as a clone of its listener, so its first state
- * change reads LISTEN -> SYN_RECV (CLOSE -> SYN_RECV on older kernels). */
-static __always_inline bool is_child_birth(int oldstate, int newstate)
-{
-	return newstate == SF_TCP_SYN_RECV &&
-	       (oldstate == SF_TCP_CLOSE || oldstate == SF_TCP_LISTEN);
-}
-
-static __always_inline void remember_listener(__u64 skaddr, __u32 netns, __u16 port,
-					      const struct sf_owner *owner)
-{
-	struct sf_listener_key key = { .netns = netns, .port = port };
-	struct sf_listener val = { .skaddr = skaddr, .owner = *owner };
-
-	bpf_map_update_elem(&listeners, &key, &val, BPF_ANY);
-}
-
-static __always_inline void forget_listener(__u64 skaddr, __u32 netns, __u16 port)
-{
-	struct sf_listener_key key = { .netns = netns, .port = port };
-	struct sf_listener *l = bpf_map_lookup_elem(&listeners, &key);
-
-	/* SO_REUSEPORT: only the socket that registered may unregister. */
-	if (l && l->skaddr == skaddr)
-		bpf_map_delete_elem(&listeners, &key);
 }
 
 /*
@@ -208,75 +133,6 @@ static __always_inline void forget_listener(__u64 skaddr, __u32 netns, __u16 por
  */
 #define RD(btf, ptr, ...) ((btf) ? __RD_DIRECT(ptr, __VA_ARGS__) : BPF_CORE_READ(ptr, __VA_ARGS__))
 #define __RD_DIRECT(ptr, a) ((ptr)->a)
-
-static __always_inline struct sf_owner *stored_owner(const struct sock *sk, bool btf, bool create)
-{
-	__u64 skaddr = (__u64)sk;
-
-	if (btf)
-		return bpf_sk_storage_get(&sk_owners, (struct sock *)sk, 0,
-					  create ? BPF_SK_STORAGE_GET_F_CREATE : 0);
-	if (create) {
-		struct sf_owner blank = {};
-
-		bpf_map_update_elem(&owners, &skaddr, &blank, BPF_ANY);
-	}
-	return bpf_map_lookup_elem(&owners, &skaddr);
-}
-
-static __always_inline bool store_owner(const struct sock *sk, bool btf, const struct sf_owner *owner)
-{
-	struct sf_owner *slot = stored_owner(sk, btf, true);
-
-	if (!slot)
-		return false;
-	*slot = *owner;
-	return true;
-}
-
-/*
- * The owner of a socket, as this event can tell it: the current task where a
- * system call made the transition, otherwise not known here (user space
- * remembers owners per socket and gives children their listener's owner).
- * With a pid filter the kernel must know every socket's owner, so then it is
- * remembered here too: socket storage (tp_btf) or a hash (tracepoint).
- */
-static __always_inline bool resolve_owner(const struct sock *sk, bool btf, int oldstate,
-					  int newstate, __u32 netns, __u16 sport,
-					  struct sf_owner *owner)
-{
-	struct sf_owner *known = NULL;
-
-	if (filter_pid && newstate != SF_TCP_SYN_SENT)
-		known = stored_owner(sk, btf, false);
-	if (known && known->pid) {
-		*owner = *known;
-		return true;
-	}
-	if (in_owner_context(oldstate, newstate)) {
-		owner->pid = bpf_get_current_pid_tgid() >> 32;
-		if (!owner->pid) /* never the idle task */
-			return false;
-		bpf_get_current_comm(owner->comm, sizeof(owner->comm));
-		if (!filter_pid)
-			return true;
-		store_owner(sk, btf, owner);
-		if (newstate == SF_TCP_LISTEN)
-			remember_listener((__u64)sk, netns, sport, owner);
-		return true;
-	}
-	if (filter_pid && is_child_birth(oldstate, newstate)) {
-		struct sf_listener_key key = { .netns = netns, .port = sport };
-		struct sf_listener *l = bpf_map_lookup_elem(&listeners, &key);
-
-		if (!l)
-			return false;
-		*owner = l->owner;
-		store_owner(sk, btf, owner);
-		return true;
-	}
-	return false;
-}
 
 static __always_inline void read_addrs(const struct sock *sk, bool btf, __u16 family,
 				       struct synfin_event *e)
@@ -418,6 +274,7 @@ static __always_inline void publish_copy(const struct synfin_event *rec, __u32 l
 #include "segment.bpf.h"
 #include "timewait.bpf.h"
 #include "reset.bpf.h"
+#include "owner.bpf.h"
 
 /*
  * The local port. inet_num is 0 once the socket has left its bind bucket
@@ -435,10 +292,14 @@ static __always_inline __u16 local_port(const struct sock *sk, const struct tcp_
 
 static __always_inline void fill_event(struct synfin_event *e, const struct sock *sk,
 				       const struct tcp_sock *tp, bool btf, int oldstate,
-				       int newstate, const struct sf_owner *owner)
+				       int newstate)
 {
-	e->pid = owner->pid;
-	__builtin_memcpy(e->comm, owner->comm, sizeof(e->comm));
+	e->pid = 0;
+	e->comm[0] = 0;
+	if (in_owner_context(oldstate, newstate)) {
+		e->pid = bpf_get_current_pid_tgid() >> 32;
+		bpf_get_current_comm(e->comm, sizeof(e->comm));
+	}
 	e->type = SF_EV_STATE;
 	e->oldstate = oldstate;
 	e->newstate = newstate;
@@ -466,7 +327,7 @@ struct transition {
 };
 
 static __always_inline void fill_record(struct synfin_event *e, const struct transition *t,
-					bool btf, const struct sf_owner *owner)
+					bool btf)
 {
 	struct cgroup *cg = t->cg;
 
@@ -478,19 +339,17 @@ static __always_inline void fill_record(struct synfin_event *e, const struct tra
 	e->sport = t->sport;
 	e->dport = t->dport;
 	e->family = t->family;
-	fill_event(e, t->sk, t->tp, btf, t->oldstate, t->newstate, owner);
+	fill_event(e, t->sk, t->tp, btf, t->oldstate, t->newstate);
 }
 
 static __always_inline int handle_set_state(const struct sock *sk, const struct tcp_sock *tp,
 					    bool btf, int oldstate, int newstate)
 {
-	struct sf_owner owner = {};
 	struct synfin_event *e;
 	struct transition t;
 	struct cgroup *cg;
 	__u16 family, sport, dport;
 	__u32 netns;
-	bool known;
 
 	family = RD(btf, sk, __sk_common.skc_family);
 	if (filter_family && family != filter_family)
@@ -500,23 +359,9 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	netns = btf ? sk->__sk_common.skc_net.net->ns.inum :
 		      BPF_CORE_READ(sk, __sk_common.skc_net.net, ns.inum);
 
-	/* Owner bookkeeping runs before filtering so it never misses a socket. */
-	known = resolve_owner(sk, btf, oldstate, newstate, netns, sport, &owner);
-	if (filter_pid && newstate == SF_TCP_CLOSE) {
-		if (!btf) {
-			__u64 skaddr = (__u64)sk;
-
-			bpf_map_delete_elem(&owners, &skaddr);
-		}
-		if (oldstate == SF_TCP_LISTEN)
-			forget_listener((__u64)sk, netns, sport);
-	}
-
 	if (!ports_match(sport, dport))
 		return 0;
 	if (filter_netns && netns != filter_netns)
-		return 0;
-	if (filter_pid && (!known || owner.pid != filter_pid))
 		return 0;
 	/* sk_cgrp_data.cgroup is copied from the listener into accepted children. */
 	cg = RD(btf, sk, sk_cgrp_data.cgroup);
@@ -536,7 +381,7 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	e = cpu_ring_reserve(SF_CNT_LOST);
 	if (!e)
 		return 0;
-	fill_record(e, &t, btf, &owner);
+	fill_record(e, &t, btf);
 	if (e->close_flags & (SF_CLOSE_TIME_WAIT | SF_CLOSE_TW_FIN_WAIT2) && tw_was_armed(e))
 		e->close_flags |= SF_CLOSE_TW_MADE;
 	cpu_ring_submit(e, t.ts_ns);

@@ -44,6 +44,18 @@ enum synfin_event_type {
 	 * socket's state, the tuple local side first, and rst_reason.
 	 */
 	SF_EV_RST = 4,
+	/*
+	 * A process came to hold a TCP socket by accept() (syscalls:sys_exit_accept4
+	 * and sys_exit_accept): struct synfin_event, skaddr the new socket, pid/comm
+	 * the process that accepted it, the tuple local side first, newstate the
+	 * socket's state.
+	 */
+	SF_EV_OWNER = 5,
+	/*
+	 * A process ended, its last thread gone (sched:sched_process_exit): pid/comm
+	 * only. Any socket it held is held by another process now, or by none.
+	 */
+	SF_EV_EXIT = 6,
 };
 
 /*
@@ -99,6 +111,7 @@ enum synfin_counter {
 	SF_CNT_LOST,        /* ring buffer full: state record dropped */
 	SF_CNT_TW_LOST,     /* ring buffer full: SF_EV_TW record dropped */
 	SF_CNT_RST_LOST,    /* ring buffer full: SF_EV_RST record dropped */
+	SF_CNT_OWNER_LOST,  /* ring buffer full: SF_EV_OWNER or SF_EV_EXIT record dropped */
 	SF_CNT_MAX,
 };
 
@@ -107,9 +120,9 @@ enum synfin_counter {
  *
  * saddr/daddr: network byte order; IPv4 uses the first 4 bytes.
  * sport/dport: host byte order. saddr/sport are always the local side.
- * pid/comm: the socket's owner (the process that connected, listened or
- * closed it, or the listener's owner for an accepted child), not the task
- * that happened to run the softirq. pid 0 = owner not known.
+ * pid/comm: the current task where a system call made the transition
+ * (connect(), listen(), close() or shutdown()), which then holds the socket;
+ * 0 where the transition ran in softirq (user space knows the holder).
  */
 struct synfin_event {
 	__u64 ts_ns;     /* bpf_ktime_get_ns() at the transition */

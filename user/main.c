@@ -18,6 +18,7 @@
 #include "wire.h"
 #include "options.h"
 #include "output.h"
+#include "procscan.h"
 #include "summary.h"
 #include "rstlog.h"
 #include "timewait.h"
@@ -50,6 +51,14 @@
  */
 #define FIN_HOLD_NS 1000000000ull
 #define FLOW_IDLE_NS 10000000000ull
+/*
+ * When a process that held tracked sockets exits, /proc is scanned for who
+ * holds them now (a few ms). Bounded, so that a storm of exits cannot starve
+ * the rings: past this many scans a second, the exit's sockets are named
+ * from the last scan, the exited process excluded (counted in -v's summary).
+ */
+#define SCAN_WINDOW_NS 1000000000ull
+#define SCANS_PER_WINDOW 20
 #define FLOW_TABLE_CAP 4096
 /* --stuck watches the states an application or a peer can leave a connection in. */
 #define STUCK_STATES ((1u << SF_TCP_CLOSE_WAIT) | (1u << SF_TCP_FIN_WAIT2) | (1u << SF_TCP_SYN_SENT))
@@ -67,6 +76,10 @@ struct app {
 	struct rst_log rst_log; /* RSTs sent lately, for the other end of a local connection */
 	struct rst_await rst_await; /* lifecycles we reset, until their RST record comes */
 	struct flow_table *flows; /* NULL without -i: no packet layer */
+	struct holders holders;   /* the last scan of who holds which socket (procscan.c) */
+	uint64_t scan_window_ns;  /* scans since then: at most SCANS_PER_WINDOW a window */
+	uint32_t scans_in_window;
+	uint64_t scans, scans_skipped; /* exits that rescanned, and that the bound skipped */
 	uint64_t stuck_ns;        /* 0 = --stuck off */
 	/* The sinks: the records (always: errors and notices go there), and what options add. */
 	struct sinks sinks;
@@ -234,6 +247,32 @@ static void on_reset(struct app *app, const struct synfin_event *e)
 		sinks_reset(&app->sinks, e);
 }
 
+static bool scan_allowed(struct app *app)
+{
+	uint64_t now = now_ns();
+
+	if (now - app->scan_window_ns >= SCAN_WINDOW_NS) {
+		app->scan_window_ns = now;
+		app->scans_in_window = 0;
+	}
+	if (app->scans_in_window >= SCANS_PER_WINDOW)
+		return false;
+	app->scans_in_window++;
+	return true;
+}
+
+static void rescan_holders(void *ctx, uint32_t exited_pid)
+{
+	struct app *app = ctx;
+
+	if (!scan_allowed(app)) {
+		app->scans_skipped++;
+		return;
+	}
+	app->scans++;
+	procscan(&app->holders, "/proc", exited_pid);
+}
+
 static int on_event(void *ctx, void *data, size_t size)
 {
 	struct app *app = ctx;
@@ -249,6 +288,14 @@ static int on_event(void *ctx, void *data, size_t size)
 	if (e->type == SF_EV_RST) {
 		on_reset(app, e);
 		return output_error(&app->out) ? -1 : 0;
+	}
+	if (e->type == SF_EV_OWNER) {
+		tracker_note_accept(app->tracker, e);
+		return 0;
+	}
+	if (e->type == SF_EV_EXIT) {
+		tracker_holder_exited(app->tracker, e->pid, rescan_holders, app);
+		return 0;
 	}
 	if (e->type != SF_EV_STATE)
 		return 0;
@@ -495,6 +542,7 @@ static int add_sinks(struct app *app, const struct options *opts)
 {
 	enum output_mode mode = opts->summary ? OUTPUT_NOTICES : opts->life ? OUTPUT_LIFE : OUTPUT_ALL;
 
+	app->sinks.pid = opts->pid;
 	output_init(&app->out, STDOUT_FILENO, opts->json, mode);
 	app->out.relative = opts->relative;
 	app->out.color = app->tty;
@@ -519,6 +567,15 @@ static int start(struct app *app, const struct options *opts)
 {
 	int err = tracer_start(&app->tracer, opts, on_event, app);
 
+	/* After attaching: a socket from before then is named by who holds it now. */
+	if (!err && procscan(&app->holders, "/proc", 0))
+		fprintf(stderr, "synfin: cannot read /proc (%s): sockets from before the start "
+				"name no holder\n", strerror(errno));
+	tracker_use_holders(app->tracker, &app->holders);
+	if (!err && !app->tracer.accept)
+		fprintf(stderr, "synfin: no syscalls:sys_exit_accept4 in tracefs (mount -t tracefs "
+				"nodev /sys/kernel/tracing): an accepted socket is named after its "
+				"listener's holder until it is closed\n");
 	if (!err) {
 		bool timed = app->tracer.tw_timers;
 
@@ -552,6 +609,7 @@ static void stop(struct app *app)
 	flows_free(app->flows);
 	tw_free(app->tw);
 	tracker_free(app->tracker);
+	holders_free(&app->holders);
 }
 
 int main(int argc, char **argv)

@@ -207,7 +207,7 @@ static void conn_record_carries_every_documented_field(void)
 
 	CHECK_STR(capture(write_conn, &c, true),
 		  "{\"type\":\"conn\",\"v\":2,\"ts_ns\":3500000,\"role\":\"client\",\"pid\":4242,"
-		  "\"comm\":\"cu\\\"rl\",\"family\":\"ipv4\",\"saddr\":\"10.0.0.1\",\"sport\":40000,"
+		  "\"comm\":\"cu\\\"rl\",\"owner_unknown\":null,\"family\":\"ipv4\",\"saddr\":\"10.0.0.1\",\"sport\":40000,"
 		  "\"daddr\":\"10.0.0.2\",\"dport\":80,\"netns\":4026531840,\"cgroup_id\":77,"
 		  "\"states\":[\"SYN_SENT\",\"ESTABLISHED\",\"FIN_WAIT1\",\"FIN_WAIT2\"],"
 		  "\"state_us\":[120,2000,30,350],\"teardown_us\":{\"FIN_WAIT1\":30,\"FIN_WAIT2\":350},"

@@ -438,6 +438,114 @@ static void listener_seen_only_closing_is_not_a_connection(void)
 	tracker_free(t);
 }
 
+static struct held_socket held(uint32_t pid, const char *comm, uint8_t state, uint16_t sport,
+			       uint16_t dport)
+{
+	struct held_socket h = { .netns = 4026531840u, .pid = pid, .sport = sport, .dport = dport,
+				 .family = 2, .state = state,
+				 .saddr = { 127, 0, 0, 1 }, .daddr = { 127, 0, 0, 1 } };
+
+	if (state == SF_TCP_LISTEN)
+		memset(h.daddr, 0, sizeof(h.daddr));
+	memcpy(h.comm, comm, strlen(comm) + 1);
+	return h;
+}
+
+struct rescan_ctx {
+	struct holders *h;
+	struct held_socket after[4];
+	int nafter, calls;
+	uint32_t exited;
+};
+
+/* Stands for procscan(): the holders as /proc shows them after the exit. */
+static void fake_rescan(void *ctx, uint32_t pid)
+{
+	struct rescan_ctx *r = ctx;
+
+	r->calls++;
+	r->exited = pid;
+	holders_clear(r->h);
+	for (int i = 0; i < r->nafter; i++)
+		holders_add(r->h, &r->after[i]);
+}
+
+/* nginx: the process that listen()s exits after forking the master; workers accept. */
+static void a_prefork_servers_sockets_follow_their_holders(void)
+{
+	struct tracker *t = tracker_new(64);
+	struct holders h = { 0 };
+	struct synfin_event listen = ev(0xc00, 0, SF_TCP_CLOSE, SF_TCP_LISTEN, 8080);
+	struct synfin_event born = ev(0xd00, 5, SF_TCP_LISTEN, SF_TCP_SYN_RECV, 8080);
+	struct synfin_event est = ev(0xd00, 6, SF_TCP_SYN_RECV, SF_TCP_ESTABLISHED, 8080);
+	struct synfin_event accept = ev(0xd00, 7, SF_TCP_ESTABLISHED, SF_TCP_ESTABLISHED, 8080);
+	struct synfin_event cw = ev(0xd00, 8, SF_TCP_ESTABLISHED, SF_TCP_CLOSE_WAIT, 8080);
+	struct rescan_ctx r = { .h = &h, .nafter = 2 };
+	struct transition tr;
+
+	tracker_use_holders(t, &h);
+	listen.pid = 100;
+	memcpy(listen.comm, "nginx", 6);
+	born.pid = est.pid = cw.pid = 0;
+	born.dport = est.dport = accept.dport = cw.dport = 40000;
+	r.after[0] = held(101, "master", SF_TCP_LISTEN, 8080, 0);
+	r.after[1] = held(102, "worker", SF_TCP_LISTEN, 8080, 0);
+	tracker_feed(t, &listen, &tr);
+	tracker_feed(t, &born, &tr);
+	CHECK_INT(tr.pid, 100);
+	/* 100 exits: the listener, and the child still in its queue, go to the scan's holder. */
+	CHECK_INT(tracker_holder_exited(t, 100, fake_rescan, &r), 2);
+	CHECK_INT(r.calls, 1);
+	CHECK_INT(r.exited, 100);
+	tracker_feed(t, &est, &tr);
+	CHECK_INT(tr.pid, 101);
+	CHECK_STR(tr.comm, "master");
+	accept.type = SF_EV_OWNER;
+	accept.pid = 102;
+	memcpy(accept.comm, "worker", 7);
+	CHECK(tracker_note_accept(t, &accept));
+	tracker_feed(t, &cw, &tr);
+	CHECK_INT(tr.pid, 102);
+	CHECK_STR(tr.comm, "worker");
+	/* A process that never held anything costs no scan. */
+	CHECK_INT(tracker_holder_exited(t, 555, fake_rescan, &r), 0);
+	CHECK_INT(r.calls, 1);
+	holders_free(&h);
+	tracker_free(t);
+}
+
+/* A holder that exits while no other process holds its socket leaves it named by nobody, saying so. */
+static void a_socket_nobody_holds_says_why(void)
+{
+	struct tracker *t = tracker_new(64);
+	struct holders h = { 0 };
+	struct synfin_event mid = ev(0xa00, 0, SF_TCP_ESTABLISHED, SF_TCP_CLOSE_WAIT, 7000);
+	struct synfin_event last = ev(0xa00, 9, SF_TCP_CLOSE_WAIT, SF_TCP_CLOSE, 7000); /* a RST */
+	struct rescan_ctx r = { .h = &h };
+	struct held_socket before = held(300, "server", SF_TCP_ESTABLISHED, 7000, 8080);
+	struct transition tr;
+
+	mid.pid = 0;
+	tracker_feed(t, &mid, &tr); /* from before the start, no scan yet */
+	CHECK_INT(tr.pid, 0);
+	CHECK_STR(owner_unknown_name(tr.owner_unknown), "not_seen");
+	tracker_free(t);
+
+	t = tracker_new(64);
+	holders_add(&h, &before);
+	tracker_use_holders(t, &h);
+	tracker_feed(t, &mid, &tr); /* the start's scan names it */
+	CHECK_INT(tr.pid, 300);
+	CHECK_STR(tr.comm, "server");
+	CHECK_INT(tracker_holder_exited(t, 300, fake_rescan, &r), 1);
+	last.pid = 0;
+	tracker_feed(t, &last, &tr);
+	CHECK_INT(tr.pid, 0);
+	CHECK_STR(owner_unknown_name(tr.owner_unknown), "holder_exited");
+	holders_free(&h);
+	tracker_free(t);
+}
+
 int main(void)
 {
 	RUN(client_first_close_yields_full_record);
@@ -455,5 +563,7 @@ int main(void)
 	RUN(stuck_connections_are_reported_once_per_state);
 	RUN(children_inherit_their_listeners_owner);
 	RUN(listener_seen_only_closing_is_not_a_connection);
+	RUN(a_prefork_servers_sockets_follow_their_holders);
+	RUN(a_socket_nobody_holds_says_why);
 	return check_summary("unit/tracker");
 }

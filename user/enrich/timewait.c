@@ -225,6 +225,7 @@ static void copy_conn(struct tw_entry *e, const struct conn *c)
 {
 	e->entered_ns = e->fin_ns ? e->fin_ns : c->state_ns;
 	e->pid = c->pid;
+	e->owner_unknown = c->owner_unknown;
 	memcpy(e->comm, c->comm, sizeof(e->comm));
 }
 

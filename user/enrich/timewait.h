@@ -57,6 +57,7 @@ struct tw_entry {
 	uint8_t in_use;
 	uint8_t lookup_errors;
 	uint8_t attached; /* TW_VIA_TIMERS: its connection's CLOSE came (else only armed) */
+	uint8_t owner_unknown; /* its connection's: why pid is 0 (enum conn_owner_unknown) */
 	uint32_t held;    /* TW_VIA_TIMERS: 1 + its lifecycle's index among those held; 0 none */
 	uint32_t dump_gen; /* the last dump of its namespace that listed it */
 	char comm[SYNFIN_COMM_LEN];

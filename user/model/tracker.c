@@ -5,6 +5,7 @@
 #include <string.h>
 
 #define NIL UINT32_MAX
+#define HOLDER_BITS 4096
 
 /* A pool slot: a connection and its place in the age list (oldest is evicted first;
  * free slots are chained through `newer`). The connection comes first: the
@@ -22,6 +23,9 @@ struct tracker {
 	struct index by_sk, by_listener;
 	struct slot *pool;
 	struct conn ended; /* the last finished lifecycle, handed out by tracker_feed */
+	const struct holders *holders; /* the last /proc scan (tracker_use_holders) */
+	/* Bit pid % HOLDER_BITS set once pid held a socket: an exit of any other skips the pool. */
+	uint64_t holder_bits[HOLDER_BITS / 64];
 };
 
 /* Listeners are few; past this many, later ones lend no owner to their children. */
@@ -206,26 +210,159 @@ static void complete_tuple(struct conn *c, const struct synfin_event *e)
 	c->dport = e->dport;
 }
 
-/* Events carry the current task only where it is the owner (connect, listen, close). */
-static void take_owner(struct conn *c, const struct synfin_event *e)
+static void set_holder(struct tracker *t, struct conn *c, uint32_t pid, const char *comm)
 {
-	if (c->pid || !e->pid)
-		return;
-	c->pid = e->pid;
-	memcpy(c->comm, e->comm, sizeof(c->comm));
+	c->pid = pid;
+	memcpy(c->comm, comm, sizeof(c->comm));
+	c->owner_unknown = OWNER_KNOWN;
+	t->holder_bits[(pid % HOLDER_BITS) / 64] |= 1ull << (pid % 64);
 }
 
-/* An accepted child is born in softirq: its owner is its listener's. */
-static void inherit_listener_owner(struct tracker *t, struct conn *c)
+static void set_no_holder(struct conn *c, uint8_t why)
+{
+	c->pid = 0;
+	c->comm[0] = 0;
+	c->owner_unknown = why;
+}
+
+/* Events carry the current task where a system call made the transition: it holds the socket. */
+static void take_owner(struct tracker *t, struct conn *c, const struct synfin_event *e)
+{
+	if (e->pid)
+		set_holder(t, c, e->pid, e->comm);
+}
+
+/* A child not yet accepted is held by nobody: it is named after its listener's holder. */
+static void inherit_listener_owner(struct tracker *t, struct conn *c, uint32_t skip_pid)
 {
 	int64_t at = index_at(&t->by_listener, index_find(&t->by_listener, listener_key(c)));
-	const struct conn *l;
+	const struct held_socket *h;
 
-	if (at < 0)
+	if (at >= 0 && t->pool[at].c.pid && t->pool[at].c.pid != skip_pid) {
+		set_holder(t, c, t->pool[at].c.pid, t->pool[at].c.comm);
 		return;
-	l = &t->pool[at].c;
-	c->pid = l->pid;
-	memcpy(c->comm, l->comm, sizeof(c->comm));
+	}
+	h = t->holders ? holders_find_listener(t->holders, c->netns, c->sport, skip_pid) : NULL;
+	if (h)
+		set_holder(t, c, h->pid, h->comm);
+	else
+		set_no_holder(c, at >= 0 ? OWNER_HOLDER_EXITED : OWNER_LISTENER_NOT_SEEN);
+}
+
+/* A socket no event named the holder of: the last scan's holder, if any. */
+static void look_up_holder(struct tracker *t, struct conn *c, uint32_t skip_pid, uint8_t why)
+{
+	const struct held_socket *h = NULL;
+
+	if (t->holders && c->role == ROLE_LISTENER)
+		h = holders_find_listener(t->holders, c->netns, c->sport, skip_pid);
+	else if (t->holders)
+		h = holders_find_conn(t->holders, c->netns, c->family, c->saddr, c->sport, c->daddr,
+				      c->dport, skip_pid);
+	if (h)
+		set_holder(t, c, h->pid, h->comm);
+	else
+		set_no_holder(c, why);
+}
+
+static bool awaits_accept(const struct conn *c)
+{
+	return c->role == ROLE_SERVER && !c->partial && !(c->flags & CONN_ACCEPTED);
+}
+
+/* The holder of a socket seen for the first time, where its event does not name one. */
+static void name_new_holder(struct tracker *t, struct conn *c)
+{
+	if (awaits_accept(c))
+		inherit_listener_owner(t, c, 0);
+	else
+		look_up_holder(t, c, 0, OWNER_NOT_SEEN);
+}
+
+void tracker_use_holders(struct tracker *t, const struct holders *h)
+{
+	t->holders = h;
+}
+
+static struct conn *find_conn(struct tracker *t, uint64_t skaddr)
+{
+	int64_t at = index_at(&t->by_sk, index_find(&t->by_sk, skaddr));
+
+	return at >= 0 ? &t->pool[at].c : NULL;
+}
+
+bool tracker_note_accept(struct tracker *t, const struct synfin_event *e)
+{
+	struct conn *c = find_conn(t, e->skaddr);
+
+	if (!c)
+		return false;
+	c->flags |= CONN_ACCEPTED;
+	set_holder(t, c, e->pid, e->comm);
+	return true;
+}
+
+bool tracker_may_hold(const struct tracker *t, uint32_t pid)
+{
+	return t->holder_bits[(pid % HOLDER_BITS) / 64] & (1ull << (pid % 64));
+}
+
+/* Calls fn on each tracked connection pid holds, children awaiting accept() last or only. */
+static uint32_t each_held(struct tracker *t, uint32_t pid, int children,
+			  void (*fn)(struct tracker *t, struct conn *c, uint32_t pid))
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = t->oldest; i != NIL; i = t->pool[i].newer) {
+		struct conn *c = &t->pool[i].c;
+
+		if (c->pid != pid || (children >= 0 && awaits_accept(c) != children))
+			continue;
+		n++;
+		if (fn)
+			fn(t, c, pid);
+	}
+	return n;
+}
+
+static void rehold(struct tracker *t, struct conn *c, uint32_t pid)
+{
+	look_up_holder(t, c, pid, OWNER_HOLDER_EXITED);
+}
+
+static void rehold_child(struct tracker *t, struct conn *c, uint32_t pid)
+{
+	inherit_listener_owner(t, c, pid);
+}
+
+uint32_t tracker_holder_exited(struct tracker *t, uint32_t pid,
+			       void (*rescan)(void *ctx, uint32_t pid), void *ctx)
+{
+	uint32_t held;
+
+	if (!pid || !tracker_may_hold(t, pid))
+		return 0;
+	held = each_held(t, pid, -1, NULL);
+	if (!held) {
+		t->holder_bits[(pid % HOLDER_BITS) / 64] &= ~(1ull << (pid % 64));
+		return 0;
+	}
+	rescan(ctx, pid);
+	/* Listeners (and the rest) first: a child then takes its listener's new holder. */
+	each_held(t, pid, 0, rehold);
+	each_held(t, pid, 1, rehold_child);
+	return held;
+}
+
+const char *owner_unknown_name(uint8_t why)
+{
+	static const char *const names[OWNER_UNKNOWN_COUNT] = {
+		[OWNER_NOT_SEEN] = "not_seen",
+		[OWNER_LISTENER_NOT_SEEN] = "listener_not_seen",
+		[OWNER_HOLDER_EXITED] = "holder_exited",
+	};
+
+	return why < OWNER_UNKNOWN_COUNT ? names[why] : NULL;
 }
 
 static void index_listener(struct tracker *t, struct conn *c)
@@ -282,15 +419,15 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 		complete_tuple(c, e);
 	} else {
 		c = start_conn(t, e);
-		if (c->role == ROLE_SERVER && !c->partial && !e->pid)
-			inherit_listener_owner(t, c);
+		if (!e->pid)
+			name_new_holder(t, c);
 	}
-	take_owner(c, e);
+	take_owner(t, c, e);
 	if (e->newstate == SF_TCP_LISTEN && c->pid)
 		index_listener(t, c);
-	/* The owner in the event is authoritative; the tracker fills in when BPF did not know. */
-	out->pid = e->pid ? e->pid : c->pid;
-	out->comm = e->pid ? e->comm : c->comm;
+	out->pid = c->pid;
+	out->comm = c->comm;
+	out->owner_unknown = c->owner_unknown;
 	c->state_ns = e->ts_ns;
 	c->flags &= (uint8_t)~CONN_STUCK_REPORTED;
 	take_event_facts(c, e);
@@ -303,8 +440,7 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 		push_state(c, SF_TCP_TIME_WAIT);
 	t->ended = *c;
 	remove_conn(t, index_of(t, c));
-	if (!e->pid)
-		out->comm = t->ended.comm;
+	out->comm = t->ended.comm;
 	if (t->ended.role != ROLE_LISTENER)
 		out->ended = &t->ended;
 }

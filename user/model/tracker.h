@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "synfin.h"
+#include "holders.h"
 
 /* The most states one lifecycle can list; TCP needs at most 7, so this is slack. */
 #define TRACKER_MAX_STATES 12
@@ -32,6 +33,16 @@ enum conn_flag {
 	/* closed into TIME_WAIT, but the kernel made no mini-socket (its table full) */
 	CONN_TW_SKIPPED = 1 << 4,
 	CONN_RESET_SENT = 1 << 5, /* we sent an RST for it (tcp:tcp_send_reset): rst_ns, rst_reason */
+	CONN_ACCEPTED = 1 << 6,   /* a process accept()ed it (SF_EV_OWNER): its holder is its own */
+};
+
+/* Why a connection names no holder (pid 0); never a guess. */
+enum conn_owner_unknown {
+	OWNER_KNOWN = 0,
+	OWNER_NOT_SEEN,         /* no event told, and no process held it when synfin looked */
+	OWNER_LISTENER_NOT_SEEN, /* an accepted child whose listener's holder synfin never saw */
+	OWNER_HOLDER_EXITED,    /* its holder exited and no other process holds it */
+	OWNER_UNKNOWN_COUNT,
 };
 
 /* One tracked socket; also the lifecycle record handed out at CLOSE. */
@@ -45,7 +56,14 @@ struct conn {
 	uint16_t rst_reason; /* 1 + the kernel's enum sk_rst_reason value; 0 not known */
 	uint8_t saddr[16];
 	uint8_t daddr[16];
-	uint32_t pid; /* owner; 0 = not known */
+	/*
+	 * The holder: the process that holds the socket, as `ss -p` names it. From
+	 * connect()/listen()/close() (the current task), accept() (SF_EV_OWNER),
+	 * for a child not yet accepted its listener's holder, and where no event
+	 * tells (before synfin started, a holder's exit) a scan of /proc. 0 = none:
+	 * owner_unknown says why.
+	 */
+	uint32_t pid;
 	uint32_t netns;
 	uint32_t local_isn, remote_isn, srtt_us; /* at ESTABLISHED */
 	uint16_t sport, dport;
@@ -54,6 +72,7 @@ struct conn {
 	uint8_t hs_retrans;    /* retransmissions at ESTABLISHED (or at CLOSE if never established) */
 	uint8_t sk_err;        /* at CLOSE */
 	uint8_t close_flags;   /* at CLOSE: SF_CLOSE_* */
+	uint8_t owner_unknown; /* enum conn_owner_unknown: why pid is 0 */
 	char comm[SYNFIN_COMM_LEN];
 	uint8_t states[TRACKER_MAX_STATES];
 	uint32_t state_us[TRACKER_MAX_STATES]; /* time spent in states[i] */
@@ -81,8 +100,9 @@ enum conn_outcome {
 /* What the tracker learnt from one transition, for the per-event output. */
 struct transition {
 	int64_t delta_us;  /* time spent in the old state; -1 when not known */
-	uint32_t pid;      /* owner, as best known */
-	const char *comm;  /* owner's comm ("" when not known) */
+	uint32_t pid;      /* the socket's holder at this transition; 0 = none */
+	const char *comm;  /* its comm ("" when none) */
+	uint8_t owner_unknown; /* enum conn_owner_unknown: why pid is 0 */
 	const struct conn *ended; /* non-NULL when this transition finished a lifecycle */
 };
 
@@ -118,6 +138,22 @@ void conn_note_reset_sent(struct conn *c, const struct synfin_event *e);
 /* The peer's FIN reached the FIN_WAIT2 mini-socket the connection was handed to
  * at ts_ns: FIN_WAIT2 lasted until then, and TIME_WAIT began. */
 void conn_enter_time_wait(struct conn *c, uint64_t ts_ns);
+
+/* Where to look up holders no event names (sockets from before the start, a
+ * holder's exit): a scan the caller owns and refreshes; NULL: none. */
+void tracker_use_holders(struct tracker *t, const struct holders *h);
+/* A process accepted a tracked socket (SF_EV_OWNER): it holds it now. False if not tracked. */
+bool tracker_note_accept(struct tracker *t, const struct synfin_event *e);
+/* True when pid may hold a tracked socket: worth a fresh scan when it exits. */
+bool tracker_may_hold(const struct tracker *t, uint32_t pid);
+/* pid exited. If it held tracked sockets, rescan(ctx, pid) refreshes the holders
+ * (tracker_use_holders) and then each goes to its holder there, a child not yet
+ * accepted to its listener's, or to nobody (OWNER_HOLDER_EXITED). Returns how
+ * many sockets it held. */
+uint32_t tracker_holder_exited(struct tracker *t, uint32_t pid,
+			       void (*rescan)(void *ctx, uint32_t pid), void *ctx);
+/* The name of why no holder is named ("not_seen", ...), NULL for OWNER_KNOWN. */
+const char *owner_unknown_name(uint8_t why);
 
 /* Calls fn for each tracked connection sitting in one of the `watched`
  * states (bit per state) for longer than min_ns, once per state entered. */

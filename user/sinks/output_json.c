@@ -16,23 +16,34 @@ static void json_nullable_i64(struct output *o, int64_t v)
 		ob_i64(&o->ob, v);
 }
 
-static void json_owner(struct output *o, uint32_t pid, const char *comm)
-{
-	KEY(o, "\"pid\"");
-	if (!pid) {
-		ob_puts(&o->ob, "null,\"comm\":null");
-		return;
-	}
-	ob_u64(&o->ob, pid);
-	KEY(o, "\"comm\"");
-	ob_json_comm(&o->ob, comm);
-}
-
 static void json_str_field(struct output *o, const char *s)
 {
 	ob_putc(&o->ob, '"');
 	ob_puts(&o->ob, s);
 	ob_putc(&o->ob, '"');
+}
+
+static void json_nullable_str(struct output *o, const char *s)
+{
+	if (s)
+		json_str_field(o, s);
+	else
+		ob_write(&o->ob, "null", 4);
+}
+
+/* The socket's holder, or null and why not (owner_unknown). */
+static void json_owner(struct output *o, uint32_t pid, const char *comm, uint8_t why)
+{
+	KEY(o, "\"pid\"");
+	if (!pid) {
+		ob_puts(&o->ob, "null,\"comm\":null,\"owner_unknown\":");
+		json_nullable_str(o, owner_unknown_name(why ? why : OWNER_NOT_SEEN));
+		return;
+	}
+	ob_u64(&o->ob, pid);
+	KEY(o, "\"comm\"");
+	ob_json_comm(&o->ob, comm);
+	ob_puts(&o->ob, ",\"owner_unknown\":null");
 }
 
 static void json_state_name(struct output *o, uint8_t state)
@@ -91,7 +102,7 @@ static void json_header(struct output *o)
 static void json_state(struct output *o, const struct synfin_event *e, const struct transition *tr)
 {
 	json_begin(o, "state", e->ts_ns);
-	json_owner(o, tr->pid, tr->comm);
+	json_owner(o, tr->pid, tr->comm, tr->owner_unknown);
 	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
 	KEY(o, "\"old\"");
 	json_state_name(o, e->oldstate);
@@ -150,13 +161,6 @@ static void json_states(struct output *o, const struct conn *c)
 	ob_putc(&o->ob, '}');
 }
 
-static void json_nullable_str(struct output *o, const char *s)
-{
-	if (s)
-		json_str_field(o, s);
-	else
-		ob_write(&o->ob, "null", 4);
-}
 
 static void json_close_facts(struct output *o, const struct lifecycle *l)
 {
@@ -198,7 +202,7 @@ static void json_conn_fields(struct output *o, const struct lifecycle *l)
 		ob_write(&o->ob, "null", 4);
 	else
 		json_str_field(o, role_name(c->role));
-	json_owner(o, c->pid, c->comm);
+	json_owner(o, c->pid, c->comm, c->owner_unknown);
 	json_tuple(o, c->family, c->saddr, c->sport, c->daddr, c->dport);
 	KEY(o, "\"netns\"");
 	ob_u64_memo(&o->ob, &o->netns, c->netns);
@@ -367,7 +371,7 @@ static void json_stuck(struct output *o, const struct conn *c, uint64_t now_ns)
 	ob_u64(&o->ob, (now_ns - c->state_ns) / 1000);
 	KEY(o, "\"role\"");
 	json_nullable_str(o, c->role == ROLE_UNKNOWN ? NULL : role_name(c->role));
-	json_owner(o, c->pid, c->comm);
+	json_owner(o, c->pid, c->comm, c->owner_unknown);
 	json_tuple(o, c->family, c->saddr, c->sport, c->daddr, c->dport);
 	KEY(o, "\"netns\"");
 	ob_u64_memo(&o->ob, &o->netns, c->netns);
@@ -378,7 +382,7 @@ static void json_tw_end(struct output *o, const struct tw_entry *e, enum tw_end 
 			uint64_t now_ns)
 {
 	json_begin(o, "time_wait_end", now_ns);
-	json_owner(o, e->pid, e->comm);
+	json_owner(o, e->pid, e->comm, e->owner_unknown);
 	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
 	KEY(o, "\"netns\"");
 	ob_u64_memo(&o->ob, &o->netns, e->netns);

@@ -58,6 +58,8 @@ struct sinks {
 	struct sink *s[SINKS_MAX];
 	int n;
 	bool wants_status;
+	/* -p: only the records of the sockets this process holds (at that record); 0 = all */
+	uint32_t pid;
 };
 
 void sinks_add(struct sinks *all, struct sink *s);

@@ -93,6 +93,20 @@ void features_name_rst_reasons(const struct btf *vmlinux)
 	}
 }
 
+/* A classic tracepoint exists where tracefs lists it (libbpf attaches through its id there). */
+static bool tracefs_has_event(const char *event)
+{
+	static const char *const roots[] = { "/sys/kernel/tracing/events", "/sys/kernel/debug/tracing/events" };
+	char path[256];
+
+	for (size_t i = 0; i < sizeof(roots) / sizeof(roots[0]); i++) {
+		snprintf(path, sizeof(path), "%s/%s/id", roots[i], event);
+		if (access(path, R_OK) == 0)
+			return true;
+	}
+	return false;
+}
+
 static bool tw_timer_hooks_work(const struct btf *vmlinux)
 {
 	return tp_btf_loads(vmlinux, "btf_trace_timer_start") &&
@@ -113,6 +127,9 @@ void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 				    "SKB_DROP_REASON_NOT_SPECIFIED");
 	f->rst_reason = tracepoint_arity(vmlinux, "btf_trace_tcp_send_reset") == 3 &&
 			tp_btf_loads(vmlinux, "btf_trace_tcp_send_reset");
+	f->accept_hook = tracefs_has_event("syscalls/sys_exit_accept4") &&
+			 tracefs_has_event("syscalls/sys_exit_accept");
+	f->exit_hook = tp_btf_loads(vmlinux, "btf_trace_sched_process_exit");
 }
 
 void features_print(const struct kernel_features *f, FILE *out)
@@ -137,4 +154,11 @@ void features_print(const struct kernel_features *f, FILE *out)
 	fprintf(out, "synfin: kernel feature rst_reason: %s (%s)\n", f->rst_reason ? "yes" : "no",
 		f->rst_reason ? "resets carry the kernel's reason; RSTs for no socket are seen" :
 				"reset_reason is null");
+	fprintf(out, "synfin: kernel feature accept_hook: %s (%s)\n", f->accept_hook ? "yes" : "no",
+		f->accept_hook ? "an accepted socket is owned by the process that accepted it" :
+				 "no syscalls:sys_exit_accept4 in tracefs (is it mounted?): an "
+				 "accepted socket is owned by its listener's holder until closed");
+	fprintf(out, "synfin: kernel feature exit_hook: %s (%s)\n", f->exit_hook ? "yes" : "no",
+		f->exit_hook ? "a holder's exit hands its sockets to the processes that still hold them" :
+			       "a holder's exit is not seen");
 }

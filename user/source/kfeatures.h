@@ -22,6 +22,11 @@ struct kernel_features {
 	/* tcp:tcp_send_reset has its reason argument (enum sk_rst_reason, 6.10): resets
 	 * carry the kernel's reason, and RSTs sent for no socket are seen */
 	bool rst_reason;
+	/* tracefs lists syscalls:sys_exit_accept4 and sys_exit_accept: a socket's
+	 * holder is learnt when a process that did not listen() accepts it */
+	bool accept_hook;
+	/* a tp_btf program loads on sched:sched_process_exit: a holder's exit is seen */
+	bool exit_hook;
 };
 
 struct btf;

@@ -140,7 +140,20 @@ static int choose_tw_timers(struct tracer *t, bool on)
 	return err ? err : bpf_program__set_autoload(t->skel->progs.tw_fin_in, t->tw_fin);
 }
 
-/* Loads one twin, and creates only the owner map that twin uses. */
+/* accept() and process exits tell who holds a socket (owner.bpf.h), where the kernel has them. */
+static int choose_owner_hooks(struct tracer *t)
+{
+	int err;
+
+	t->accept = t->features.accept_hook;
+	t->exits = t->features.exit_hook;
+	err = bpf_program__set_autoload(t->skel->progs.owner_accept4, t->accept);
+	if (!err)
+		err = bpf_program__set_autoload(t->skel->progs.owner_accept, t->accept);
+	return err ? err : bpf_program__set_autoload(t->skel->progs.owner_exit, t->exits);
+}
+
+/* Loads one twin, and the programs that are not twins where the kernel has their hooks. */
 static int choose_hook(struct tracer *t, enum hook_choice choice)
 {
 	bool btf = choice == HOOK_TP_BTF || (choice == HOOK_AUTO && t->features.tp_btf_set_state);
@@ -150,11 +163,11 @@ static int choose_hook(struct tracer *t, enum hook_choice choice)
 	t->hook = btf ? "tp_btf" : "tracepoint";
 	err = bpf_program__set_autoload(btf ? skel->progs.set_state_tp : skel->progs.set_state_btf,
 					false);
-	if (!err)
-		err = bpf_map__set_autocreate(btf ? skel->maps.owners : skel->maps.sk_owners, false);
 	t->rst = t->features.rst_reason; /* tp_btf, but no twin to choose: on either hook */
 	if (!err)
 		err = bpf_program__set_autoload(skel->progs.rst_sent, t->rst);
+	if (!err)
+		err = choose_owner_hooks(t);
 	return err ? err : choose_tw_timers(t, btf && t->features.tw_timer_hooks);
 }
 
@@ -163,7 +176,6 @@ static void set_filters(struct state_bpf *skel, const struct options *o)
 	skel->rodata->filter_port = o->port;
 	skel->rodata->filter_sport = o->sport;
 	skel->rodata->filter_dport = o->dport;
-	skel->rodata->filter_pid = o->pid;
 	skel->rodata->filter_family = o->family;
 	skel->rodata->filter_netns = o->netns;
 	skel->rodata->filter_cgroup = o->cgroup_id;
@@ -222,8 +234,6 @@ static int configure(struct tracer *t, const struct options *o)
 
 	set_filters(t->skel, o);
 	err = size_cpu_rings(t->skel, o);
-	if (!err)
-		err = bpf_map__set_max_entries(t->skel->maps.owners, o->max_conns);
 	if (!err)
 		err = choose_hook(t, o->hook);
 	return err;
@@ -294,10 +304,12 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 		goto fail;
 	}
 	if (o->verbose)
-		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s%s\n", t->hook,
-			t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "",
+		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s%s%s%s\n",
+			t->hook, t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "",
 			t->tw_fin ? ", and to skb:kfree_skb" : "",
-			t->rst ? ", and to tcp:tcp_send_reset" : "");
+			t->rst ? ", and to tcp:tcp_send_reset" : "",
+			t->accept ? ", and to syscalls:sys_exit_accept4/_accept" : "",
+			t->exits ? ", and to sched:sched_process_exit" : "");
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_event, ctx, NULL);
 	if (!t->rb) {
 		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));
@@ -376,5 +388,7 @@ int tracer_counters(struct tracer *t, struct tracer_counts *c)
 	if (t->tw_fin)
 		c->tw_lost += recursion_misses(t->skel->progs.tw_fin_in);
 	c->rst_lost = totals[SF_CNT_RST_LOST] + (t->rst ? recursion_misses(t->skel->progs.rst_sent) : 0);
+	c->owner_lost = totals[SF_CNT_OWNER_LOST] +
+			(t->exits ? recursion_misses(t->skel->progs.owner_exit) : 0);
 	return 0;
 }

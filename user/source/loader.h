@@ -16,6 +16,8 @@ struct tracer {
 	bool tw_timers;   /* the time-wait timer programs are attached (SF_EV_TW records come) */
 	bool tw_fin;      /* and tw_fin_in on skb:kfree_skb (SF_TW_FIN_IN records come) */
 	bool rst;         /* rst_sent on tcp:tcp_send_reset (SF_EV_RST records come) */
+	bool accept;      /* owner_accept4/_accept on the accept syscalls' exits (SF_EV_OWNER) */
+	bool exits;       /* owner_exit on sched:sched_process_exit (SF_EV_EXIT) */
 	struct kernel_features features;
 };
 
@@ -34,6 +36,7 @@ struct tracer_counts {
 	 * state records', which are the primary data the others are counted against */
 	uint64_t tw_lost;
 	uint64_t rst_lost; /* SF_EV_RST records dropped (ring full, or the program skipped) */
+	uint64_t owner_lost; /* SF_EV_OWNER and SF_EV_EXIT records dropped */
 };
 
 int tracer_counters(struct tracer *t, struct tracer_counts *c);

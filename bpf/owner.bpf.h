@@ -1,0 +1,89 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * Who holds a socket, where no state transition tells: accept() in a process
+ * that never called listen() (a pre-forking server's worker), and a holder
+ * that exits. Both fire per accept and per process exit, never per packet.
+ *
+ * The accept hooks are the syscall exit tracepoints: the new descriptor is
+ * the return value, resolved through the task's own file table (no kprobe,
+ * no fentry). Included by state.bpf.c: the same rings and filters.
+ */
+#ifndef SYNFIN_OWNER_BPF_H
+#define SYNFIN_OWNER_BPF_H
+
+#define S_IFMT_BITS 00170000
+#define S_IFSOCK_BITS 0140000
+
+/* The socket behind descriptor fd of the current task, or NULL. */
+static __always_inline const struct sock *current_fd_sock(long fd)
+{
+	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
+	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
+	struct file **fds = BPF_CORE_READ(fdt, fd);
+	struct file *file = NULL;
+	struct socket *sock;
+
+	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
+		return NULL;
+	bpf_core_read(&file, sizeof(file), &fds[fd]);
+	if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT_BITS) != S_IFSOCK_BITS)
+		return NULL;
+	sock = BPF_CORE_READ(file, private_data);
+	return sock ? BPF_CORE_READ(sock, sk) : NULL;
+}
+
+static __always_inline bool is_tcp(const struct sock *sk)
+{
+	__u16 family = BPF_CORE_READ(sk, __sk_common.skc_family);
+
+	return (family == AF_INET || family == AF_INET6) &&
+	       BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP;
+}
+
+static __always_inline int note_accept(long fd)
+{
+	const struct sock *sk = current_fd_sock(fd);
+	struct synfin_event rec = {};
+
+	if (!sk || !is_tcp(sk))
+		return 0;
+	read_sock_tuple(sk, &rec);
+	if (tuple_filtered_out(&rec))
+		return 0;
+	rec.type = SF_EV_OWNER;
+	rec.skaddr = (__u64)sk;
+	rec.newstate = rec.oldstate;
+	rec.pid = bpf_get_current_pid_tgid() >> 32;
+	bpf_get_current_comm(rec.comm, sizeof(rec.comm));
+	publish_copy(&rec, SF_CNT_OWNER_LOST);
+	return 0;
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept4")
+int owner_accept4(struct trace_event_raw_sys_exit *ctx)
+{
+	return note_accept(ctx->ret);
+}
+
+SEC("tracepoint/syscalls/sys_exit_accept")
+int owner_accept(struct trace_event_raw_sys_exit *ctx)
+{
+	return note_accept(ctx->ret);
+}
+
+/* Called once per exiting thread; the process is gone with its last (signal->live 0). */
+SEC("tp_btf/sched_process_exit")
+int BPF_PROG(owner_exit, struct task_struct *task)
+{
+	struct synfin_event rec = {};
+
+	if (task->signal->live.counter)
+		return 0;
+	rec.type = SF_EV_EXIT;
+	rec.pid = task->tgid;
+	bpf_probe_read_kernel_str(rec.comm, sizeof(rec.comm), task->comm);
+	publish_copy(&rec, SF_CNT_OWNER_LOST);
+	return 0;
+}
+
+#endif

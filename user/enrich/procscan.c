@@ -1,0 +1,264 @@
+#include "procscan.h"
+#include <ctype.h>
+#include <dirent.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+/* One socket descriptor one process holds. */
+struct fd_sock {
+	uint64_t ino, start_ticks;
+	uint32_t pid, netns;
+	char comm[SYNFIN_COMM_LEN];
+};
+
+struct fd_socks {
+	struct fd_sock *v;
+	size_t n, cap;
+};
+
+struct proc_info {
+	uint64_t start_ticks;
+	uint32_t pid, netns;
+	char comm[SYNFIN_COMM_LEN];
+};
+
+static int fd_socks_add(struct fd_socks *s, const struct fd_sock *one)
+{
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? s->cap * 2 : 256;
+		struct fd_sock *v = realloc(s->v, cap * sizeof(*v));
+
+		if (!v)
+			return -1;
+		s->v = v;
+		s->cap = cap;
+	}
+	s->v[s->n++] = *one;
+	return 0;
+}
+
+/* comm and start time from /proc/PID/stat: "pid (comm) state ppid ... starttime (field 22)". */
+static int read_stat(const char *proc_root, struct proc_info *p)
+{
+	char path[PATH_MAX], buf[1024], *open_paren, *close_paren, *field;
+	FILE *f;
+	size_t len;
+	int i;
+
+	snprintf(path, sizeof(path), "%s/%u/stat", proc_root, p->pid);
+	f = fopen(path, "re");
+	if (!f)
+		return -1;
+	len = fread(buf, 1, sizeof(buf) - 1, f);
+	fclose(f);
+	buf[len] = 0;
+	open_paren = strchr(buf, '(');
+	close_paren = strrchr(buf, ')');
+	if (!open_paren || !close_paren || close_paren < open_paren)
+		return -1;
+	len = (size_t)(close_paren - open_paren - 1);
+	if (len >= SYNFIN_COMM_LEN)
+		len = SYNFIN_COMM_LEN - 1;
+	memcpy(p->comm, open_paren + 1, len);
+	p->comm[len] = 0;
+	field = close_paren + 2; /* field 3, the state */
+	for (i = 3; i < 22 && field; i++) {
+		field = strchr(field, ' ');
+		if (field)
+			field++;
+	}
+	p->start_ticks = field ? strtoull(field, NULL, 10) : 0;
+	return 0;
+}
+
+/* The inode in a link "PREFIX[N]" ("net:[4026531840]", "socket:[123]"), 0 if another kind. */
+static uint64_t link_inode(const char *path, const char *prefix)
+{
+	char target[64];
+	ssize_t n = readlink(path, target, sizeof(target) - 1);
+	size_t plen = strlen(prefix);
+
+	if (n <= 0)
+		return 0;
+	target[n] = 0;
+	if (strncmp(target, prefix, plen) || target[plen] != '[')
+		return 0;
+	return strtoull(target + plen + 1, NULL, 10);
+}
+
+static int scan_fds(const char *proc_root, const struct proc_info *p, struct fd_socks *out)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	DIR *dir;
+	int err = 0;
+
+	snprintf(path, sizeof(path), "%s/%u/fd", proc_root, p->pid);
+	dir = opendir(path);
+	if (!dir)
+		return 0; /* gone, or a kernel thread */
+	while (!err && (d = readdir(dir))) {
+		struct fd_sock one = { .start_ticks = p->start_ticks, .pid = p->pid, .netns = p->netns };
+
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		snprintf(path, sizeof(path), "%s/%u/fd/%s", proc_root, p->pid, d->d_name);
+		one.ino = link_inode(path, "socket:");
+		if (!one.ino)
+			continue;
+		memcpy(one.comm, p->comm, sizeof(one.comm));
+		err = fd_socks_add(out, &one);
+	}
+	closedir(dir);
+	return err;
+}
+
+/* By inode, then the earliest-started holder first: the first of each inode is its named holder. */
+static int by_inode_then_age(const void *a, const void *b)
+{
+	const struct fd_sock *x = a, *y = b;
+
+	if (x->ino != y->ino)
+		return x->ino < y->ino ? -1 : 1;
+	if (x->start_ticks != y->start_ticks)
+		return x->start_ticks < y->start_ticks ? -1 : 1;
+	return x->pid < y->pid ? -1 : x->pid > y->pid;
+}
+
+static int scan_processes(const char *proc_root, uint32_t skip_pid, struct fd_socks *out)
+{
+	char path[PATH_MAX];
+	struct dirent *d;
+	DIR *proc = opendir(proc_root);
+	int err = 0;
+
+	if (!proc)
+		return -1;
+	while (!err && (d = readdir(proc))) {
+		struct proc_info p = { 0 };
+
+		if (!isdigit((unsigned char)d->d_name[0]))
+			continue;
+		p.pid = (uint32_t)strtoul(d->d_name, NULL, 10);
+		if (p.pid == skip_pid || read_stat(proc_root, &p))
+			continue;
+		snprintf(path, sizeof(path), "%s/%u/ns/net", proc_root, p.pid);
+		p.netns = (uint32_t)link_inode(path, "net:");
+		if (p.netns)
+			err = scan_fds(proc_root, &p, out);
+	}
+	closedir(proc);
+	return err;
+}
+
+static const struct fd_sock *find_inode(const struct fd_socks *s, uint64_t ino)
+{
+	size_t lo = 0, hi = s->n;
+
+	while (lo < hi) { /* the first entry of ino: its earliest-started holder */
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (s->v[mid].ino < ino)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo < s->n && s->v[lo].ino == ino ? &s->v[lo] : NULL;
+}
+
+/* "0100007F:1F90" (IPv4) or 32 hex digits (IPv6): each 32-bit word as the kernel stores it. */
+static int parse_endpoint(const char *text, uint8_t family, uint8_t *addr, uint16_t *port)
+{
+	int words = family == AF_INET6 ? 4 : 1;
+
+	for (int i = 0; i < words; i++) {
+		char hex[9];
+		uint32_t w;
+
+		memcpy(hex, text + i * 8, 8);
+		hex[8] = 0;
+		w = (uint32_t)strtoul(hex, NULL, 16);
+		memcpy(addr + i * 4, &w, 4);
+	}
+	if (text[words * 8] != ':')
+		return -1;
+	*port = (uint16_t)strtoul(text + words * 8 + 1, NULL, 16);
+	return 0;
+}
+
+/* One line of /proc/net/tcp{,6}: "sl local rem st queues timer retr uid timeout inode ...". */
+static void take_line(const char *line, uint8_t family, uint32_t netns, const struct fd_socks *s,
+		      struct holders *out)
+{
+	char local[64], remote[64];
+	unsigned int state;
+	unsigned long long ino;
+	struct held_socket h = { .netns = netns, .family = family };
+	const struct fd_sock *holder;
+
+	if (sscanf(line, " %*s %63s %63s %x %*s %*s %*s %*s %*s %llu", local, remote, &state, &ino) != 4 ||
+	    !ino || !(holder = find_inode(s, ino)))
+		return;
+	if (parse_endpoint(local, family, h.saddr, &h.sport) ||
+	    parse_endpoint(remote, family, h.daddr, &h.dport))
+		return;
+	h.state = (uint8_t)state;
+	h.pid = holder->pid;
+	h.start_ticks = holder->start_ticks;
+	memcpy(h.comm, holder->comm, sizeof(h.comm));
+	holders_add(out, &h);
+}
+
+static void read_tcp_table(const char *proc_root, uint32_t pid, const char *name, uint8_t family,
+			   uint32_t netns, const struct fd_socks *s, struct holders *out)
+{
+	char path[PATH_MAX], line[512];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/%u/net/%s", proc_root, pid, name);
+	f = fopen(path, "re");
+	if (!f)
+		return;
+	if (fgets(line, sizeof(line), f)) /* the header */
+		while (fgets(line, sizeof(line), f))
+			take_line(line, family, netns, s, out);
+	fclose(f);
+}
+
+/* Each namespace's tables once, through the first process found in it. */
+static void read_tcp_tables(const char *proc_root, const struct fd_socks *s, struct holders *out)
+{
+	uint32_t done[256];
+	size_t ndone = 0;
+
+	for (size_t i = 0; i < s->n; i++) {
+		size_t j = 0;
+
+		while (j < ndone && done[j] != s->v[i].netns)
+			j++;
+		if (j < ndone)
+			continue;
+		if (ndone < sizeof(done) / sizeof(done[0]))
+			done[ndone++] = s->v[i].netns;
+		read_tcp_table(proc_root, s->v[i].pid, "tcp", AF_INET, s->v[i].netns, s, out);
+		read_tcp_table(proc_root, s->v[i].pid, "tcp6", AF_INET6, s->v[i].netns, s, out);
+	}
+}
+
+int procscan(struct holders *out, const char *proc_root, uint32_t skip_pid)
+{
+	struct fd_socks socks = { 0 };
+	int err = scan_processes(proc_root, skip_pid, &socks);
+
+	holders_clear(out);
+	if (!err) {
+		qsort(socks.v, socks.n, sizeof(*socks.v), by_inode_then_age);
+		read_tcp_tables(proc_root, &socks, out);
+	}
+	free(socks.v);
+	return err;
+}
