@@ -6,7 +6,7 @@
 set -euo pipefail
 
 BUILD_PKGS=(make gcc libc6-dev clang llvm libbpf-dev libelf-dev zlib1g-dev pkg-config bpftool libmicrohttpd-dev)
-TEST_PKGS=(python3 python3-pytest python3-jsonschema jq curl iproute2 util-linux procps nftables valgrind man-db groff-base prometheus libclang-rt-14-dev qemu-system-x86 busybox-static kmod xz-utils cpio)
+TEST_PKGS=(python3 python3-pytest python3-jsonschema jq curl iproute2 util-linux procps nftables valgrind man-db groff-base prometheus libclang-rt-14-dev qemu-system-x86 busybox-static kmod xz-utils cpio nginx-light)
 
 missing_packages() {
 	local pkg

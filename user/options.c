@@ -96,7 +96,7 @@ static const char doc[] =
 	"output failed, 2 for a bad command line.";
 
 static const struct argp_option option_table[] = {
-	{ "pid", 'p', "PID", 0, "Only sockets owned by this process", 0 },
+	{ "pid", 'p', "PID", 0, "Only sockets this process holds (as ss -p names it)", 0 },
 	{ "port", 'P', "PORT", 0, "Only this port, local or remote", 0 },
 	{ "sport", OPT_SPORT, "PORT", 0, "Only this local port", 0 },
 	{ "dport", OPT_DPORT, "PORT", 0, "Only this remote port", 0 },

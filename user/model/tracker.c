@@ -325,9 +325,23 @@ static uint32_t each_held(struct tracker *t, uint32_t pid, int children,
 	return n;
 }
 
+/* Past its close() (or shutdown()): the process that closed it stays named unless another holds it. */
+static bool closed_by_holder(const struct conn *c)
+{
+	uint8_t now = c->nstates ? c->states[c->nstates - 1] : 0;
+
+	return now == SF_TCP_FIN_WAIT1 || now == SF_TCP_FIN_WAIT2 || now == SF_TCP_CLOSING ||
+	       now == SF_TCP_LAST_ACK;
+}
+
 static void rehold(struct tracker *t, struct conn *c, uint32_t pid)
 {
+	char closer[SYNFIN_COMM_LEN];
+
+	memcpy(closer, c->comm, sizeof(closer));
 	look_up_holder(t, c, pid, OWNER_HOLDER_EXITED);
+	if (!c->pid && closed_by_holder(c))
+		set_holder(t, c, pid, closer);
 }
 
 static void rehold_child(struct tracker *t, struct conn *c, uint32_t pid)
