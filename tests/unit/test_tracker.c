@@ -546,6 +546,32 @@ static void a_socket_nobody_holds_says_why(void)
 	tracker_free(t);
 }
 
+/* close() orphans a socket; the process that closed it stays named, past its own exit. */
+static void a_closer_stays_named_after_it_exits(void)
+{
+	struct tracker *t = tracker_new(64);
+	struct holders h = { 0 };
+	struct synfin_event fin = ev(0xb00, 0, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, 7000);
+	struct synfin_event fw2 = ev(0xb00, 3, SF_TCP_FIN_WAIT1, SF_TCP_FIN_WAIT2, 7000);
+	struct synfin_event end = ev(0xb00, 9, SF_TCP_FIN_WAIT2, SF_TCP_CLOSE, 7000);
+	struct rescan_ctx r = { .h = &h };
+	struct transition tr;
+
+	tracker_use_holders(t, &h);
+	fin.pid = 400;
+	memcpy(fin.comm, "closer", 7);
+	fw2.pid = end.pid = 0;
+	tracker_feed(t, &fin, &tr);
+	tracker_feed(t, &fw2, &tr);
+	CHECK_INT(tracker_holder_exited(t, 400, fake_rescan, &r), 1);
+	tracker_feed(t, &end, &tr);
+	CHECK_INT(tr.pid, 400);
+	CHECK_STR(tr.comm, "closer");
+	CHECK(tr.owner_unknown == OWNER_KNOWN);
+	holders_free(&h);
+	tracker_free(t);
+}
+
 int main(void)
 {
 	RUN(client_first_close_yields_full_record);
@@ -565,5 +591,6 @@ int main(void)
 	RUN(listener_seen_only_closing_is_not_a_connection);
 	RUN(a_prefork_servers_sockets_follow_their_holders);
 	RUN(a_socket_nobody_holds_says_why);
+	RUN(a_closer_stays_named_after_it_exits);
 	return check_summary("unit/tracker");
 }

@@ -258,6 +258,7 @@ int procscan(struct holders *out, const char *proc_root, uint32_t skip_pid)
 	if (!err) {
 		qsort(socks.v, socks.n, sizeof(*socks.v), by_inode_then_age);
 		read_tcp_tables(proc_root, &socks, out);
+		holders_sort(out);
 	}
 	free(socks.v);
 	return err;

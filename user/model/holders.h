@@ -6,6 +6,7 @@
  */
 #ifndef SYNFIN_HOLDERS_H
 #define SYNFIN_HOLDERS_H
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "synfin.h"
@@ -25,11 +26,14 @@ struct held_socket {
 struct holders {
 	struct held_socket *v;
 	size_t n, cap;
+	bool sorted; /* holders_sort() since the last add: lookups take O(log n) */
 };
 
 void holders_clear(struct holders *h);
 void holders_free(struct holders *h);
 int holders_add(struct holders *h, const struct held_socket *s);
+/* After the adds: the lookups below then search, not scan (a busy server holds thousands). */
+void holders_sort(struct holders *h);
 /* The holder of the connection with this tuple, other than skip_pid; NULL if none. */
 const struct held_socket *holders_find_conn(const struct holders *h, uint32_t netns, uint8_t family,
 					    const uint8_t *saddr, uint16_t sport,
