@@ -306,6 +306,16 @@ def lost_from_stderr(spec, err):
     return sum(int(n) for n in re.findall(r"lost (\d+) events", err))
 
 
+def compare_specs(other):
+    """--compare OTHER: the same synfin rows for another build, interleaved in the same rounds
+    (an A/B of a change, with the baseline of each round shared)."""
+    tag = os.path.basename(os.path.dirname(other)) or other
+    return [{"name": "cmp_json", "label": f"synfin --json [{tag}]", "kind": "synfin",
+             "argv": [other, "--json"], "unit": "state"},
+            {"name": "cmp_life", "label": f"synfin --life --json [{tag}]", "kind": "synfin",
+             "argv": [other, "--life", "--json"], "unit": "conn"}]
+
+
 def tracer_specs(synfin, bcc, smoke):
     specs = [{"name": "baseline", "label": "no tracer", "kind": None, "argv": None},
              {"name": "synfin_json", "label": "synfin --json", "kind": "synfin",
@@ -658,6 +668,9 @@ def main():
                     help="quick: 300 connections, 1 round, fresh and full-table namespaces, "
                          "baseline + synfin --json and --life --json only")
     ap.add_argument("--no-micro", action="store_true")
+    ap.add_argument("--compare", metavar="SYNFIN",
+                    help="another synfin build: its --json and --life --json rows in the same "
+                         "rounds (an A/B of a change)")
     ap.add_argument("--out", default=os.path.join(BENCH_BIN, "results.json"))
     ap.add_argument("--conditions", default=os.environ.get("BENCH_CONDITIONS",
                                                            ",".join(CONDITIONS)),
@@ -684,6 +697,8 @@ def main():
     args.synfin = os.path.abspath(args.synfin)
     bcc = {} if args.smoke else ensure_bcc_tools()
     specs = tracer_specs(args.synfin, bcc, args.smoke)
+    if args.compare:
+        specs += compare_specs(os.path.abspath(args.compare))
     started = time.time()
     results = {"config": {"conns": args.conns, "rounds": args.rounds, "clients": args.clients,
                           "servers": args.servers, "close": args.close, "seconds": args.seconds,

@@ -573,9 +573,8 @@ static int start(struct app *app, const struct options *opts)
 				"name no holder\n", strerror(errno));
 	tracker_use_holders(app->tracker, &app->holders);
 	if (!err && !app->tracer.accept)
-		fprintf(stderr, "synfin: no syscalls:sys_exit_accept4 in tracefs (mount -t tracefs "
-				"nodev /sys/kernel/tracing): an accepted socket is named after its "
-				"listener's holder until it is closed\n");
+		fprintf(stderr, "synfin: no syscalls:sys_exit_accept4 in tracefs: an accepted "
+				"socket is named after its listener's holder until it is closed\n");
 	if (!err) {
 		bool timed = app->tracer.tw_timers;
 

@@ -1,5 +1,6 @@
 """The command line as a user meets it: errors, exits, signals, text output."""
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -79,13 +80,29 @@ def test_kernel_without_btf_is_named():
     assert_one_line_error(done, "no BTF", "CONFIG_DEBUG_INFO_BTF")
 
 
-def test_classic_tracepoint_without_tracefs_says_how_to_mount_it():
+def test_without_tracefs_synfin_mounts_its_own_and_the_classic_hooks_attach():
+    """As under `ip netns exec`, which mounts a new /sys: libbpf finds classic tracepoints
+    (the state twin, the accept hooks) through tracefs, so synfin mounts one for itself."""
     require_root()
     # tracefs can also appear under debugfs: hide both.
     done = run_with_hidden([d for d in ("/sys/kernel/tracing", "/sys/kernel/debug")
-                            if os.path.isdir(d)], "--hook", "tracepoint")
-    assert done.returncode == 1
-    assert_one_line_error(done, "tracefs", "mount -t tracefs")
+                            if os.path.isdir(d)], "--hook", "tracepoint", "-v", "-d", "1")
+    assert done.returncode == 0, done.stderr
+    assert "mounted at /sys/kernel/tracing for synfin alone" in done.stderr, done.stderr
+    assert "kernel feature accept_hook: yes" in done.stderr, done.stderr
+    assert re.search(r"attached to sock:inet_sock_set_state via tracepoint.*sys_exit_accept4",
+                     done.stderr), done.stderr
+
+
+def test_with_tracefs_mounted_synfin_stays_in_the_hosts_mount_namespace():
+    require_root()
+    if not os.path.isdir("/sys/kernel/tracing/events"):
+        raise Skip("tracefs is not mounted at /sys/kernel/tracing")
+    tracer = Synfin("-d", "30")
+    try:
+        assert os.readlink(f"/proc/{tracer.proc.pid}/ns/mnt") == os.readlink("/proc/self/ns/mnt")
+    finally:
+        tracer.stop()
 
 
 def test_duration_exits_on_time():

@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from lib import Synfin, require_root
+from lib import Netns, Synfin, finish_waiting_peer, require_root, start_waiting_peer
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOLDER_PEER = os.path.join(HERE, "holder_peer.py")
@@ -338,3 +338,23 @@ def test_sockets_from_before_the_start_name_their_holders():
 def wait_server_conns_any_role(tracer, port, n):
     return tracer.wait_for(lambda rs: sum(1 for r in rs if r["type"] == "conn") >= n,
                            what=f"{n} lifecycles on port {port}")
+
+
+def test_children_never_accepted_name_the_listeners_holder_in_every_mode():
+    """The listener closes with its children still queued: each child's records, per event
+    and its lifecycle, name the process holding the listener (peer.py itself: its own pid)."""
+    require_root()
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode))
+        life = Synfin("--netns", str(ns.inode), "--life")
+        peer, peer_pid = start_waiting_peer(ns.name, "--scenario", "queued", "--count", "3")
+        done = finish_waiting_peer(peer)
+        port = done["listen_port"]
+        records = wait_server_conns(tracer, port, 3)
+        wait_server_conns(life, port, 3)
+    conns = server_conns(records, port)
+    assert all(c["pid"] == peer_pid and c["outcome"] == "reset" for c in conns.values()), conns
+    for evs in by_sk(records, port).values():
+        assert all(e["pid"] == peer_pid for e in evs), evs
+    assert_life_and_json_agree(records, life.records(), port)
+    tracer.stop()

@@ -107,6 +107,12 @@ static bool tracefs_has_event(const char *event)
 	return false;
 }
 
+void features_probe_tracefs(struct kernel_features *f)
+{
+	f->accept_hook = tracefs_has_event("syscalls/sys_exit_accept4") &&
+			 tracefs_has_event("syscalls/sys_exit_accept");
+}
+
 static bool tw_timer_hooks_work(const struct btf *vmlinux)
 {
 	return tp_btf_loads(vmlinux, "btf_trace_timer_start") &&
@@ -127,8 +133,6 @@ void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 				    "SKB_DROP_REASON_NOT_SPECIFIED");
 	f->rst_reason = tracepoint_arity(vmlinux, "btf_trace_tcp_send_reset") == 3 &&
 			tp_btf_loads(vmlinux, "btf_trace_tcp_send_reset");
-	f->accept_hook = tracefs_has_event("syscalls/sys_exit_accept4") &&
-			 tracefs_has_event("syscalls/sys_exit_accept");
 	f->exit_hook = tp_btf_loads(vmlinux, "btf_trace_sched_process_exit");
 }
 

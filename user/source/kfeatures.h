@@ -33,6 +33,8 @@ struct btf;
 
 /* Fills f from the kernel's BTF (vmlinux, already parsed). */
 void features_probe(struct kernel_features *f, const struct btf *vmlinux);
+/* The features tracefs tells (after synfin has made sure it is mounted). */
+void features_probe_tracefs(struct kernel_features *f);
 /* The kernel's names for its reset reasons (enum sk_rst_reason), into names.h. */
 void features_name_rst_reasons(const struct btf *vmlinux);
 /* One line per feature: "synfin: kernel feature NAME: yes|no (what it means)". */

@@ -6,7 +6,9 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <sched.h>
 #include <sys/mman.h>
+#include <sys/mount.h>
 #include <sys/resource.h>
 #include <unistd.h>
 #include "state.skel.h"
@@ -260,6 +262,30 @@ static bool tracefs_mounted(void)
 	       access("/sys/kernel/debug/tracing/events", F_OK) == 0;
 }
 
+/*
+ * libbpf attaches the classic tracepoints (the state twin, the accept hooks)
+ * through their ids in tracefs. Where it is not mounted (a bare system, or
+ * under `ip netns exec`, which mounts a new /sys), synfin mounts one in a mount
+ * namespace of its own: nothing changes for the rest of the system, and it goes
+ * away with synfin. Before any thread starts (unshare() needs that). Where even
+ * that fails (no tracefs in the kernel), the features that need it say so.
+ */
+static void ensure_tracefs(void)
+{
+	if (tracefs_mounted())
+		return;
+	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	    mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL)) {
+		if (verbose)
+			fprintf(stderr, "synfin: no tracefs, and none could be mounted for synfin "
+					"alone: %s\n", strerror(errno));
+		return;
+	}
+	if (verbose)
+		fprintf(stderr, "synfin: tracefs was not mounted: mounted at /sys/kernel/tracing "
+				"for synfin alone (its own mount namespace)\n");
+}
+
 static void explain_attach_error(const char *hook, int err)
 {
 	if (err == -ENOENT && strcmp(hook, "tracepoint") == 0 && !tracefs_mounted()) {
@@ -281,6 +307,8 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 	err = check_machine(t, o);
 	if (err)
 		return err;
+	ensure_tracefs();
+	features_probe_tracefs(&t->features);
 	if (o->verbose)
 		features_print(&t->features, stderr);
 	t->skel = state_bpf__open();
