@@ -32,4 +32,16 @@ struct cgroup___ancestor_ids {
 	__u64 ancestor_ids[];
 } __attribute__((preserve_access_index));
 
+/*
+ * A namespace's reference count was struct ns_common's `count` until 6.18
+ * renamed it `__ns_ref`.
+ */
+struct ns_common___count {
+	refcount_t count;
+} __attribute__((preserve_access_index));
+
+struct net___count {
+	struct ns_common___count ns;
+} __attribute__((preserve_access_index));
+
 #endif /* SYNFIN_COMMON_BPF_H */

@@ -80,6 +80,14 @@ enum synfin_tw_kind {
 	 * so the segment is what tells (bpf/timewait.bpf.h, tw_fin_in).
 	 */
 	SF_TW_FIN_IN,
+	/*
+	 * A namespace is going away (its reference count reached 0) and the
+	 * kernel purges its time-wait sockets, cancelling their timers in one
+	 * burst: one record for the namespace (netns; skaddr 0), instead of one
+	 * per mini-socket that would flood the ring. Every mini-socket of that
+	 * namespace is gone with it.
+	 */
+	SF_TW_NETNS_GONE,
 };
 
 /* synfin_event.close_flags: what the socket looked like when it reached CLOSE. */

@@ -157,10 +157,51 @@ int BPF_PROG(tw_timer_expire, struct timer_list *timer)
 	return is_tw_timer(timer) && !armed_before_start(timer) ? emit_tw(timer, SF_TW_EXPIRED) : 0;
 }
 
+/* The last namespace found going away, per CPU: its purge runs on one CPU, in one loop. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, __u32);
+} netns_gone SEC(".maps");
+
+static __always_inline bool netns_dying(const struct net *net)
+{
+	if (bpf_core_field_exists(net->ns.__ns_ref))
+		return BPF_CORE_READ(net, ns.__ns_ref.refs.counter) == 0;
+	return BPF_CORE_READ((const struct net___count *)net, ns.count.refs.counter) == 0;
+}
+
+/* The first cancel of a purged namespace's mini-sockets says it for all of them. */
+static __always_inline int note_netns_gone(__u32 netns)
+{
+	struct synfin_event rec = {};
+	__u32 zero = 0, *last = bpf_map_lookup_elem(&netns_gone, &zero);
+
+	if (!last || *last == netns)
+		return 0;
+	*last = netns;
+	rec.type = SF_EV_TW;
+	rec.tw_kind = SF_TW_NETNS_GONE;
+	rec.netns = netns;
+	if (!(filter_netns && netns != filter_netns))
+		publish_copy(&rec, SF_CNT_TW_LOST);
+	return 0;
+}
+
 SEC("tp_btf/timer_cancel")
 int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 {
-	return is_tw_timer(timer) && !armed_before_start(timer) ? emit_tw(timer, SF_TW_CANCELED) : 0;
+	const struct inet_timewait_sock *tw;
+	const struct net *net;
+
+	if (!is_tw_timer(timer) || armed_before_start(timer))
+		return 0;
+	tw = (const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+	net = BPF_CORE_READ(tw, __tw_common.skc_net.net);
+	if (netns_dying(net))
+		return note_netns_gone(BPF_CORE_READ(net, ns.inum));
+	return emit_tw(timer, SF_TW_CANCELED);
 }
 
 /*

@@ -341,8 +341,37 @@ static void fin_for_no_fin_wait2_changes_nothing(void)
 	tw_free(t);
 }
 
+/* One record for a purged namespace ends every mini-socket of it, and only those. */
+static void a_purged_namespace_ends_all_its_followed_sockets(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct synfin_event gone = { .ts_ns = 700 * MS, .type = SF_EV_TW, .netns = 7,
+				     .tw_kind = SF_TW_NETNS_GONE };
+	struct conn other = closed_conn(1102, 10 * MS);
+	struct synfin_event other_arm = tw_event(SF_TW_ARMED, 0xa102, 1102, 10 * MS);
+
+	for (uint16_t port = 1100; port < 1102; port++) {
+		struct conn c = closed_conn(port, 10 * MS);
+
+		feed(t, &got, SF_TW_ARMED, 0xa000 + port, port, 10 * MS);
+		tw_add(t, &c, record_end, &got);
+	}
+	other.netns = other_arm.netns = 8;
+	tw_timer_event(t, &other_arm, record_end, &got);
+	tw_add(t, &other, record_end, &got);
+	CHECK_INT(tw_held(t), 3);
+	tw_timer_event(t, &gone, record_end, &got);
+	CHECK_INT(got.n, 2);
+	CHECK_INT(got.how, TW_END_NETNS_GONE);
+	CHECK_INT(got.at_ns, 700 * MS);
+	CHECK_INT(tw_held(t), 1); /* namespace 8's goes on */
+	tw_free(t);
+}
+
 int main(void)
 {
+	RUN(a_purged_namespace_ends_all_its_followed_sockets);
 	RUN(stale_replies_are_skipped_by_sequence_number);
 	RUN(timer_expiry_is_the_natural_end_at_its_moment);
 	RUN(close_without_arm_is_skipped_by_the_kernel);

@@ -784,6 +784,18 @@ static void end_namespace(struct tw_table *t, uint32_t netns, uint64_t now_ns, t
 	}
 }
 
+/* SF_TW_NETNS_GONE: the kernel purged the namespace's mini-sockets, all at once. */
+static void end_purged_namespace(struct tw_table *t, uint32_t netns, uint64_t ts_ns, tw_end_fn fn,
+				 void *ctx)
+{
+	for (uint32_t i = 0; i < t->fresh && t->used; i++) {
+		struct tw_entry *e = &t->entries[i];
+
+		if (e->in_use && e->netns == netns)
+			finish(t, e, TW_END_NETNS_GONE, ts_ns, fn, ctx);
+	}
+}
+
 /*
  * Once a second, while another namespace is followed: is each still held by
  * something other than our socket? One scan of /run/netns and /proc answers
@@ -970,6 +982,10 @@ void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn
 
 	if (ev->tw_kind == SF_TW_FIN_IN) { /* no mini-socket address: its tuple only */
 		on_fin_in(t, ev);
+		return;
+	}
+	if (ev->tw_kind == SF_TW_NETNS_GONE) {
+		end_purged_namespace(t, ev->netns, ev->ts_ns, fn, ctx);
 		return;
 	}
 	e = find_entry(t, ev->netns, ev->family, ev->saddr, ev->sport, ev->daddr, ev->dport);

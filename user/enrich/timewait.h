@@ -25,8 +25,9 @@
 
 enum tw_end {
 	TW_END_EXPIRED = 1, /* gone when its timer said: the full 2MSL */
-	TW_END_EARLY,       /* gone before its timer: reused, reset or its namespace went away */
+	TW_END_EARLY,       /* gone before its timer: reused, reset, tcp_tw_reuse */
 	TW_END_UNSEEN,      /* never found: gone before the first look, or not observable */
+	TW_END_NETNS_GONE,  /* its namespace went away, and the kernel purged it with it */
 };
 
 enum tw_mode {

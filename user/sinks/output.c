@@ -30,7 +30,7 @@ const char *outcome_name(enum conn_outcome outcome)
 
 const char *tw_end_name(enum tw_end how)
 {
-	static const char *const names[] = { NULL, "expired", "early", "unseen" };
+	static const char *const names[] = { NULL, "expired", "early", "unseen", "netns_gone" };
 
 	return names[how];
 }
