@@ -40,6 +40,11 @@ static __always_inline bool is_tcp(const struct sock *sk)
 	       BPF_CORE_READ(sk, sk_protocol) == IPPROTO_TCP;
 }
 
+/*
+ * The record names the socket by its address only: user space keeps it for a
+ * socket it tracks (so the filters have already been applied to that socket),
+ * and reading the tuple here would double the program's cost for nothing.
+ */
 static __always_inline int note_accept(long fd)
 {
 	const struct sock *sk = current_fd_sock(fd);
@@ -47,12 +52,8 @@ static __always_inline int note_accept(long fd)
 
 	if (!sk || !is_tcp(sk))
 		return 0;
-	read_sock_tuple(sk, &rec);
-	if (tuple_filtered_out(&rec))
-		return 0;
 	rec.type = SF_EV_OWNER;
 	rec.skaddr = (__u64)sk;
-	rec.newstate = rec.oldstate;
 	rec.pid = bpf_get_current_pid_tgid() >> 32;
 	bpf_get_current_comm(rec.comm, sizeof(rec.comm));
 	publish_copy(&rec, SF_CNT_OWNER_LOST);

@@ -46,9 +46,8 @@ enum synfin_event_type {
 	SF_EV_RST = 4,
 	/*
 	 * A process came to hold a TCP socket by accept() (syscalls:sys_exit_accept4
-	 * and sys_exit_accept): struct synfin_event, skaddr the new socket, pid/comm
-	 * the process that accepted it, the tuple local side first, newstate the
-	 * socket's state.
+	 * and sys_exit_accept): struct synfin_event, skaddr the new socket and
+	 * pid/comm the process that accepted it; nothing else is set.
 	 */
 	SF_EV_OWNER = 5,
 	/*
