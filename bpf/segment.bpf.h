@@ -52,7 +52,22 @@ static __always_inline __u8 read_segment_tuple(const struct sk_buff *skb, struct
 	rec->sport = bpf_ntohs(tcp.dest);
 	rec->dport = bpf_ntohs(tcp.source);
 	rec->netns = BPF_CORE_READ(skb, dev, nd_net.net, ns.inum);
+	if (!rec->netns) /* no device yet (a drop on the way out): the sending socket's */
+		rec->netns = BPF_CORE_READ(skb, sk, __sk_common.skc_net.net, ns.inum);
 	return ((__u8 *)&tcp)[13];
+}
+
+/* The segment as on the wire, source first (read_segment_tuple() puts the destination first). */
+static __always_inline void wire_order(struct synfin_event *rec)
+{
+	__u8 addr[16];
+	__u16 port = rec->sport;
+
+	__builtin_memcpy(addr, rec->saddr, 16);
+	__builtin_memcpy(rec->saddr, rec->daddr, 16);
+	__builtin_memcpy(rec->daddr, addr, 16);
+	rec->sport = rec->dport;
+	rec->dport = port;
 }
 
 #endif

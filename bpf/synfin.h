@@ -55,6 +55,14 @@ enum synfin_event_type {
 	 * only. Any socket it held is held by another process now, or by none.
 	 */
 	SF_EV_EXIT = 6,
+	/*
+	 * A TCP segment that opens or closes a connection (SYN, SYN-ACK, FIN or
+	 * RST) dropped on this host (skb:kfree_skb, with the kernel's reason):
+	 * struct synfin_event with saddr/sport the segment's source and
+	 * daddr/dport its destination (as on the wire: either may be local),
+	 * netns, close_flags its TCP flags byte and drop_reason.
+	 */
+	SF_EV_DROP = 7,
 };
 
 /*
@@ -119,6 +127,7 @@ enum synfin_counter {
 	SF_CNT_TW_LOST,     /* ring buffer full: SF_EV_TW record dropped */
 	SF_CNT_RST_LOST,    /* ring buffer full: SF_EV_RST record dropped */
 	SF_CNT_OWNER_LOST,  /* ring buffer full: SF_EV_OWNER or SF_EV_EXIT record dropped */
+	SF_CNT_DROP_LOST,   /* ring buffer full: SF_EV_DROP record dropped */
 	SF_CNT_MAX,
 };
 
@@ -146,6 +155,7 @@ struct synfin_event {
 	union {
 		__u32 srtt_us;    /* at ESTABLISHED: smoothed RTT; on a child, the SYN-ACK RTT sample */
 		__u32 rst_reason; /* SF_EV_RST: the kernel's enum sk_rst_reason value */
+		__u32 drop_reason; /* SF_EV_DROP: the kernel's enum skb_drop_reason value */
 	};
 	__u16 sport;
 	__u16 dport;

@@ -204,28 +204,4 @@ int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 	return emit_tw(timer, SF_TW_CANCELED);
 }
 
-/*
- * Every segment a time-wait mini-socket takes is freed by tcp_v4_rcv() or
- * tcp_v6_rcv() with SKB_DROP_REASON_NOT_SPECIFIED (their time-wait path names
- * no reason), so skb:kfree_skb sees the FIN that ends a FIN_WAIT2 substate.
- * It fires for every packet dropped on the host: the reason is compared
- * first, then only TCP segments with FIN set (read from their own headers)
- * become records. User space keeps those whose tuple it follows.
- */
-SEC("tp_btf/kfree_skb")
-int BPF_PROG(tw_fin_in, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
-{
-	struct synfin_event rec = {};
-
-	if (reason != bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_NOT_SPECIFIED) ||
-	    !(read_segment_tuple(skb, &rec) & TCP_FLAG_FIN) || tuple_filtered_out(&rec))
-		return 0;
-	rec.type = SF_EV_TW;
-	rec.oldstate = SF_TCP_FIN_WAIT2;
-	rec.newstate = SF_TCP_TIME_WAIT;
-	rec.tw_kind = SF_TW_FIN_IN;
-	publish_copy(&rec, SF_CNT_TW_LOST);
-	return 0;
-}
-
 #endif

@@ -21,6 +21,7 @@
 #include "procscan.h"
 #include "summary.h"
 #include "rstlog.h"
+#include "droplog.h"
 #include "timewait.h"
 #include "tracker.h"
 
@@ -75,6 +76,7 @@ struct app {
 	struct tw_table *tw;
 	struct rst_log rst_log; /* RSTs sent lately, for the other end of a local connection */
 	struct rst_await rst_await; /* lifecycles we reset, until their RST record comes */
+	struct drop_log drops;      /* dropped SYNs, FINs, RSTs, until their lifecycle takes them */
 	struct flow_table *flows; /* NULL without -i: no packet layer */
 	struct holders holders;   /* the last scan of who holds which socket (procscan.c) */
 	uint64_t scan_window_ns;  /* scans since then: at most SCANS_PER_WINDOW a window */
@@ -181,6 +183,12 @@ static void on_tw_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint
 	sinks_tw_end(&((struct app *)ctx)->sinks, e, how, now_ns);
 }
 
+static void take_drops(struct app *app, struct lifecycle *l, const struct conn *c)
+{
+	l->drops_known = app->tracer.drops;
+	l->ndrops = drop_log_take(&app->drops, c, l->drops);
+}
+
 /* A lifecycle complete: into the sinks now, or (-i) once its flow's last segments are in. */
 static void emit_conn(struct app *app, const struct conn *c, uint64_t ts_ns)
 {
@@ -189,6 +197,7 @@ static void emit_conn(struct app *app, const struct conn *c, uint64_t ts_ns)
 	if (app->flows && flows_hold_conn(app->flows, c, ts_ns))
 		return;
 	lifecycle_of(&l, c, NULL, false);
+	take_drops(app, &l, c);
 	sinks_conn(&app->sinks, &l);
 }
 
@@ -289,6 +298,11 @@ static int on_event(void *ctx, void *data, size_t size)
 		on_reset(app, e);
 		return output_error(&app->out) ? -1 : 0;
 	}
+	if (e->type == SF_EV_DROP) {
+		drop_log_add(&app->drops, e);
+		sinks_drop(&app->sinks, e);
+		return output_error(&app->out) ? -1 : 0;
+	}
 	if (e->type == SF_EV_OWNER) {
 		tracker_note_accept(app->tracker, e);
 		return 0;
@@ -331,6 +345,7 @@ static void on_flow_done(void *ctx, const struct flow *f)
 		if (!(f->held_sides & (1 << side)))
 			continue;
 		lifecycle_of(&l, &f->conns[side], f, !(f->held_sides >> (side + 1)));
+		take_drops(app, &l, &f->conns[side]);
 		sinks_conn(&app->sinks, &l);
 	}
 }
@@ -572,6 +587,10 @@ static int start(struct app *app, const struct options *opts)
 		fprintf(stderr, "synfin: cannot read /proc (%s): sockets from before the start "
 				"name no holder\n", strerror(errno));
 	tracker_use_holders(app->tracker, &app->holders);
+	if (!err && drop_log_init(&app->drops)) {
+		fprintf(stderr, "synfin: out of memory for the drop log\n");
+		err = 1;
+	}
 	if (!err && !app->tracer.accept)
 		fprintf(stderr, "synfin: no syscalls:sys_exit_accept4 in tracefs: an accepted "
 				"socket is named after its listener's holder until it is closed\n");
@@ -609,6 +628,7 @@ static void stop(struct app *app)
 	tw_free(app->tw);
 	tracker_free(app->tracker);
 	holders_free(&app->holders);
+	drop_log_free(&app->drops);
 }
 
 int main(int argc, char **argv)

@@ -6,7 +6,8 @@ import jsonschema
 
 from lib import SCHEMA_DIR, check_record, parse_records, record_errors
 
-RECORD_TYPES = {"state", "conn", "lost", "stuck", "time_wait_end", "rst", "packet", "summary"}
+RECORD_TYPES = {"state", "conn", "lost", "stuck", "time_wait_end", "rst", "drop", "packet",
+                "summary"}
 # A change of meaning bumps a record type's version (README).
 VERSIONS = {"conn": 2}
 

@@ -50,6 +50,8 @@ void lifecycle_of(struct lifecycle *l, const struct conn *c, const struct flow *
 	l->remote_isn = hs ? (int64_t)c->remote_isn : -1;
 	l->tx_bytes = conn_tx_bytes(c);
 	l->rx_bytes = conn_rx_bytes(c);
+	l->ndrops = 0;
+	l->drops_known = false;
 	l->flow = f;
 	l->ends_flow = ends_flow;
 	l->side = f ? flow_side_of(f, c) : -1;

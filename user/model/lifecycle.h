@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "flows.h"
+#include "droplog.h"
 #include "tracker.h"
 
 struct lifecycle {
@@ -25,6 +26,11 @@ struct lifecycle {
 	int64_t syn_retrans, synack_retrans;
 	int64_t local_isn, remote_isn;
 	int64_t tx_bytes, rx_bytes;
+	/* Its SYN, SYN-ACK, FIN and RST segments this host dropped, with the kernel's
+	 * reason (drop_log_take); drops_known false: this kernel does not tell (null). */
+	struct conn_drop drops[DROPS_PER_CONN];
+	uint8_t ndrops;
+	bool drops_known;
 	/* With -i: the connection's flow (NULL without), our side of it, what the
 	 * wire said, and whether this is the flow's last lifecycle record. */
 	const struct flow *flow;

@@ -68,18 +68,39 @@ const char *closer_label(int closer)
 	return closer >= 0 && closer < CLOSER_COUNT ? closer_labels[closer] : "none";
 }
 
-#define RST_REASONS_MAX 128
+/* The kernel's enums are small (under 128 values today); a larger value is not named. */
+#define REASONS_MAX 256
 
-static char rst_reasons[RST_REASONS_MAX][RST_REASON_NAME_MAX];
+static char rst_reasons[REASONS_MAX][REASON_NAME_MAX];
+static char drop_reasons[REASONS_MAX][REASON_NAME_MAX];
+
+static void reason_set(char (*table)[REASON_NAME_MAX], uint32_t value, const char *name)
+{
+	if (value < REASONS_MAX)
+		strncpy(table[value], name, REASON_NAME_MAX - 1);
+}
+
+static const char *reason_name(char (*table)[REASON_NAME_MAX], uint32_t value)
+{
+	return value < REASONS_MAX && table[value][0] ? table[value] : NULL;
+}
 
 void rst_reason_set(uint32_t value, const char *name)
 {
-	if (value >= RST_REASONS_MAX)
-		return;
-	strncpy(rst_reasons[value], name, RST_REASON_NAME_MAX - 1);
+	reason_set(rst_reasons, value, name);
 }
 
 const char *rst_reason_name(uint32_t value)
 {
-	return value < RST_REASONS_MAX && rst_reasons[value][0] ? rst_reasons[value] : NULL;
+	return reason_name(rst_reasons, value);
+}
+
+void drop_reason_set(uint32_t value, const char *name)
+{
+	reason_set(drop_reasons, value, name);
+}
+
+const char *drop_reason_name(uint32_t value)
+{
+	return reason_name(drop_reasons, value);
 }

@@ -17,9 +17,13 @@ const char *closer_label(int closer);
 
 /* The kernel's reset reasons (enum sk_rst_reason, from its BTF at start-up), lower
  * case without the SK_RST_REASON_ prefix: "no_socket", "tcp_timewait_socket". */
-#define RST_REASON_NAME_MAX 40
+#define REASON_NAME_MAX 40
 void rst_reason_set(uint32_t value, const char *name);
 /* NULL when the kernel named no such value (or has no reasons). */
 const char *rst_reason_name(uint32_t value);
+/* The same for drop reasons (enum skb_drop_reason, without SKB_DROP_REASON_):
+ * "netfilter_drop", "tcp_listen_overflow". */
+void drop_reason_set(uint32_t value, const char *name);
+const char *drop_reason_name(uint32_t value);
 
 #endif

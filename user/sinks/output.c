@@ -134,6 +134,16 @@ static void out_reset(struct sink *s, const struct synfin_event *e)
 	}
 }
 
+static void out_drop(struct sink *s, const struct synfin_event *e)
+{
+	struct output *o = of(s);
+
+	if (o->mode != OUTPUT_NOTICES) {
+		o->fmt->drop(o, e);
+		ob_record_done(&o->ob);
+	}
+}
+
 static void out_report(struct sink *s, uint64_t now_ns, bool final)
 {
 	(void)now_ns;
@@ -150,6 +160,7 @@ static const struct sink_ops output_ops = {
 	.stuck = out_stuck,
 	.tw_end = out_tw_end,
 	.reset = out_reset,
+	.drop = out_drop,
 	.report = out_report,
 };
 

@@ -48,6 +48,8 @@ struct formatter {
 	void (*tw_end)(struct output *o, const struct tw_entry *e, enum tw_end how, uint64_t now_ns);
 	/* An RST sent for no socket. */
 	void (*reset)(struct output *o, const struct synfin_event *e);
+	/* A segment this host dropped. */
+	void (*drop)(struct output *o, const struct synfin_event *e);
 };
 
 extern const struct formatter text_formatter;

@@ -162,6 +162,30 @@ static void json_states(struct output *o, const struct conn *c)
 }
 
 
+/* [{"reason":"netfilter_drop","segment":"SYN","direction":"sent","count":3}], or null. */
+static void json_drops(struct output *o, const struct lifecycle *l)
+{
+	if (!l->drops_known) {
+		ob_write(&o->ob, "null", 4);
+		return;
+	}
+	ob_putc(&o->ob, '[');
+	for (uint8_t i = 0; i < l->ndrops; i++) {
+		const struct conn_drop *d = &l->drops[i];
+
+		ob_puts(&o->ob, i ? ",{\"reason\":" : "{\"reason\":");
+		json_nullable_str(o, drop_reason_name(d->reason));
+		KEY(o, "\"segment\"");
+		json_str_field(o, drop_segment_name(d->segment));
+		KEY(o, "\"direction\"");
+		json_str_field(o, d->sent ? "sent" : "received");
+		KEY(o, "\"count\"");
+		ob_u64(&o->ob, d->count);
+		ob_putc(&o->ob, '}');
+	}
+	ob_putc(&o->ob, ']');
+}
+
 static void json_close_facts(struct output *o, const struct lifecycle *l)
 {
 	KEY(o, "\"closer\"");
@@ -174,6 +198,8 @@ static void json_close_facts(struct output *o, const struct lifecycle *l)
 	json_nullable_str(o, l->reset_reason);
 	KEY(o, "\"reset_at_us\"");
 	json_nullable_i64(o, l->reset_at_us);
+	KEY(o, "\"drops\"");
+	json_drops(o, l);
 	KEY(o, "\"sk_err\"");
 	json_nullable_i64(o, l->c->sk_err ? l->c->sk_err : -1);
 	KEY(o, "\"time_wait\"");
@@ -406,6 +432,20 @@ static void json_reset(struct output *o, const struct synfin_event *e)
 	ob_write(&o->ob, "}\n", 2);
 }
 
+/* saddr/sport: the segment's source, as on the wire (either end may be local). */
+static void json_drop(struct output *o, const struct synfin_event *e)
+{
+	json_begin(o, "drop", e->ts_ns);
+	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
+	KEY(o, "\"netns\"");
+	ob_u64_memo(&o->ob, &o->netns, e->netns);
+	KEY(o, "\"segment\"");
+	json_str_field(o, drop_segment_name((uint8_t)drop_segment_of(e->close_flags)));
+	KEY(o, "\"reason\"");
+	json_nullable_str(o, drop_reason_name(e->drop_reason));
+	ob_write(&o->ob, "}\n", 2);
+}
+
 const struct formatter json_formatter = {
 	.header = json_header,
 	.state = json_state,
@@ -415,4 +455,5 @@ const struct formatter json_formatter = {
 	.stuck = json_stuck,
 	.tw_end = json_tw_end,
 	.reset = json_reset,
+	.drop = json_drop,
 };

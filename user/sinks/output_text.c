@@ -143,6 +143,26 @@ static const char *time_wait_words(const char *time_wait)
 	return "no TIME_WAIT (table full)";
 }
 
+/* ", 3 SYN sent dropped (netfilter_drop)" for each kind of drop. */
+static void text_drops(struct output *o, const struct lifecycle *l)
+{
+	for (uint8_t i = 0; i < l->ndrops; i++) {
+		const struct conn_drop *d = &l->drops[i];
+		const char *reason = drop_reason_name(d->reason);
+
+		ob_puts(&o->ob, ", ");
+		ob_u64(&o->ob, d->count);
+		ob_putc(&o->ob, ' ');
+		ob_puts(&o->ob, drop_segment_name(d->segment));
+		ob_puts(&o->ob, d->sent ? " sent dropped" : " received dropped");
+		if (reason) {
+			ob_puts(&o->ob, " (");
+			ob_puts(&o->ob, reason);
+			ob_putc(&o->ob, ')');
+		}
+	}
+}
+
 /* How it ended, as a person says it: "closed, local first, TIME_WAIT",
  * "reset by local: abort on close". */
 static void text_ending(struct output *o, const struct lifecycle *l)
@@ -167,6 +187,7 @@ static void text_ending(struct output *o, const struct lifecycle *l)
 		ob_puts(&o->ob, ", ");
 		ob_puts(&o->ob, time_wait_words(l->time_wait));
 	}
+	text_drops(o, l);
 }
 
 static void text_padded_ms(struct output *o, int64_t us, size_t width)
@@ -306,6 +327,25 @@ static void text_reset(struct output *o, const struct synfin_event *e)
 	ob_putc(&o->ob, '\n');
 }
 
+static void text_drop(struct output *o, const struct synfin_event *e)
+{
+	const char *reason = drop_reason_name(e->drop_reason);
+
+	text_time(o, e->ts_ns);
+	text_owner(o, 0, "");
+	text_endpoint(o, e->family, e->saddr, e->sport);
+	text_endpoint(o, e->family, e->daddr, e->dport);
+	ob_puts(&o->ob, "! ");
+	ob_puts(&o->ob, drop_segment_name((uint8_t)drop_segment_of(e->close_flags)));
+	ob_puts(&o->ob, " dropped");
+	if (reason) {
+		ob_puts(&o->ob, " (");
+		ob_puts(&o->ob, reason);
+		ob_putc(&o->ob, ')');
+	}
+	ob_putc(&o->ob, '\n');
+}
+
 const struct formatter text_formatter = {
 	.header = text_header,
 	.state = text_state,
@@ -315,4 +355,5 @@ const struct formatter text_formatter = {
 	.stuck = text_stuck,
 	.tw_end = text_tw_end,
 	.reset = text_reset,
+	.drop = text_drop,
 };

@@ -67,6 +67,12 @@ void sinks_reset(struct sinks *all, const struct synfin_event *e)
 		EACH(all, reset, e);
 }
 
+void sinks_drop(struct sinks *all, const struct synfin_event *e)
+{
+	if (!all->pid) /* a segment's record: no holder named */
+		EACH(all, drop, e);
+}
+
 void sinks_tick(struct sinks *all, uint64_t now_ns, const struct sink_status *st)
 {
 	EACH(all, tick, now_ns, st);

@@ -40,6 +40,8 @@ struct sink_ops {
 	void (*tw_end)(struct sink *s, const struct tw_entry *e, enum tw_end how, uint64_t now_ns);
 	/* An RST this host sent for no socket (SF_EV_RST, skaddr 0): a refusal, in effect. */
 	void (*reset)(struct sink *s, const struct synfin_event *e);
+	/* A SYN, SYN-ACK, FIN or RST this host dropped (SF_EV_DROP), with the kernel's reason. */
+	void (*drop)(struct sink *s, const struct synfin_event *e);
 	/* The housekeeping clock (every ~100 ms): periodic output, gauges. */
 	void (*tick)(struct sink *s, uint64_t now_ns, const struct sink_status *st);
 	/* Write out what is pending: on SIGUSR1 (final false) and at the end (true). */
@@ -71,6 +73,7 @@ void sinks_lost(struct sinks *all, uint64_t ts_ns, const struct loss *l);
 void sinks_stuck(struct sinks *all, const struct conn *c, uint64_t now_ns);
 void sinks_tw_end(struct sinks *all, const struct tw_entry *e, enum tw_end how, uint64_t now_ns);
 void sinks_reset(struct sinks *all, const struct synfin_event *e);
+void sinks_drop(struct sinks *all, const struct synfin_event *e);
 void sinks_tick(struct sinks *all, uint64_t now_ns, const struct sink_status *st);
 void sinks_report(struct sinks *all, uint64_t now_ns, bool final);
 

@@ -72,25 +72,30 @@ static int tracepoint_arity(const struct btf *vmlinux, const char *tracepoint_ty
 	return t && btf_is_func_proto(t) ? btf_vlen(t) - 1 : -1;
 }
 
-#define RST_REASON_PREFIX "SK_RST_REASON_"
-
-void features_name_rst_reasons(const struct btf *vmlinux)
+/* Each value of enum `type` named as the kernel names it, lower case, without `prefix`. */
+static void name_enum(const struct btf *vmlinux, const char *type, const char *prefix,
+		      void (*set)(uint32_t value, const char *name))
 {
-	int id = btf__find_by_name_kind(vmlinux, "sk_rst_reason", BTF_KIND_ENUM);
+	int id = btf__find_by_name_kind(vmlinux, type, BTF_KIND_ENUM);
 	const struct btf_type *t = id < 0 ? NULL : btf__type_by_id(vmlinux, (__u32)id);
-	char name[RST_REASON_NAME_MAX];
+	char name[REASON_NAME_MAX];
 
 	for (int i = 0; t && i < btf_vlen(t); i++) {
 		const char *full = btf__name_by_offset(vmlinux, btf_enum(t)[i].name_off);
-		size_t skip = strncmp(full, RST_REASON_PREFIX, strlen(RST_REASON_PREFIX)) ? 0 :
-			      strlen(RST_REASON_PREFIX);
+		size_t skip = strncmp(full, prefix, strlen(prefix)) ? 0 : strlen(prefix);
 		size_t n = 0;
 
 		for (; full[skip + n] && n < sizeof(name) - 1; n++)
 			name[n] = (char)tolower((unsigned char)full[skip + n]);
 		name[n] = 0;
-		rst_reason_set((uint32_t)btf_enum(t)[i].val, name);
+		set((uint32_t)btf_enum(t)[i].val, name);
 	}
+}
+
+void features_name_reasons(const struct btf *vmlinux)
+{
+	name_enum(vmlinux, "sk_rst_reason", "SK_RST_REASON_", rst_reason_set);
+	name_enum(vmlinux, "skb_drop_reason", "SKB_DROP_REASON_", drop_reason_set);
 }
 
 /* A classic tracepoint exists where tracefs lists it (libbpf attaches through its id there). */
@@ -134,6 +139,10 @@ void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 	f->rst_reason = tracepoint_arity(vmlinux, "btf_trace_tcp_send_reset") == 3 &&
 			tp_btf_loads(vmlinux, "btf_trace_tcp_send_reset");
 	f->exit_hook = tp_btf_loads(vmlinux, "btf_trace_sched_process_exit");
+	f->drop_reasons = tracepoint_arity(vmlinux, "btf_trace_kfree_skb") >= 3 &&
+			  tp_btf_loads(vmlinux, "btf_trace_kfree_skb") &&
+			  type_names(vmlinux, "skb_drop_reason", BTF_KIND_ENUM,
+				     "SKB_DROP_REASON_NOT_SPECIFIED");
 }
 
 void features_print(const struct kernel_features *f, FILE *out)
@@ -162,6 +171,9 @@ void features_print(const struct kernel_features *f, FILE *out)
 		f->accept_hook ? "an accepted socket is owned by the process that accepted it" :
 				 "no syscalls:sys_exit_accept4 in tracefs (is it mounted?): an "
 				 "accepted socket is owned by its listener's holder until closed");
+	fprintf(out, "synfin: kernel feature drop_reasons: %s (%s)\n", f->drop_reasons ? "yes" : "no",
+		f->drop_reasons ? "dropped SYN, SYN-ACK, FIN and RST segments, with the kernel's reason" :
+				  "drops are not seen: drops is null");
 	fprintf(out, "synfin: kernel feature exit_hook: %s (%s)\n", f->exit_hook ? "yes" : "no",
 		f->exit_hook ? "a holder's exit hands its sockets to the processes that still hold them" :
 			       "a holder's exit is not seen");

@@ -27,6 +27,9 @@ struct kernel_features {
 	bool accept_hook;
 	/* a tp_btf program loads on sched:sched_process_exit: a holder's exit is seen */
 	bool exit_hook;
+	/* skb:kfree_skb has its reason argument (enum skb_drop_reason, 5.17): drops of
+	 * the segments that open and close connections are seen with the kernel's reason */
+	bool drop_reasons;
 };
 
 struct btf;
@@ -35,8 +38,9 @@ struct btf;
 void features_probe(struct kernel_features *f, const struct btf *vmlinux);
 /* The features tracefs tells (after synfin has made sure it is mounted). */
 void features_probe_tracefs(struct kernel_features *f);
-/* The kernel's names for its reset reasons (enum sk_rst_reason), into names.h. */
-void features_name_rst_reasons(const struct btf *vmlinux);
+/* The kernel's names for its reset and drop reasons (enum sk_rst_reason,
+ * enum skb_drop_reason), into names.h. */
+void features_name_reasons(const struct btf *vmlinux);
 /* One line per feature: "synfin: kernel feature NAME: yes|no (what it means)". */
 void features_print(const struct kernel_features *f, FILE *out);
 

@@ -104,8 +104,7 @@ static int check_btf_and_probe(struct kernel_features *f)
 		return 1;
 	}
 	features_probe(f, btf);
-	if (f->rst_reason)
-		features_name_rst_reasons(btf);
+	features_name_reasons(btf);
 	btf__free(btf);
 	return 0;
 }
@@ -139,7 +138,16 @@ static int choose_tw_timers(struct tracer *t, bool on)
 	t->tw_fin = on && t->features.tw_fin_hook;
 	for (size_t i = 0; i < sizeof(progs) / sizeof(progs[0]) && !err; i++)
 		err = bpf_program__set_autoload(progs[i], on);
-	return err ? err : bpf_program__set_autoload(t->skel->progs.tw_fin_in, t->tw_fin);
+	return err;
+}
+
+/* skb:kfree_skb, for the FIN that ends a FIN_WAIT2 mini-socket and for drops (drop.bpf.h). */
+static int choose_drop_hook(struct tracer *t)
+{
+	t->drops = t->features.drop_reasons;
+	t->skel->rodata->want_tw_fin = t->tw_fin;
+	t->skel->rodata->want_drops = t->drops;
+	return bpf_program__set_autoload(t->skel->progs.skb_dropped, t->tw_fin || t->drops);
 }
 
 /* accept() and process exits tell who holds a socket (owner.bpf.h), where the kernel has them. */
@@ -170,7 +178,9 @@ static int choose_hook(struct tracer *t, enum hook_choice choice)
 		err = bpf_program__set_autoload(skel->progs.rst_sent, t->rst);
 	if (!err)
 		err = choose_owner_hooks(t);
-	return err ? err : choose_tw_timers(t, btf && t->features.tw_timer_hooks);
+	if (!err)
+		err = choose_tw_timers(t, btf && t->features.tw_timer_hooks);
+	return err ? err : choose_drop_hook(t);
 }
 
 static void set_filters(struct state_bpf *skel, const struct options *o)
@@ -334,7 +344,7 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 	if (o->verbose)
 		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s%s%s%s\n",
 			t->hook, t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "",
-			t->tw_fin ? ", and to skb:kfree_skb" : "",
+			t->tw_fin || t->drops ? ", and to skb:kfree_skb" : "",
 			t->rst ? ", and to tcp:tcp_send_reset" : "",
 			t->accept ? ", and to syscalls:sys_exit_accept4/_accept" : "",
 			t->exits ? ", and to sched:sched_process_exit" : "");
@@ -413,8 +423,10 @@ int tracer_counters(struct tracer *t, struct tracer_counts *c)
 		c->tw_lost += recursion_misses(t->skel->progs.tw_timer_start) +
 			      recursion_misses(t->skel->progs.tw_timer_expire) +
 			      recursion_misses(t->skel->progs.tw_timer_cancel);
-	if (t->tw_fin)
-		c->tw_lost += recursion_misses(t->skel->progs.tw_fin_in);
+	/* skb_dropped's runs the kernel skipped: a FIN for a mini-socket, or a drop (not told apart) */
+	if (t->tw_fin || t->drops)
+		c->drop_lost = recursion_misses(t->skel->progs.skb_dropped);
+	c->drop_lost += totals[SF_CNT_DROP_LOST];
 	c->rst_lost = totals[SF_CNT_RST_LOST] + (t->rst ? recursion_misses(t->skel->progs.rst_sent) : 0);
 	c->owner_lost = totals[SF_CNT_OWNER_LOST] +
 			(t->exits ? recursion_misses(t->skel->progs.owner_exit) : 0);

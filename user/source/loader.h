@@ -18,6 +18,7 @@ struct tracer {
 	bool rst;         /* rst_sent on tcp:tcp_send_reset (SF_EV_RST records come) */
 	bool accept;      /* owner_accept4/_accept on the accept syscalls' exits (SF_EV_OWNER) */
 	bool exits;       /* owner_exit on sched:sched_process_exit (SF_EV_EXIT) */
+	bool drops;       /* skb_dropped reports drops with their reason (SF_EV_DROP) */
 	struct kernel_features features;
 };
 
@@ -37,6 +38,7 @@ struct tracer_counts {
 	uint64_t tw_lost;
 	uint64_t rst_lost; /* SF_EV_RST records dropped (ring full, or the program skipped) */
 	uint64_t owner_lost; /* SF_EV_OWNER and SF_EV_EXIT records dropped */
+	uint64_t drop_lost;  /* SF_EV_DROP records dropped (and skb_dropped's skipped runs) */
 };
 
 int tracer_counters(struct tracer *t, struct tracer_counts *c);

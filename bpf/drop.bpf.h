@@ -1,0 +1,65 @@
+/* SPDX-License-Identifier: (LGPL-2.1 OR BSD-2-Clause) */
+/*
+ * skb:kfree_skb, which fires for every packet of every protocol dropped on
+ * the host, for two things, in one program (one attach, one cost):
+ *
+ * - Every segment a time-wait mini-socket takes is freed by tcp_v4_rcv() or
+ *   tcp_v6_rcv() with SKB_DROP_REASON_NOT_SPECIFIED (their time-wait path
+ *   names no reason), so the FIN that ends a FIN_WAIT2 substate shows here
+ *   (SF_TW_FIN_IN; user space keeps those whose tuple it follows).
+ * - Any other reason is a real drop: a segment that opens or closes a
+ *   connection (SYN, SYN-ACK, FIN, RST), with the kernel's reason (SF_EV_DROP).
+ *
+ * The reason is compared first, then only TCP segments with one of those
+ * flags, read from their own headers, become records. Included by
+ * state.bpf.c: the same rings and filters.
+ */
+#ifndef SYNFIN_DROP_BPF_H
+#define SYNFIN_DROP_BPF_H
+
+/* Set by user space: which of the two it wants (tw_fin needs the timer programs). */
+const volatile bool want_tw_fin = false;
+const volatile bool want_drops = false;
+
+static __always_inline int tw_fin_in(struct synfin_event *rec)
+{
+	rec->type = SF_EV_TW;
+	rec->oldstate = SF_TCP_FIN_WAIT2;
+	rec->newstate = SF_TCP_TIME_WAIT;
+	rec->tw_kind = SF_TW_FIN_IN;
+	publish_copy(rec, SF_CNT_TW_LOST);
+	return 0;
+}
+
+/* The filters apply to the segment's ports whichever end is local. */
+static __always_inline int drop_seen(struct synfin_event *rec, __u8 flags, __u32 reason)
+{
+	wire_order(rec);
+	rec->type = SF_EV_DROP;
+	rec->close_flags = flags;
+	rec->drop_reason = reason;
+	publish_copy(rec, SF_CNT_DROP_LOST);
+	return 0;
+}
+
+SEC("tp_btf/kfree_skb")
+int BPF_PROG(skb_dropped, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
+{
+	bool unnamed = reason == bpf_core_enum_value(enum skb_drop_reason,
+						     SKB_DROP_REASON_NOT_SPECIFIED);
+	struct synfin_event rec = {};
+	__u8 flags;
+
+	if (unnamed ? !want_tw_fin : !want_drops)
+		return 0;
+	flags = read_segment_tuple(skb, &rec);
+	if (!(flags & (unnamed ? TCP_FLAG_FIN : TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST)))
+		return 0;
+	if (!(filter_family && rec.family != filter_family) &&
+	    (!filter_netns || rec.netns == filter_netns) && (ports_match(rec.sport, rec.dport) ||
+							     ports_match(rec.dport, rec.sport)))
+		return unnamed ? tw_fin_in(&rec) : drop_seen(&rec, flags, reason);
+	return 0;
+}
+
+#endif
