@@ -2,6 +2,7 @@
 found must be what the kernel's BTF shows (bpftool as the witness), and each feature's
 path is tested on the kernels that have it, with a skip naming it on those that do not."""
 import json
+import os
 import re
 import subprocess
 
@@ -49,6 +50,13 @@ def witnessed():
         and "'SKB_DROP_REASON_NOT_SPECIFIED'" in raw,
         "rst_reason": re.search(r"^typedef void \(\*btf_trace_tcp_send_reset\)\(void \*, "
                                 r"[^;]*enum sk_rst_reason\);", c, re.M) is not None,
+        # tracefs lists the accept syscalls' exits (the same way libbpf attaches them)
+        "accept_hook": all(os.path.exists(f"/sys/kernel/tracing/events/syscalls/{e}/id")
+                           for e in ("sys_exit_accept4", "sys_exit_accept")),
+        "exit_hook": "TYPEDEF 'btf_trace_sched_process_exit'" in raw,
+        "drop_reasons": re.search(r"^typedef void \(\*btf_trace_kfree_skb\)\(void \*, "
+                                  r"[^;]*enum skb_drop_reason[^;]*\);", c, re.M) is not None
+        and "'SKB_DROP_REASON_NOT_SPECIFIED'" in raw,
     }
 
 

@@ -6,6 +6,7 @@ import subprocess
 
 from lib import (Netns, Skip, Synfin, conn_records, find_socket, parse_records, require_root,
                  run_peer)
+from test_features import witnessed
 
 SYN, ACK, FIN = 0x02, 0x10, 0x01
 FIN_WAIT2_INDEX = 3  # SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT
@@ -124,6 +125,9 @@ def test_refused_connect_outcome():
     [rec] = conn_records(records, dport=peer["conns"][0]["refused_port"])
     assert (rec["outcome"], rec["sk_err"], rec["closer"]) == ("refused", 111, None), rec
     assert rec["local_isn"] is None and rec["syn_retrans"] == 0
+    if witnessed()["drop_reasons"]:  # the SYN no socket wanted, dropped (and answered by a RST)
+        assert rec["drops"] == [{"reason": "no_socket", "segment": "SYN", "direction": "sent",
+                                 "count": 1}], rec
 
 
 def drop_syns_to(port):
@@ -154,6 +158,15 @@ def test_dropped_syns_time_out_with_retransmissions_counted():
     assert len(syns) >= 2 and rec["syn_retrans"] == len(syns) - 1, (rec, len(syns))
     assert rec["duration_us"] >= 2_500_000, rec  # initial RTO 1 s, then 2 s
     assert 2.5 <= peer["conns"][0]["seconds"] < 10
+    # Why: every one of those SYNs dropped by the rule, as the capture counts them.
+    if witnessed()["drop_reasons"]:
+        assert rec["drops"] == [{"reason": "netfilter_drop", "segment": "SYN",
+                                 "direction": "sent", "count": len(syns)}], rec
+        drops = [r for r in records if r["type"] == "drop" and r["sport"] == rec["sport"]]
+        assert [(d["segment"], d["reason"], d["dport"]) for d in drops] == \
+            [("SYN", "netfilter_drop", port)] * len(syns), drops
+    else:
+        assert rec["drops"] is None, rec
 
 
 def test_initial_sequence_numbers_match_the_wire():

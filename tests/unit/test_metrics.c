@@ -16,6 +16,8 @@
 #include <unistd.h>
 #include "check.h"
 #include "metrics.h"
+#include "droplog.h"
+#include "names.h"
 
 static char host[64], err[256];
 static uint16_t port;
@@ -213,6 +215,25 @@ static void refusals_are_counted_by_port(void)
 	CHECK(strstr(text, "\nsynfin_no_socket_resets_total{port=\"other\"} 0\n") != NULL);
 }
 
+/* Drops by segment and the kernel's reason: a series each, bounded. */
+static void drops_are_counted_by_segment_and_reason(void)
+{
+	static char text[METRICS_TEXT_MAX];
+	struct metrics_snapshot s = { 0 };
+
+	drop_reason_set(7, "netfilter_drop");
+	metrics_snapshot_add_drop(&s, 7, SEG_SYN);
+	metrics_snapshot_add_drop(&s, 7, SEG_SYN);
+	metrics_snapshot_add_drop(&s, 7, SEG_FIN);
+	for (uint16_t r = 100; r < 100 + METRICS_DROP_KINDS; r++)
+		metrics_snapshot_add_drop(&s, r, SEG_RST);
+	CHECK(metrics_format(&s, text, sizeof(text)) > 0);
+	CHECK(strstr(text, "\nsynfin_drops_total{segment=\"SYN\",reason=\"netfilter_drop\"} 2\n"));
+	CHECK(strstr(text, "\nsynfin_drops_total{segment=\"FIN\",reason=\"netfilter_drop\"} 1\n"));
+	CHECK(strstr(text, "\nsynfin_drops_total{segment=\"RST\",reason=\"unknown\"} 1\n"));
+	CHECK(strstr(text, "\nsynfin_drops_total{segment=\"other\",reason=\"other\"} 2\n"));
+}
+
 static void short_buffer_gives_nothing_rather_than_half(void)
 {
 	struct metrics_snapshot s;
@@ -229,7 +250,10 @@ static void largest_snapshot_fits(void)
 	static struct metrics_snapshot s;
 
 	memset(&s, 0xff, sizeof(s));
-	s.nports = METRICS_PORTS;
+	s.nports = s.nrst_ports = METRICS_PORTS;
+	s.ndrops = METRICS_DROP_KINDS;
+	for (int i = 0; i < METRICS_DROP_KINDS; i++)
+		s.drops[i].segment = SEG_SYNACK; /* the longest name; the reason: "unknown" */
 	CHECK(metrics_format(&s, text, sizeof(text)) > 0);
 }
 
@@ -497,6 +521,7 @@ int main(void)
 	RUN(exposition_has_every_series);
 	RUN(listener_ports_are_bounded_and_sticky);
 	RUN(refusals_are_counted_by_port);
+	RUN(drops_are_counted_by_segment_and_reason);
 	RUN(short_buffer_gives_nothing_rather_than_half);
 	RUN(largest_snapshot_fits);
 	RUN(promtool_accepts_the_exposition);

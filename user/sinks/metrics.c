@@ -1,6 +1,7 @@
 /* The Prometheus endpoint: a libmicrohttpd thread serving the last snapshot,
  * fed by an accept thread of our own. */
 #include "metrics.h"
+#include "droplog.h"
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
@@ -389,6 +390,12 @@ static void ms_reset(struct sink *s, const struct synfin_event *e)
 	metrics_snapshot_add_rst(&ms_of(s)->snap, e->sport);
 }
 
+static void ms_drop(struct sink *s, const struct synfin_event *e)
+{
+	metrics_snapshot_add_drop(&ms_of(s)->snap, (uint16_t)e->drop_reason,
+				  (uint8_t)drop_segment_of(e->close_flags));
+}
+
 static void ms_tick(struct sink *s, uint64_t now_ns, const struct sink_status *st)
 {
 	struct metrics_sink *ms = ms_of(s);
@@ -405,6 +412,7 @@ static const struct sink_ops metrics_ops = {
 	.state = ms_state,
 	.conn = ms_conn,
 	.reset = ms_reset,
+	.drop = ms_drop,
 	.tick = ms_tick,
 	.wants_status = true,
 };

@@ -25,6 +25,8 @@
 #define METRICS_HS_BOUNDS 17
 /* Listener ports with their own series; more go to port="other" (bounded cardinality). */
 #define METRICS_PORTS 20
+/* Distinct (segment, reason) drop series; later kinds are counted under "other". */
+#define METRICS_DROP_KINDS 16
 /* Longest exposition metrics_format() can produce for any snapshot (a few KiB in practice). */
 #define METRICS_TEXT_MAX 16384
 
@@ -43,6 +45,12 @@ struct metrics_port {
 	uint64_t count;
 };
 
+struct metrics_drop {
+	uint16_t reason; /* enum skb_drop_reason */
+	uint8_t segment; /* enum drop_segment */
+	uint64_t count;
+};
+
 struct metrics_snapshot {
 	/* Counters: only ever grow while synfin runs. */
 	struct metrics_hist handshake[METRICS_ROLES];
@@ -56,6 +64,10 @@ struct metrics_snapshot {
 	struct metrics_port rst_ports[METRICS_PORTS];
 	uint32_t nrst_ports;
 	uint64_t other_port_rsts;
+	/* SYN, SYN-ACK, FIN and RST segments dropped, by segment and the kernel's reason */
+	struct metrics_drop drops[METRICS_DROP_KINDS];
+	uint32_t ndrops;
+	uint64_t other_drops;
 	/* Gauges: set by the caller before each publish. */
 	uint32_t state_count[SF_TCP_MAX_STATES]; /* tracked sockets per kernel TCP state */
 	uint32_t time_wait;                      /* connections held in TIME_WAIT now */
@@ -78,6 +90,9 @@ void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct lifecycl
 
 /* Counts one RST sent for no socket, by the local port it refused. */
 void metrics_snapshot_add_rst(struct metrics_snapshot *s, uint16_t port);
+
+/* Counts one dropped segment (SF_EV_DROP). */
+void metrics_snapshot_add_drop(struct metrics_snapshot *s, uint16_t reason, uint8_t segment);
 
 /* The text exposition of snap into buf (NUL-terminated); returns its length,
  * or 0 if len was too small (METRICS_TEXT_MAX always suffices). */

@@ -2,6 +2,7 @@
  * text exposition format. Kept apart from metrics.c (libmicrohttpd) so the
  * unit tests and fuzz targets link them without that library. */
 #include "metrics.h"
+#include "droplog.h"
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -151,6 +152,20 @@ void metrics_snapshot_add_rst(struct metrics_snapshot *s, uint16_t port)
 	count_port(s->rst_ports, &s->nrst_ports, &s->other_port_rsts, port);
 }
 
+void metrics_snapshot_add_drop(struct metrics_snapshot *s, uint16_t reason, uint8_t segment)
+{
+	for (uint32_t i = 0; i < s->ndrops; i++)
+		if (s->drops[i].reason == reason && s->drops[i].segment == segment) {
+			s->drops[i].count++;
+			return;
+		}
+	if (s->ndrops == METRICS_DROP_KINDS) {
+		s->other_drops++;
+		return;
+	}
+	s->drops[s->ndrops++] = (struct metrics_drop){ reason, segment, 1 };
+}
+
 void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct lifecycle *l)
 {
 	const struct conn *c = l->c;
@@ -285,6 +300,22 @@ static void format_listeners(struct text *t, const struct metrics_snapshot *s)
 		     s->rst_ports, s->nrst_ports, s->other_port_rsts);
 }
 
+static void format_drops(struct text *t, const struct metrics_snapshot *s)
+{
+	header(t, "synfin_drops_total", "counter",
+	       "SYN, SYN-ACK, FIN and RST segments this host dropped, by segment and the kernel's "
+	       "drop reason (first 16 kinds seen; the rest under segment=\"other\").");
+	for (uint32_t i = 0; i < s->ndrops; i++) {
+		const char *reason = drop_reason_name(s->drops[i].reason);
+
+		put(t, "synfin_drops_total{segment=\"%s\",reason=\"%s\"} %llu\n",
+		    drop_segment_name(s->drops[i].segment), reason ? reason : "unknown",
+		    (unsigned long long)s->drops[i].count);
+	}
+	put(t, "synfin_drops_total{segment=\"other\",reason=\"other\"} %llu\n",
+	    (unsigned long long)s->other_drops);
+}
+
 size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len)
 {
 	struct text t = { .buf = buf, .cap = len };
@@ -302,6 +333,7 @@ size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len
 	counter(&t, "synfin_evicted_connections_total",
 		"Tracked connections dropped to stay within --max-conns.", snap->evicted);
 	format_listeners(&t, snap);
+	format_drops(&t, snap);
 	header(&t, "synfin_build_info", "gauge", "Always 1; the version in a label.");
 	put(&t, "synfin_build_info{version=\"%s\"} 1\n", SYNFIN_VERSION);
 	if (t.full) {
