@@ -257,6 +257,7 @@ def test_a_prefork_servers_children_hold_its_listener_once_the_parent_exits():
             lambda rs: sum(1 for evs in by_sk(rs, port).values()
                            if any(e["new"] == "ESTABLISHED" for e in evs)) == 3,
             what="3 children established in the accept queue")
+        go_ns = time.clock_gettime_ns(time.CLOCK_MONOTONIC)  # synfin's clock (ts_ns)
         files.touch(files.go)
         seen = wait_ss(port, lambda s: len(server_sockets(s, port)) == 3, "3 accepted")
         close_all(clients)
@@ -267,10 +268,15 @@ def test_a_prefork_servers_children_hold_its_listener_once_the_parent_exits():
     for evs in by_sk(queued, port).values():
         for e in evs:
             assert e["pid"] in children, (e, pids)  # a live holder, never the parent
+    # They waited in the accept queue from their handshake until the children were let go.
+    queued_at = {peer_of(evs): evs[0]["ts_ns"] for evs in by_sk(queued, port).values()}
+    waited_ns = go_ns - max(queued_at.values())
     conns = server_conns(records, port)
     holder = server_sockets(seen, port)
     assert {r: [c["pid"]] for r, c in conns.items()} == holder, (conns, holder)
     assert all(c["owner_unknown"] is None for c in conns.values())
+    for c in conns.values():
+        assert c["accept_wait_us"] * 1000 >= waited_ns, (c, waited_ns)
     tracer.stop()
 
 

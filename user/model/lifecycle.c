@@ -45,6 +45,7 @@ void lifecycle_of(struct lifecycle *l, const struct conn *c, const struct flow *
 	reset_facts(l, c);
 	l->handshake_us = conn_handshake_us(c);
 	l->duration_us = conn_duration_us(c);
+	l->accept_wait_us = conn_accept_wait_us(c);
 	handshake_retrans(l, c);
 	l->local_isn = hs ? (int64_t)c->local_isn : -1;
 	l->remote_isn = hs ? (int64_t)c->remote_isn : -1;

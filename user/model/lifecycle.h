@@ -23,6 +23,7 @@ struct lifecycle {
 	int64_t reset_at_us;        /* the RST sent or received, from the first transition; -1 */
 	/* -1: not known (null in NDJSON). */
 	int64_t handshake_us, duration_us;
+	int64_t accept_wait_us; /* an accepted child: its time in the accept queue */
 	int64_t syn_retrans, synack_retrans;
 	int64_t local_isn, remote_isn;
 	int64_t tx_bytes, rx_bytes;

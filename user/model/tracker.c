@@ -297,6 +297,8 @@ bool tracker_note_accept(struct tracker *t, const struct synfin_event *e)
 
 	if (!c)
 		return false;
+	if (!(c->flags & CONN_ACCEPTED))
+		c->accept_ns = e->ts_ns;
 	c->flags |= CONN_ACCEPTED;
 	set_holder(t, c, e->pid, e->comm);
 	return true;
@@ -457,6 +459,17 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 	out->comm = t->ended.comm;
 	if (t->ended.role != ROLE_LISTENER)
 		out->ended = &t->ended;
+}
+
+/*
+ * A child reaches ESTABLISHED (into the accept queue) at the handshake's final
+ * ACK, the moment it is born in SYN_RECV: its first transition.
+ */
+int64_t conn_accept_wait_us(const struct conn *c)
+{
+	if (c->role != ROLE_SERVER || c->partial || !c->accept_ns || c->accept_ns < c->first_ns)
+		return -1;
+	return (int64_t)((c->accept_ns - c->first_ns) / 1000);
 }
 
 /*

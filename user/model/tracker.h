@@ -53,6 +53,7 @@ struct conn {
 	uint64_t cgroup_id;
 	uint64_t bytes_acked, bytes_received; /* at CLOSE */
 	uint64_t rst_ns;     /* the RST sent or (joined from its sender) received; 0 none */
+	uint64_t accept_ns;  /* an accepted child: when a process accept()ed it (SF_EV_OWNER); 0 not */
 	uint16_t rst_reason; /* 1 + the kernel's enum sk_rst_reason value; 0 not known */
 	uint8_t saddr[16];
 	uint8_t daddr[16];
@@ -120,6 +121,8 @@ uint64_t tracker_evicted(const struct tracker *t);
 /* Derived facts of a finished lifecycle; -1 when not measurable. */
 int64_t conn_handshake_us(const struct conn *c);
 int64_t conn_duration_us(const struct conn *c);
+/* An accepted child: from its handshake's end (in the accept queue) to accept(). */
+int64_t conn_accept_wait_us(const struct conn *c);
 enum conn_closer conn_closer(const struct conn *c);
 enum conn_outcome conn_outcome(const struct conn *c);
 /* For OUTCOME_RESET: true when the RST came from the peer. */

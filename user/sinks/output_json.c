@@ -198,6 +198,8 @@ static void json_close_facts(struct output *o, const struct lifecycle *l)
 	json_nullable_str(o, l->reset_reason);
 	KEY(o, "\"reset_at_us\"");
 	json_nullable_i64(o, l->reset_at_us);
+	KEY(o, "\"accept_wait_us\"");
+	json_nullable_i64(o, l->accept_wait_us);
 	KEY(o, "\"drops\"");
 	json_drops(o, l);
 	KEY(o, "\"sk_err\"");
