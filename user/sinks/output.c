@@ -138,7 +138,7 @@ static void out_drop(struct sink *s, const struct synfin_event *e)
 {
 	struct output *o = of(s);
 
-	if (o->mode != OUTPUT_NOTICES) {
+	if (o->mode == OUTPUT_ALL) { /* --life: the lifecycle's drops say it */
 		o->fmt->drop(o, e);
 		ob_record_done(&o->ob);
 	}
