@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include "bigmem.h"
 #include "index.h"
+#include "netnsdiag.h"
 
 #define FIRST_LOOK_NS 50000000ull   /* confirm soon after the close */
 #define AFTER_DUE_NS 200000000ull   /* the timer wheel fires a little late */
@@ -95,13 +96,6 @@ struct tw_table {
 	uint32_t *free;
 	struct tw_entry *entries;
 };
-
-static uint32_t netns_inode(const char *path)
-{
-	struct stat st;
-
-	return stat(path, &st) ? 0 : (uint32_t)st.st_ino;
-}
 
 static uint64_t entry_key(const void *entry)
 {
@@ -345,82 +339,6 @@ enum tw_fate tw_add(struct tw_table *t, const struct conn *c, tw_end_fn fn, void
 	return t->mode == TW_VIA_TIMERS ? add_timed(t, c, fn, ctx) : add_diag(t, c);
 }
 
-static int diag_socket(void)
-{
-	return socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-}
-
-/*
- * Calls fn(ctx, inode, path) for each namespace file that holds a network
- * namespace: the bind mounts in /run/netns, then each process's
- * /proc/PID/ns/net; stops when fn returns true.
- */
-static void each_netns_file(bool (*fn)(void *ctx, uint32_t inode, const char *path), void *ctx)
-{
-	static const char *const dirs[] = { "/run/netns", "/proc" };
-	char path[300];
-
-	for (int d = 0; d < 2; d++) {
-		DIR *dir = opendir(dirs[d]);
-		struct dirent *de;
-		bool stop = false;
-
-		if (!dir)
-			continue;
-		while (!stop && (de = readdir(dir))) {
-			if (de->d_name[0] == '.' || (d == 1 && (de->d_name[0] < '0' || de->d_name[0] > '9')))
-				continue;
-			snprintf(path, sizeof(path), d ? "%s/%s/ns/net" : "%s/%s", dirs[d], de->d_name);
-			stop = fn(ctx, netns_inode(path), path);
-		}
-		closedir(dir);
-		if (stop)
-			return;
-	}
-}
-
-struct netns_search {
-	uint32_t inode;
-	int fd;
-};
-
-static bool open_if_match(void *ctx, uint32_t inode, const char *path)
-{
-	struct netns_search *s = ctx;
-
-	if (inode != s->inode)
-		return false;
-	s->fd = open(path, O_RDONLY | O_CLOEXEC);
-	return true;
-}
-
-/* A namespace file for inode, opened; -1 when nothing reachable holds it. */
-static int open_netns(uint32_t netns)
-{
-	struct netns_search s = { .inode = netns, .fd = -1 };
-
-	each_netns_file(open_if_match, &s);
-	return s.fd;
-}
-
-/* A netlink socket lives in the namespace it was created in: step in, create, step back. */
-static int diag_socket_in(struct tw_table *t, uint32_t netns)
-{
-	int target = open_netns(netns), self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	int fd = -1;
-
-	if (target >= 0 && self >= 0 && !setns(target, CLONE_NEWNET)) {
-		fd = diag_socket();
-		if (setns(self, CLONE_NEWNET))
-			t->fatal = errno; /* the loop ends, the caller detaches and says so */
-	}
-	if (target >= 0)
-		close(target);
-	if (self >= 0)
-		close(self);
-	return fd;
-}
-
 static struct netns_sock *socket_for(struct tw_table *t, uint32_t netns)
 {
 	int fd;
@@ -430,7 +348,7 @@ static struct netns_sock *socket_for(struct tw_table *t, uint32_t netns)
 			return &t->socks[i];
 	if (t->nsocks == MAX_NETNS)
 		return NULL;
-	fd = netns == t->self_netns ? diag_socket() : diag_socket_in(t, netns);
+	fd = netns == t->self_netns ? diag_socket() : diag_socket_in(netns, &t->fatal);
 	if (fd < 0)
 		return NULL;
 	t->socks[t->nsocks] = (struct netns_sock){ .netns = netns, .fd = fd };
