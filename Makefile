@@ -32,7 +32,7 @@ BPF_OBJS := $(patsubst %,$(OUTPUT)/%.bpf.o,$(BPF_APPS))
 SKELS := $(patsubst %,$(OUTPUT)/%.skel.h,$(BPF_APPS))
 # Pure user-space parts (no libbpf): unit-tested on their own.
 CORE_SRCS := $(addprefix user/model/,tracker.c lifecycle.c index.c names.c bigmem.c rstlog.c holders.c droplog.c) \
-	$(addprefix user/enrich/,timewait.c flows.c netnsdiag.c) user/source/cpuring.c user/options.c \
+	$(addprefix user/enrich/,timewait.c flows.c netnsdiag.c listeners.c) user/source/cpuring.c user/options.c \
 	$(addprefix user/sinks/,sink.c outbuf.c output.c output_json.c output_text.c output_ladder.c \
 		summary.c metrics_text.c)
 CORE_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(notdir $(CORE_SRCS)))

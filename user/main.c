@@ -19,6 +19,7 @@
 #include "options.h"
 #include "output.h"
 #include "procscan.h"
+#include "listeners.h"
 #include "summary.h"
 #include "rstlog.h"
 #include "droplog.h"
@@ -79,9 +80,12 @@ struct app {
 	struct drop_log drops;      /* dropped SYNs, FINs, RSTs, until their lifecycle takes them */
 	struct flow_table *flows; /* NULL without -i: no packet layer */
 	struct holders holders;   /* the last scan of who holds which socket (procscan.c) */
+	struct listener_table listeners; /* listening sockets' queues and drops (sock_diag) */
 	uint64_t scan_window_ns;  /* scans since then: at most SCANS_PER_WINDOW a window */
 	uint32_t scans_in_window;
 	uint64_t scans, scans_skipped; /* exits that rescanned, and that the bound skipped */
+	uint16_t only_port;       /* -P or --sport: the listeners looked at */
+	uint32_t only_netns;      /* --netns: the namespace looked in */
 	uint64_t stuck_ns;        /* 0 = --stuck off */
 	/* The sinks: the records (always: errors and notices go there), and what options add. */
 	struct sinks sinks;
@@ -256,6 +260,17 @@ static void on_reset(struct app *app, const struct synfin_event *e)
 		sinks_reset(&app->sinks, e);
 }
 
+/* The namespaces of the listeners that exist at start (the holders scan knows them). */
+static void watch_listeners(struct app *app)
+{
+	listeners_init(&app->listeners);
+	app->listeners.only_port = app->only_port;
+	for (size_t i = 0; i < app->holders.n; i++)
+		if (app->holders.v[i].state == SF_TCP_LISTEN &&
+		    (!app->only_netns || app->holders.v[i].netns == app->only_netns))
+			listeners_watch(&app->listeners, app->holders.v[i].netns);
+}
+
 static bool scan_allowed(struct app *app)
 {
 	uint64_t now = now_ns();
@@ -313,6 +328,8 @@ static int on_event(void *ctx, void *data, size_t size)
 	}
 	if (e->type != SF_EV_STATE)
 		return 0;
+	if (e->newstate == SF_TCP_LISTEN)
+		listeners_watch(&app->listeners, e->netns);
 	tracker_feed(app->tracker, e, &tr);
 	if (app->flows)
 		flows_note_state(app->flows, e);
@@ -363,10 +380,45 @@ static void fill_status(struct app *app, struct sink_status *st)
 	st->lost = tracer_counters(&app->tracer, &n) ? app->lost_seen : n.lost;
 	st->evicted = tracker_evicted(app->tracker);
 	st->time_wait = tw_held(app->tw);
+	st->listeners = &app->listeners;
 	tracker_state_counts(app->tracker, st->state_count);
 }
 
 /* Work on a slower clock than the ring: TIME_WAIT lookups, flows, --stuck, the sinks' tick. */
+/* --stuck: a listener whose accept queue has stayed full that long, once per spell. */
+static void report_full_listeners(struct app *app, uint64_t now)
+{
+	for (uint32_t i = 0; i < app->listeners.n; i++) {
+		struct listener_health *l = &app->listeners.l[i];
+		const struct held_socket *h;
+		const struct conn *known;
+		struct conn c = { 0 };
+
+		if (!l->full_since_ns || l->stuck_reported || l->gone ||
+		    now - l->full_since_ns < app->stuck_ns)
+			continue;
+		l->stuck_reported = 1;
+		c.role = ROLE_LISTENER;
+		c.family = l->family;
+		c.netns = l->netns;
+		c.sport = l->port;
+		c.nstates = 1;
+		c.states[0] = SF_TCP_LISTEN;
+		c.state_ns = l->full_since_ns;
+		known = tracker_find_listener(app->tracker, l->netns, l->port);
+		h = known ? NULL : holders_find_listener(&app->holders, l->netns, l->port, 0);
+		if (known) {
+			c.pid = known->pid;
+			memcpy(c.comm, known->comm, sizeof(c.comm));
+			memcpy(c.saddr, known->saddr, sizeof(c.saddr));
+		} else if (h) {
+			c.pid = h->pid;
+			memcpy(c.comm, h->comm, sizeof(c.comm));
+		}
+		sinks_stuck(&app->sinks, &c, now);
+	}
+}
+
 static void housekeeping(struct app *app, uint64_t now)
 {
 	struct sink_status st = { 0 };
@@ -375,8 +427,11 @@ static void housekeeping(struct app *app, uint64_t now)
 	rst_await_flush(&app->rst_await, now, on_conn_released, app);
 	if (app->flows)
 		flows_flush(app->flows, now, FLOW_GRACE_NS, FLOW_IDLE_NS);
-	if (app->stuck_ns)
+	listeners_poll(&app->listeners, now, false);
+	if (app->stuck_ns) {
 		tracker_find_stuck(app->tracker, now, app->stuck_ns, STUCK_STATES, on_stuck, app);
+		report_full_listeners(app, now);
+	}
 	if (app->sinks.wants_status)
 		fill_status(app, &st);
 	sinks_tick(&app->sinks, now, &st);
@@ -472,6 +527,7 @@ static void drain_at_exit(struct app *app)
 	if (output_broken(app))
 		return;
 	consume_all(app);
+	listeners_poll(&app->listeners, now_ns(), true);
 	report_lost(app);
 	tw_release_held(app->tw);
 	rst_await_flush(&app->rst_await, UINT64_MAX, on_conn_released, app);
@@ -572,6 +628,7 @@ static int add_sinks(struct app *app, const struct options *opts)
 			return 1;
 		summary_sink_init(app->summary, &app->out.ob, opts->json,
 				  opts->interval_s * 1000000000ull, now_ns());
+		app->summary->listeners = &app->listeners;
 		sinks_add(&app->sinks, &app->summary->sink);
 	}
 	return 0;
@@ -582,11 +639,15 @@ static int start(struct app *app, const struct options *opts)
 {
 	int err = tracer_start(&app->tracer, opts, on_event, app);
 
+	app->only_port = opts->sport ? opts->sport : opts->port;
+	app->only_netns = opts->netns;
+
 	/* After attaching: a socket from before then is named by who holds it now. */
 	if (!err && procscan(&app->holders, "/proc", 0))
 		fprintf(stderr, "synfin: cannot read /proc (%s): sockets from before the start "
 				"name no holder\n", strerror(errno));
 	tracker_use_holders(app->tracker, &app->holders);
+	watch_listeners(app);
 	if (!err && drop_log_init(&app->drops)) {
 		fprintf(stderr, "synfin: out of memory for the drop log\n");
 		err = 1;

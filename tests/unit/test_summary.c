@@ -25,7 +25,7 @@ static struct summary s;
 static const char *written(bool json)
 {
 	ob_init(&ob, -1);
-	summary_write(&s, &ob, json, 5000, 1000000000);
+	summary_write(&s, NULL, &ob, json, 5000, 1000000000);
 	ob.buf[ob.len] = '\0';
 	return ob.buf;
 }
@@ -122,7 +122,7 @@ static void json_summary_carries_buckets_and_tops(void)
 	CHECK(strstr(out, "\"top_ports\":[{\"port\":443,\"role\":\"client\",\"count\":1}],"
 			  "\"other_ports\":0") != NULL);
 	CHECK(strstr(out, "\"top_talkers\":[{\"addr\":\"10.0.0.7\",\"count\":1}],"
-			  "\"other_talkers\":0}\n") != NULL);
+			  "\"other_talkers\":0,\"listeners\":[]}\n") != NULL);
 }
 
 /* Every connection is either counted for a key in the table or under "other". */

@@ -279,6 +279,14 @@ static void name_new_holder(struct tracker *t, struct conn *c)
 		look_up_holder(t, c, 0, OWNER_NOT_SEEN);
 }
 
+const struct conn *tracker_find_listener(const struct tracker *t, uint32_t netns, uint16_t port)
+{
+	struct conn key = { .netns = netns, .sport = port };
+	int64_t at = index_at(&t->by_listener, index_find(&t->by_listener, listener_key(&key)));
+
+	return at >= 0 ? &t->pool[at].c : NULL;
+}
+
 void tracker_use_holders(struct tracker *t, const struct holders *h)
 {
 	t->holders = h;

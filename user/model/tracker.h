@@ -145,6 +145,8 @@ void conn_enter_time_wait(struct conn *c, uint64_t ts_ns);
 /* Where to look up holders no event names (sockets from before the start, a
  * holder's exit): a scan the caller owns and refreshes; NULL: none. */
 void tracker_use_holders(struct tracker *t, const struct holders *h);
+/* The listener synfin saw listen() on this port in this namespace, or NULL. */
+const struct conn *tracker_find_listener(const struct tracker *t, uint32_t netns, uint16_t port);
 /* A process accepted a tracked socket (SF_EV_OWNER): it holds it now. False if not tracked. */
 bool tracker_note_accept(struct tracker *t, const struct synfin_event *e);
 /* True when pid may hold a tracked socket: worth a fresh scan when it exits. */

@@ -404,6 +404,7 @@ static void ms_tick(struct sink *s, uint64_t now_ns, const struct sink_status *s
 	ms->snap.lost = st->lost;
 	ms->snap.evicted = st->evicted;
 	ms->snap.time_wait = st->time_wait;
+	metrics_snapshot_set_listeners(&ms->snap, st->listeners);
 	memcpy(ms->snap.state_count, st->state_count, sizeof(ms->snap.state_count));
 	metrics_publish(ms->server, &ms->snap);
 }

@@ -15,6 +15,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "lifecycle.h"
+#include "listeners.h"
 #include "sink.h"
 #include "synfin.h"
 #include "tracker.h"
@@ -51,6 +52,13 @@ struct metrics_drop {
 	uint64_t count;
 };
 
+/* A listening port's health (every listening socket on it, all namespaces together). */
+struct metrics_listener {
+	uint16_t port;
+	uint32_t queue, peak, backlog;
+	uint64_t drops;
+};
+
 struct metrics_snapshot {
 	/* Counters: only ever grow while synfin runs. */
 	struct metrics_hist handshake[METRICS_ROLES];
@@ -69,6 +77,8 @@ struct metrics_snapshot {
 	uint32_t ndrops;
 	uint64_t other_drops;
 	/* Gauges: set by the caller before each publish. */
+	struct metrics_listener listeners[METRICS_PORTS]; /* the first METRICS_PORTS ports */
+	uint32_t nlisteners;
 	uint32_t state_count[SF_TCP_MAX_STATES]; /* tracked sockets per kernel TCP state */
 	uint32_t time_wait;                      /* connections held in TIME_WAIT now */
 };
@@ -91,6 +101,8 @@ void metrics_snapshot_add_conn(struct metrics_snapshot *s, const struct lifecycl
 /* Counts one RST sent for no socket, by the local port it refused. */
 void metrics_snapshot_add_rst(struct metrics_snapshot *s, uint16_t port);
 
+/* The listeners' gauges from the last look (sock_diag), by port. */
+void metrics_snapshot_set_listeners(struct metrics_snapshot *s, const struct listener_table *t);
 /* Counts one dropped segment (SF_EV_DROP). */
 void metrics_snapshot_add_drop(struct metrics_snapshot *s, uint16_t reason, uint8_t segment);
 

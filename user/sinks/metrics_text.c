@@ -152,6 +152,33 @@ void metrics_snapshot_add_rst(struct metrics_snapshot *s, uint16_t port)
 	count_port(s->rst_ports, &s->nrst_ports, &s->other_port_rsts, port);
 }
 
+static struct metrics_listener *listener_port(struct metrics_snapshot *s, uint16_t port)
+{
+	for (uint32_t i = 0; i < s->nlisteners; i++)
+		if (s->listeners[i].port == port)
+			return &s->listeners[i];
+	if (s->nlisteners == METRICS_PORTS)
+		return NULL;
+	s->listeners[s->nlisteners] = (struct metrics_listener){ .port = port };
+	return &s->listeners[s->nlisteners++];
+}
+
+void metrics_snapshot_set_listeners(struct metrics_snapshot *s, const struct listener_table *t)
+{
+	s->nlisteners = 0;
+	for (uint32_t i = 0; t && i < t->n; i++) {
+		const struct listener_health *l = &t->l[i];
+		struct metrics_listener *m = l->gone ? NULL : listener_port(s, l->port);
+
+		if (!m)
+			continue;
+		m->queue += l->queue;
+		m->peak = l->peak > m->peak ? l->peak : m->peak;
+		m->backlog += l->backlog;
+		m->drops += listener_drops(l);
+	}
+}
+
 void metrics_snapshot_add_drop(struct metrics_snapshot *s, uint16_t reason, uint8_t segment)
 {
 	for (uint32_t i = 0; i < s->ndrops; i++)
@@ -300,6 +327,32 @@ static void format_listeners(struct text *t, const struct metrics_snapshot *s)
 		     s->rst_ports, s->nrst_ports, s->other_port_rsts);
 }
 
+static void listener_gauge(struct text *t, const struct metrics_snapshot *s, const char *name,
+			   const char *type, const char *help, int field)
+{
+	header(t, name, type, help);
+	for (uint32_t i = 0; i < s->nlisteners; i++) {
+		const struct metrics_listener *m = &s->listeners[i];
+		uint64_t v = field == 0 ? m->queue : field == 1 ? m->peak : field == 2 ? m->backlog : m->drops;
+
+		put(t, "%s{port=\"%u\"} %llu\n", name, m->port, (unsigned long long)v);
+	}
+}
+
+static void format_listener_health(struct text *t, const struct metrics_snapshot *s)
+{
+	listener_gauge(t, s, "synfin_listener_queue", "gauge",
+		       "Connections waiting in the accept queue of the listening sockets on a port "
+		       "(sock_diag, once a second; the first 20 ports).", 0);
+	listener_gauge(t, s, "synfin_listener_queue_peak", "gauge",
+		       "The longest that accept queue was at a look since synfin started.", 1);
+	listener_gauge(t, s, "synfin_listener_backlog", "gauge",
+		       "The accept queue's limit (listen()'s backlog, capped by somaxconn).", 2);
+	listener_gauge(t, s, "synfin_listener_drops_total", "counter",
+		       "SYNs and handshakes the listening sockets on a port dropped (their "
+		       "sk_drops: a full accept queue, no memory, ...) since synfin started.", 3);
+}
+
 static void format_drops(struct text *t, const struct metrics_snapshot *s)
 {
 	header(t, "synfin_drops_total", "counter",
@@ -334,6 +387,7 @@ size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len
 		"Tracked connections dropped to stay within --max-conns.", snap->evicted);
 	format_listeners(&t, snap);
 	format_drops(&t, snap);
+	format_listener_health(&t, snap);
 	header(&t, "synfin_build_info", "gauge", "Always 1; the version in a label.");
 	put(&t, "synfin_build_info{version=\"%s\"} 1\n", SYNFIN_VERSION);
 	if (t.full) {

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "lifecycle.h"
+#include "listeners.h"
 #include "synfin.h"
 #include "timewait.h"
 #include "tracker.h"
@@ -26,6 +27,7 @@ struct sink_status {
 	uint64_t lost, evicted;
 	uint32_t time_wait; /* connections followed in TIME_WAIT now */
 	uint32_t state_count[SF_TCP_MAX_STATES]; /* tracked sockets per state */
+	const struct listener_table *listeners;  /* listening sockets' health (NULL: none) */
 };
 
 struct sink;

@@ -506,8 +506,58 @@ static void json_tops(const struct summary *s, struct outbuf *ob)
 	ob_u64(ob, s->other_talkers);
 }
 
-void summary_write(const struct summary *s, struct outbuf *ob, bool json, uint64_t ts_ns,
-		   uint64_t interval_ns)
+/* Listening sockets: the port, its accept queue now, at its peak and its backlog, its drops. */
+static void text_listeners(const struct listener_table *t, struct outbuf *ob)
+{
+	if (!t || !t->n)
+		return;
+	ob_puts(ob, "\nLISTEN PORT  QUEUE  PEAK  BACKLOG  DROPS  NETNS\n");
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct listener_health *l = &t->l[i];
+		size_t mark = ob->len;
+
+		ob_u64(ob, l->port);
+		ob_pad_from(ob, mark, 13);
+		ob_u64(ob, l->queue);
+		ob_pad_from(ob, mark, 20);
+		ob_u64(ob, l->peak);
+		ob_pad_from(ob, mark, 26);
+		ob_u64(ob, l->backlog);
+		ob_pad_from(ob, mark, 35);
+		ob_u64(ob, listener_drops(l));
+		ob_pad_from(ob, mark, 42);
+		ob_u64(ob, l->netns);
+		ob_puts(ob, l->gone ? " (closed)\n" : "\n");
+	}
+}
+
+static void json_listeners(const struct listener_table *t, struct outbuf *ob)
+{
+	ob_puts(ob, ",\"listeners\":[");
+	for (uint32_t i = 0; t && i < t->n; i++) {
+		const struct listener_health *l = &t->l[i];
+
+		ob_puts(ob, i ? ",{\"port\":" : "{\"port\":");
+		ob_u64(ob, l->port);
+		ob_puts(ob, ",\"netns\":");
+		ob_u64(ob, l->netns);
+		ob_puts(ob, ",\"family\":");
+		ob_puts(ob, l->family == 10 ? "\"ipv6\"" : "\"ipv4\"");
+		ob_puts(ob, ",\"queue\":");
+		ob_u64(ob, l->queue);
+		ob_puts(ob, ",\"queue_peak\":");
+		ob_u64(ob, l->peak);
+		ob_puts(ob, ",\"backlog\":");
+		ob_u64(ob, l->backlog);
+		ob_puts(ob, ",\"drops\":");
+		ob_u64(ob, listener_drops(l));
+		ob_puts(ob, l->gone ? ",\"closed\":true}" : ",\"closed\":false}");
+	}
+	ob_putc(ob, ']');
+}
+
+void summary_write(const struct summary *s, const struct listener_table *listeners,
+		   struct outbuf *ob, bool json, uint64_t ts_ns, uint64_t interval_ns)
 {
 	if (json) {
 		ob_puts(ob, "{\"type\":\"summary\",\"v\":1,\"ts_ns\":");
@@ -524,6 +574,7 @@ void summary_write(const struct summary *s, struct outbuf *ob, bool json, uint64
 		}
 		ob_putc(ob, '}');
 		json_tops(s, ob);
+		json_listeners(listeners, ob);
 		ob_puts(ob, "}\n");
 		ob_record_done(ob);
 		return;
@@ -533,6 +584,7 @@ void summary_write(const struct summary *s, struct outbuf *ob, bool json, uint64
 		if (s->hist[h].count)
 			text_hist(ob, &s->hist[h], hist_titles[h]);
 	text_tops(s, ob);
+	text_listeners(listeners, ob);
 	ob_putc(ob, '\n');
 	ob_record_done(ob);
 }
@@ -563,7 +615,7 @@ static void ss_tw_end(struct sink *s, const struct tw_entry *e, enum tw_end how,
 /* Writes the interval that ends now and starts the next. */
 static void ss_write(struct summary_sink *ss, uint64_t now_ns)
 {
-	summary_write(&ss->sum, ss->ob, ss->json, now_ns, now_ns - ss->last_ns);
+	summary_write(&ss->sum, ss->listeners, ss->ob, ss->json, now_ns, now_ns - ss->last_ns);
 	ob_record_done(ss->ob);
 	summary_reset(&ss->sum);
 	ss->last_ns = now_ns;

@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include "lifecycle.h"
+#include "listeners.h"
 #include "outbuf.h"
 #include "sink.h"
 #include "tracker.h"
@@ -98,7 +99,9 @@ void summary_add_time_wait(struct summary *s, uint64_t time_wait_us);
 uint32_t summary_top_ports(const struct summary *s, struct top_item *out, uint32_t n);
 uint32_t summary_top_talkers(const struct summary *s, struct top_item *out, uint32_t n);
 /* Text (bcc-style histograms and tables) or one JSON object. */
-void summary_write(const struct summary *s, struct outbuf *ob, bool json, uint64_t ts_ns,
+/* listeners (NULL: none): each listening socket's health, as the last look saw it. */
+void summary_write(const struct summary *s, const struct listener_table *listeners,
+		   struct outbuf *ob, bool json, uint64_t ts_ns,
 		   uint64_t interval_ns);
 
 /* --summary as a sink: counts lifecycles and TIME_WAIT ends, writes a summary
@@ -106,6 +109,7 @@ void summary_write(const struct summary *s, struct outbuf *ob, bool json, uint64
 struct summary_sink {
 	struct sink sink;
 	struct summary sum;
+	const struct listener_table *listeners; /* NULL: no listener table */
 	struct outbuf *ob;
 	bool json;
 	uint64_t interval_ns, next_ns, last_ns;

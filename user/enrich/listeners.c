@@ -1,0 +1,188 @@
+#include "listeners.h"
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+#include "netnsdiag.h"
+
+#define TCP_LISTEN_STATE 10
+
+void listeners_init(struct listener_table *t)
+{
+	memset(t, 0, sizeof(*t));
+	t->self_netns = netns_inode("/proc/self/ns/net");
+}
+
+void listeners_watch(struct listener_table *t, uint32_t netns)
+{
+	for (uint32_t i = 0; i < t->nnetns; i++)
+		if (t->netns[i] == netns)
+			return;
+	if (t->nnetns < LISTENER_NETNS_MAX)
+		t->netns[t->nnetns++] = netns;
+}
+
+uint64_t listener_drops(const struct listener_health *l)
+{
+	return l->drops >= l->drops_first ? l->drops - l->drops_first : 0;
+}
+
+static struct listener_health *entry_for(struct listener_table *t, uint32_t netns, uint64_t ino)
+{
+	for (uint32_t i = 0; i < t->n; i++)
+		if (t->l[i].ino == ino && t->l[i].netns == netns)
+			return &t->l[i];
+	if (t->n == LISTENERS_MAX) {
+		t->untracked++;
+		return NULL;
+	}
+	memset(&t->l[t->n], 0, sizeof(t->l[0]));
+	return &t->l[t->n++];
+}
+
+/* The listener's sk_drops, from INET_DIAG_SKMEMINFO; false if the reply has none. */
+static bool meminfo_drops(const struct inet_diag_msg *m, size_t len, uint64_t *drops)
+{
+	const struct nlattr *a = (const void *)(m + 1);
+	size_t left = len - NLMSG_ALIGN(sizeof(*m));
+
+	while (left >= sizeof(*a) && a->nla_len >= sizeof(*a) && a->nla_len <= left) {
+		if (a->nla_type == INET_DIAG_SKMEMINFO &&
+		    a->nla_len >= NLA_HDRLEN + (SK_MEMINFO_DROPS + 1) * sizeof(uint32_t)) {
+			uint32_t v;
+
+			memcpy(&v, (const char *)a + NLA_HDRLEN + SK_MEMINFO_DROPS * sizeof(v), sizeof(v));
+			*drops = v;
+			return true;
+		}
+		size_t step = (size_t)NLA_ALIGN(a->nla_len);
+
+		if (step >= left)
+			break;
+		left -= step;
+		a = (const void *)((const char *)a + step);
+	}
+	return false;
+}
+
+static void take_listener(struct listener_table *t, uint32_t netns, const struct inet_diag_msg *m,
+			  size_t len, uint64_t now_ns)
+{
+	struct listener_health *l;
+	uint64_t drops = 0;
+	bool fresh;
+
+	if (t->only_port && ntohs(m->id.idiag_sport) != t->only_port)
+		return;
+	l = entry_for(t, netns, m->idiag_inode);
+	if (!l)
+		return;
+	fresh = !l->ino;
+	l->ino = m->idiag_inode;
+	l->netns = netns;
+	l->port = ntohs(m->id.idiag_sport);
+	l->family = m->idiag_family;
+	l->queue = m->idiag_rqueue;   /* a listener's: its accept queue now */
+	l->backlog = m->idiag_wqueue; /* and its backlog (listen()'s, capped by somaxconn) */
+	l->gone = 0;
+	if (l->queue > l->peak)
+		l->peak = l->queue;
+	if (meminfo_drops(m, len, &drops)) {
+		if (fresh)
+			l->drops_first = drops;
+		l->drops = drops;
+	}
+	/* Full: the kernel refuses the next child once the queue exceeds the backlog. */
+	if (l->queue > l->backlog && !l->full_since_ns)
+		l->full_since_ns = now_ns;
+	else if (l->queue <= l->backlog) {
+		l->full_since_ns = 0;
+		l->stuck_reported = 0;
+	}
+}
+
+void listeners_take_dump(struct listener_table *t, uint32_t netns, const void *buf, size_t len,
+			 uint64_t now_ns)
+{
+	for (const struct nlmsghdr *h = buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
+		    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+			continue;
+		take_listener(t, netns, NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, now_ns);
+	}
+}
+
+static int request_listeners(int fd, uint8_t family)
+{
+	struct {
+		struct nlmsghdr nh;
+		struct inet_diag_req_v2 req;
+	} msg = { .nh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
+			  .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
+		  .req = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
+			   .idiag_ext = 1 << (INET_DIAG_SKMEMINFO - 1),
+			   .idiag_states = 1 << TCP_LISTEN_STATE } };
+	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+
+	return sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0 ? -1 : 0;
+}
+
+/* One family's listeners in the namespace fd belongs to; false if the dump failed. */
+static bool dump_family(struct listener_table *t, int fd, uint32_t netns, uint8_t family,
+			uint64_t now_ns)
+{
+	static char buf[32768];
+
+	if (request_listeners(fd, family))
+		return false;
+	for (;;) {
+		ssize_t n = recv(fd, buf, sizeof(buf), 0);
+
+		if (n <= 0)
+			return false;
+		size_t left = (size_t)n;
+
+		listeners_take_dump(t, netns, buf, (size_t)n, now_ns);
+		for (const struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left))
+			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
+				return h->nlmsg_type == NLMSG_DONE;
+	}
+}
+
+static void mark_gone(struct listener_table *t, uint32_t netns)
+{
+	for (uint32_t i = 0; i < t->n; i++)
+		if (t->l[i].netns == netns)
+			t->l[i].gone = 1;
+}
+
+/* False when the namespace is gone (nothing holds it): it is no longer watched. */
+static bool look_at(struct listener_table *t, uint32_t netns, uint64_t now_ns)
+{
+	int fd = netns == t->self_netns ? diag_socket() : diag_socket_in(netns, &t->fatal);
+
+	if (fd < 0)
+		return false;
+	mark_gone(t, netns); /* those the dumps list again are back */
+	dump_family(t, fd, netns, AF_INET, now_ns);
+	dump_family(t, fd, netns, AF_INET6, now_ns);
+	close(fd);
+	return true;
+}
+
+void listeners_poll(struct listener_table *t, uint64_t now_ns, bool force)
+{
+	if (!t->nnetns || (!force && now_ns < t->next_ns))
+		return;
+	t->next_ns = now_ns + LISTENER_POLL_NS;
+	for (uint32_t i = t->nnetns; i-- > 0;) {
+		if (look_at(t, t->netns[i], now_ns))
+			continue;
+		mark_gone(t, t->netns[i]);
+		t->netns[i] = t->netns[--t->nnetns];
+	}
+}
