@@ -122,7 +122,7 @@ static const struct argp_option option_table[] = {
 	{ "metrics", OPT_METRICS, "[ADDR:]PORT", 0,
 	  "Serve Prometheus metrics on http://ADDR:PORT/metrics (default address 127.0.0.1)", 0 },
 	{ "stuck", OPT_STUCK, "SECONDS", 0,
-	  "Report connections in CLOSE_WAIT, FIN_WAIT2 or SYN_SENT for longer than this", 0 },
+	  "Report connections in CLOSE_WAIT, FIN_WAIT2 or SYN_SENT, and listeners with a full accept queue, for longer than this", 0 },
 	{ "ringbuf-size", OPT_RINGBUF, "KIB", 0,
 	  "Size of the per-CPU rings in KiB, all CPUs together (power of two, 4 to 262144; "
 	  "default 8192; each CPU's ring holds 16 to 32768 records of 120 bytes)", 0 },

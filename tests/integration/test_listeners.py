@@ -1,0 +1,86 @@
+"""Listener health: a listen(1) server that never accepts, and clients that keep knocking.
+The witness is the namespace's own MIB counters (nstat: ListenOverflows, ListenDrops) and
+the server's own backlog; synfin's listener table and its --stuck alarm must say the same."""
+import re
+import subprocess
+import sys
+import time
+
+from lib import Netns, Synfin, require_root
+
+CLIENTS = 6
+SERVER = r"""
+import socket, sys
+ls = socket.socket()
+ls.bind(("127.0.0.1", int(sys.argv[1])))
+ls.listen(1)
+print(ls.getsockname()[1], flush=True)
+sys.stdin.readline()  # until the test is done: never accepts
+"""
+CLIENT = r"""
+import socket, sys, time
+port, n = int(sys.argv[1]), int(sys.argv[2])
+cs = []
+for _ in range(n):
+    c = socket.socket()
+    c.setblocking(False)
+    try:
+        c.connect(("127.0.0.1", port))
+    except BlockingIOError:
+        pass
+    cs.append(c)
+print("connecting", flush=True)
+sys.stdin.readline()  # then every socket closes: no SYN is retransmitted after that
+"""
+
+
+def nstat(ns, *names):
+    out = subprocess.run(["ip", "netns", "exec", ns, "nstat", "-asz", *names],
+                         capture_output=True, text=True, check=True).stdout
+    return {n: int(re.search(rf"{n}\s+(\d+)", out).group(1)) for n in names}
+
+
+def steady_nstat(ns, *names):
+    """The counters once two reads 200 ms apart agree (the last SYNs processed)."""
+    last = nstat(ns, *names)
+    while True:
+        time.sleep(0.2)
+        now = nstat(ns, *names)
+        if now == last:
+            return now
+        last = now
+
+
+def start(ns, script, *args):
+    return subprocess.Popen(["ip", "netns", "exec", ns, sys.executable, "-c", script, *args],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def test_a_full_accept_queue_is_told_as_the_kernel_counts_it():
+    require_root()
+    names = ("TcpExtListenOverflows", "TcpExtListenDrops")
+    with Netns() as ns:
+        before = nstat(ns.name, *names)
+        tracer = Synfin("--netns", str(ns.inode), "--summary", "--stuck", "1")
+        server = start(ns.name, SERVER, "0")
+        port = int(server.stdout.readline())
+        clients = start(ns.name, CLIENT, str(port), str(CLIENTS))
+        assert clients.stdout.readline().strip() == "connecting"
+        # The alarm: its queue full for a second (a record to wait on, not a sleep).
+        records = tracer.wait_for(
+            lambda rs: any(r["type"] == "stuck" and r["state"] == "LISTEN" for r in rs),
+            timeout=30, what="the full listener's stuck record")
+        clients.communicate("done\n", timeout=30)
+        after = steady_nstat(ns.name, *names)
+        summary = [r for r in tracer.records() if r["type"] == "summary"][-1]
+        server.communicate("done\n", timeout=30)
+    [stuck] = [r for r in records if r["type"] == "stuck" and r["state"] == "LISTEN"]
+    assert (stuck["role"], stuck["sport"], stuck["pid"]) == ("listener", port, server.pid), stuck
+    [listener] = [l for l in summary["listeners"] if l["port"] == port]
+    drops = after["TcpExtListenDrops"] - before["TcpExtListenDrops"]
+    overflows = after["TcpExtListenOverflows"] - before["TcpExtListenOverflows"]
+    assert drops > 0 and overflows == drops, (before, after)  # every drop a full queue
+    assert listener["drops"] == drops, (listener, drops)
+    # listen(1): the kernel lets the queue reach backlog + 1 before it refuses.
+    assert (listener["backlog"], listener["queue"], listener["queue_peak"]) == (1, 2, 2), listener
+    assert not listener["closed"], listener
