@@ -423,12 +423,19 @@ static void json_tw_end(struct output *o, const struct tw_entry *e, enum tw_end 
 	ob_write(&o->ob, "}\n", 2);
 }
 
-static void json_reset(struct output *o, const struct synfin_event *e)
+
+/* A segment's own record: its tuple and namespace (after json_begin()). */
+static void json_segment_tuple(struct output *o, const struct synfin_event *e)
 {
-	json_begin(o, "rst", e->ts_ns);
 	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
 	KEY(o, "\"netns\"");
 	ob_u64_memo(&o->ob, &o->netns, e->netns);
+}
+
+static void json_reset(struct output *o, const struct synfin_event *e)
+{
+	json_begin(o, "rst", e->ts_ns);
+	json_segment_tuple(o, e);
 	KEY(o, "\"reason\"");
 	json_nullable_str(o, rst_reason_name(e->rst_reason));
 	ob_write(&o->ob, "}\n", 2);
@@ -438,9 +445,7 @@ static void json_reset(struct output *o, const struct synfin_event *e)
 static void json_drop(struct output *o, const struct synfin_event *e)
 {
 	json_begin(o, "drop", e->ts_ns);
-	json_tuple(o, e->family, e->saddr, e->sport, e->daddr, e->dport);
-	KEY(o, "\"netns\"");
-	ob_u64_memo(&o->ob, &o->netns, e->netns);
+	json_segment_tuple(o, e);
 	KEY(o, "\"segment\"");
 	json_str_field(o, drop_segment_name((uint8_t)drop_segment_of(e->close_flags)));
 	KEY(o, "\"reason\"");

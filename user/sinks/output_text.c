@@ -310,15 +310,17 @@ static void text_packet(struct output *o, const struct synfin_segment *s, const 
 	ob_putc(&o->ob, '\n');
 }
 
-static void text_reset(struct output *o, const struct synfin_event *e)
+/* A record of a segment with no socket of its own: "! WHAT (reason)". */
+static void text_segment_note(struct output *o, const struct synfin_event *e, const char *what,
+			      const char *suffix, const char *reason)
 {
-	const char *reason = rst_reason_name(e->rst_reason);
-
 	text_time(o, e->ts_ns);
 	text_owner(o, 0, "");
 	text_endpoint(o, e->family, e->saddr, e->sport);
 	text_endpoint(o, e->family, e->daddr, e->dport);
-	ob_puts(&o->ob, "! RST sent, no socket");
+	ob_puts(&o->ob, "! ");
+	ob_puts(&o->ob, what);
+	ob_puts(&o->ob, suffix);
 	if (reason) {
 		ob_puts(&o->ob, " (");
 		ob_puts(&o->ob, reason);
@@ -327,23 +329,15 @@ static void text_reset(struct output *o, const struct synfin_event *e)
 	ob_putc(&o->ob, '\n');
 }
 
+static void text_reset(struct output *o, const struct synfin_event *e)
+{
+	text_segment_note(o, e, "RST sent, no socket", "", rst_reason_name(e->rst_reason));
+}
+
 static void text_drop(struct output *o, const struct synfin_event *e)
 {
-	const char *reason = drop_reason_name(e->drop_reason);
-
-	text_time(o, e->ts_ns);
-	text_owner(o, 0, "");
-	text_endpoint(o, e->family, e->saddr, e->sport);
-	text_endpoint(o, e->family, e->daddr, e->dport);
-	ob_puts(&o->ob, "! ");
-	ob_puts(&o->ob, drop_segment_name((uint8_t)drop_segment_of(e->close_flags)));
-	ob_puts(&o->ob, " dropped");
-	if (reason) {
-		ob_puts(&o->ob, " (");
-		ob_puts(&o->ob, reason);
-		ob_putc(&o->ob, ')');
-	}
-	ob_putc(&o->ob, '\n');
+	text_segment_note(o, e, drop_segment_name((uint8_t)drop_segment_of(e->close_flags)),
+			  " dropped", drop_reason_name(e->drop_reason));
 }
 
 const struct formatter text_formatter = {
