@@ -276,6 +276,7 @@ static __always_inline void publish_copy(const struct synfin_event *rec, __u32 l
 #include "reset.bpf.h"
 #include "owner.bpf.h"
 #include "drop.bpf.h"
+#include "synack.bpf.h"
 
 /*
  * The local port. inet_num is 0 once the socket has left its bind bucket

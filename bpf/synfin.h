@@ -120,6 +120,12 @@ enum synfin_close_flag {
 	SF_CLOSE_TW_MADE = 1 << 4,
 };
 
+/* The key of the per-listener maps: its namespace and local port. */
+struct sf_listener_port {
+	__u32 netns;
+	__u32 port;
+};
+
 /* Indexes of the per-CPU counter array. */
 enum synfin_counter {
 	SF_CNT_EMITTED = 0, /* records committed to the ring buffer */

@@ -385,6 +385,16 @@ static void fill_status(struct app *app, struct sink_status *st)
 }
 
 /* Work on a slower clock than the ring: TIME_WAIT lookups, flows, --stuck, the sinks' tick. */
+/* The kernel counts SYN-ACK retransmissions per listener (synack.bpf.h): copied at each look. */
+static void count_synack_retrans(struct app *app)
+{
+	for (uint32_t i = 0; i < app->listeners.n; i++) {
+		struct listener_health *l = &app->listeners.l[i];
+
+		l->synack_retrans = tracer_synack_retrans(&app->tracer, l->netns, l->port);
+	}
+}
+
 /* --stuck: a listener whose accept queue has stayed full that long, once per spell. */
 static void report_full_listeners(struct app *app, uint64_t now)
 {
@@ -427,7 +437,8 @@ static void housekeeping(struct app *app, uint64_t now)
 	rst_await_flush(&app->rst_await, now, on_conn_released, app);
 	if (app->flows)
 		flows_flush(app->flows, now, FLOW_GRACE_NS, FLOW_IDLE_NS);
-	listeners_poll(&app->listeners, now, false);
+	if (listeners_poll(&app->listeners, now, false))
+		count_synack_retrans(app);
 	if (app->stuck_ns) {
 		tracker_find_stuck(app->tracker, now, app->stuck_ns, STUCK_STATES, on_stuck, app);
 		report_full_listeners(app, now);
@@ -528,6 +539,7 @@ static void drain_at_exit(struct app *app)
 		return;
 	consume_all(app);
 	listeners_poll(&app->listeners, now_ns(), true);
+	count_synack_retrans(app);
 	report_lost(app);
 	tw_release_held(app->tw);
 	rst_await_flush(&app->rst_await, UINT64_MAX, on_conn_released, app);

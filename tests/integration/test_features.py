@@ -54,6 +54,7 @@ def witnessed():
         "accept_hook": all(os.path.exists(f"/sys/kernel/tracing/events/syscalls/{e}/id")
                            for e in ("sys_exit_accept4", "sys_exit_accept")),
         "exit_hook": "TYPEDEF 'btf_trace_sched_process_exit'" in raw,
+        "synack_hook": "TYPEDEF 'btf_trace_tcp_retransmit_synack'" in raw,
         "drop_reasons": re.search(r"^typedef void \(\*btf_trace_kfree_skb\)\(void \*, "
                                   r"[^;]*enum skb_drop_reason[^;]*\);", c, re.M) is not None
         and "'SKB_DROP_REASON_NOT_SPECIFIED'" in raw,

@@ -84,3 +84,37 @@ def test_a_full_accept_queue_is_told_as_the_kernel_counts_it():
     # listen(1): the kernel lets the queue reach backlog + 1 before it refuses.
     assert (listener["backlog"], listener["queue"], listener["queue_peak"]) == (1, 2, 2), listener
     assert not listener["closed"], listener
+
+
+def drop_handshake_acks_to(ns, port):
+    rules = ("table inet synfin_acks {\n chain input {\n  type filter hook input priority 0;\n"
+             f"  tcp dport {port} tcp flags == ack drop\n }}\n}}\n")
+    subprocess.run(["ip", "netns", "exec", ns, "nft", "-f", "-"], input=rules, text=True,
+                   check=True)
+
+
+def test_synacks_retransmitted_for_lost_handshake_acks_are_counted_per_listener():
+    """The clients' final ACKs are dropped: the listener retransmits its SYN-ACKs, which
+    nstat counts as TCPSynRetrans (no SYN of the clients is retransmitted: each got its
+    SYN-ACK)."""
+    require_root()
+    with Netns() as ns:
+        server = start(ns.name, SERVER, "0")
+        port = int(server.stdout.readline())
+        drop_handshake_acks_to(ns.name, port)
+        before = nstat(ns.name, "TcpExtTCPSynRetrans")["TcpExtTCPSynRetrans"]
+        tracer = Synfin("--netns", str(ns.inode), "--summary", "--interval", "1")
+        clients = start(ns.name, CLIENT, str(port), "2")
+        assert clients.stdout.readline().strip() == "connecting"
+
+        def retransmitted(rs):
+            return any(l["port"] == port and (l["synack_retrans"] or 0) >= 2
+                       for r in rs if r["type"] == "summary" for l in r["listeners"])
+        tracer.wait_for(retransmitted, timeout=30, what="two SYN-ACK retransmissions")
+        low = nstat(ns.name, "TcpExtTCPSynRetrans")["TcpExtTCPSynRetrans"] - before
+        summary = [r for r in tracer.records() if r["type"] == "summary"][-1]
+        high = nstat(ns.name, "TcpExtTCPSynRetrans")["TcpExtTCPSynRetrans"] - before
+        clients.communicate("done\n", timeout=30)
+        server.communicate("done\n", timeout=30)
+    [listener] = [l for l in summary["listeners"] if l["port"] == port]
+    assert low <= listener["synack_retrans"] <= high, (low, listener, high)

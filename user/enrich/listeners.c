@@ -41,6 +41,7 @@ static struct listener_health *entry_for(struct listener_table *t, uint32_t netn
 		return NULL;
 	}
 	memset(&t->l[t->n], 0, sizeof(t->l[0]));
+	t->l[t->n].synack_retrans = -1;
 	return &t->l[t->n++];
 }
 
@@ -174,10 +175,10 @@ static bool look_at(struct listener_table *t, uint32_t netns, uint64_t now_ns)
 	return true;
 }
 
-void listeners_poll(struct listener_table *t, uint64_t now_ns, bool force)
+bool listeners_poll(struct listener_table *t, uint64_t now_ns, bool force)
 {
 	if (!t->nnetns || (!force && now_ns < t->next_ns))
-		return;
+		return false;
 	t->next_ns = now_ns + LISTENER_POLL_NS;
 	for (uint32_t i = t->nnetns; i-- > 0;) {
 		if (look_at(t, t->netns[i], now_ns))
@@ -185,4 +186,5 @@ void listeners_poll(struct listener_table *t, uint64_t now_ns, bool force)
 		mark_gone(t, t->netns[i]);
 		t->netns[i] = t->netns[--t->nnetns];
 	}
+	return true;
 }

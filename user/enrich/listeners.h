@@ -21,6 +21,7 @@ struct listener_health {
 	uint64_t drops_first;   /* its sk_drops when first seen (synfin counts from there) */
 	uint64_t drops;         /* and at the last look */
 	uint64_t full_since_ns; /* its queue has been full since (0: not full at the last look) */
+	int64_t synack_retrans; /* SYN-ACK retransmissions on its port since synfin started; -1 not known */
 	uint32_t netns, queue, peak, backlog;
 	uint16_t port;
 	uint8_t family;
@@ -43,8 +44,9 @@ struct listener_table {
 void listeners_init(struct listener_table *t);
 /* Watch the listeners of this namespace (a LISTEN, or a child born, was seen there). */
 void listeners_watch(struct listener_table *t, uint32_t netns);
-/* Once LISTENER_POLL_NS has passed (or force): a look at every watched namespace. */
-void listeners_poll(struct listener_table *t, uint64_t now_ns, bool force);
+/* Once LISTENER_POLL_NS has passed (or force): a look at every watched namespace;
+ * true if it looked. */
+bool listeners_poll(struct listener_table *t, uint64_t now_ns, bool force);
 /* The sk_drops a listener has counted since synfin first saw it. */
 uint64_t listener_drops(const struct listener_health *l);
 /* One inet_diag reply (a dump's messages) into t, for netns; for the unit tests and the poll. */

@@ -56,7 +56,7 @@ struct metrics_drop {
 struct metrics_listener {
 	uint16_t port;
 	uint32_t queue, peak, backlog;
-	uint64_t drops;
+	uint64_t drops, synack_retrans;
 };
 
 struct metrics_snapshot {

@@ -176,6 +176,7 @@ void metrics_snapshot_set_listeners(struct metrics_snapshot *s, const struct lis
 		m->peak = l->peak > m->peak ? l->peak : m->peak;
 		m->backlog += l->backlog;
 		m->drops += listener_drops(l);
+		m->synack_retrans += l->synack_retrans > 0 ? (uint64_t)l->synack_retrans : 0;
 	}
 }
 
@@ -333,7 +334,8 @@ static void listener_gauge(struct text *t, const struct metrics_snapshot *s, con
 	header(t, name, type, help);
 	for (uint32_t i = 0; i < s->nlisteners; i++) {
 		const struct metrics_listener *m = &s->listeners[i];
-		uint64_t v = field == 0 ? m->queue : field == 1 ? m->peak : field == 2 ? m->backlog : m->drops;
+		uint64_t v = field == 0 ? m->queue : field == 1 ? m->peak : field == 2 ? m->backlog :
+			     field == 3 ? m->drops : m->synack_retrans;
 
 		put(t, "%s{port=\"%u\"} %llu\n", name, m->port, (unsigned long long)v);
 	}
@@ -351,6 +353,9 @@ static void format_listener_health(struct text *t, const struct metrics_snapshot
 	listener_gauge(t, s, "synfin_listener_drops_total", "counter",
 		       "SYNs and handshakes the listening sockets on a port dropped (their "
 		       "sk_drops: a full accept queue, no memory, ...) since synfin started.", 3);
+	listener_gauge(t, s, "synfin_listener_synack_retrans_total", "counter",
+		       "SYN-ACKs the listeners on a port retransmitted (a handshake's final ACK "
+		       "late or lost) since synfin started (tcp:tcp_retransmit_synack).", 4);
 }
 
 static void format_drops(struct text *t, const struct metrics_snapshot *s)

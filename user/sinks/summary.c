@@ -511,7 +511,7 @@ static void text_listeners(const struct listener_table *t, struct outbuf *ob)
 {
 	if (!t || !t->n)
 		return;
-	ob_puts(ob, "\nLISTEN PORT  QUEUE  PEAK  BACKLOG  DROPS  NETNS\n");
+	ob_puts(ob, "\nLISTEN PORT  QUEUE  PEAK  BACKLOG  DROPS  SYNACK_RETRANS  NETNS\n");
 	for (uint32_t i = 0; i < t->n; i++) {
 		const struct listener_health *l = &t->l[i];
 		size_t mark = ob->len;
@@ -526,6 +526,11 @@ static void text_listeners(const struct listener_table *t, struct outbuf *ob)
 		ob_pad_from(ob, mark, 35);
 		ob_u64(ob, listener_drops(l));
 		ob_pad_from(ob, mark, 42);
+		if (l->synack_retrans < 0)
+			ob_putc(ob, '-');
+		else
+			ob_u64(ob, (uint64_t)l->synack_retrans);
+		ob_pad_from(ob, mark, 58);
 		ob_u64(ob, l->netns);
 		ob_puts(ob, l->gone ? " (closed)\n" : "\n");
 	}
@@ -551,6 +556,11 @@ static void json_listeners(const struct listener_table *t, struct outbuf *ob)
 		ob_u64(ob, l->backlog);
 		ob_puts(ob, ",\"drops\":");
 		ob_u64(ob, listener_drops(l));
+		ob_puts(ob, ",\"synack_retrans\":");
+		if (l->synack_retrans < 0)
+			ob_puts(ob, "null");
+		else
+			ob_u64(ob, (uint64_t)l->synack_retrans);
 		ob_puts(ob, l->gone ? ",\"closed\":true}" : ",\"closed\":false}");
 	}
 	ob_putc(ob, ']');

@@ -139,6 +139,7 @@ void features_probe(struct kernel_features *f, const struct btf *vmlinux)
 	f->rst_reason = tracepoint_arity(vmlinux, "btf_trace_tcp_send_reset") == 3 &&
 			tp_btf_loads(vmlinux, "btf_trace_tcp_send_reset");
 	f->exit_hook = tp_btf_loads(vmlinux, "btf_trace_sched_process_exit");
+	f->synack_hook = tp_btf_loads(vmlinux, "btf_trace_tcp_retransmit_synack");
 	f->drop_reasons = tracepoint_arity(vmlinux, "btf_trace_kfree_skb") >= 3 &&
 			  tp_btf_loads(vmlinux, "btf_trace_kfree_skb") &&
 			  type_names(vmlinux, "skb_drop_reason", BTF_KIND_ENUM,
@@ -174,6 +175,9 @@ void features_print(const struct kernel_features *f, FILE *out)
 	fprintf(out, "synfin: kernel feature drop_reasons: %s (%s)\n", f->drop_reasons ? "yes" : "no",
 		f->drop_reasons ? "dropped SYN, SYN-ACK, FIN and RST segments, with the kernel's reason" :
 				  "drops are not seen: drops is null");
+	fprintf(out, "synfin: kernel feature synack_hook: %s (%s)\n", f->synack_hook ? "yes" : "no",
+		f->synack_hook ? "SYN-ACK retransmissions counted per listener" :
+				 "listeners' synack_retrans is null");
 	fprintf(out, "synfin: kernel feature exit_hook: %s (%s)\n", f->exit_hook ? "yes" : "no",
 		f->exit_hook ? "a holder's exit hands its sockets to the processes that still hold them" :
 			       "a holder's exit is not seen");

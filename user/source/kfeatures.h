@@ -30,6 +30,8 @@ struct kernel_features {
 	/* skb:kfree_skb has its reason argument (enum skb_drop_reason, 5.17): drops of
 	 * the segments that open and close connections are seen with the kernel's reason */
 	bool drop_reasons;
+	/* a tp_btf program loads on tcp:tcp_retransmit_synack: SYN-ACK retransmissions per listener */
+	bool synack_hook;
 };
 
 struct btf;

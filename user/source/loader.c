@@ -141,13 +141,18 @@ static int choose_tw_timers(struct tracer *t, bool on)
 	return err;
 }
 
-/* skb:kfree_skb, for the FIN that ends a FIN_WAIT2 mini-socket and for drops (drop.bpf.h). */
+/* skb:kfree_skb, for the FIN that ends a FIN_WAIT2 mini-socket and for drops (drop.bpf.h);
+ * tcp:tcp_retransmit_synack for the listeners (synack.bpf.h). */
 static int choose_drop_hook(struct tracer *t)
 {
+	int err;
+
+	t->synacks = t->features.synack_hook;
 	t->drops = t->features.drop_reasons;
 	t->skel->rodata->want_tw_fin = t->tw_fin;
 	t->skel->rodata->want_drops = t->drops;
-	return bpf_program__set_autoload(t->skel->progs.skb_dropped, t->tw_fin || t->drops);
+	err = bpf_program__set_autoload(t->skel->progs.synack_retransmitted, t->synacks);
+	return err ? err : bpf_program__set_autoload(t->skel->progs.skb_dropped, t->tw_fin || t->drops);
 }
 
 /* accept() and process exits tell who holds a socket (owner.bpf.h), where the kernel has them. */
@@ -342,12 +347,13 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 		goto fail;
 	}
 	if (o->verbose)
-		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s%s%s%s\n",
+		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s%s%s%s%s\n",
 			t->hook, t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "",
 			t->tw_fin || t->drops ? ", and to skb:kfree_skb" : "",
 			t->rst ? ", and to tcp:tcp_send_reset" : "",
 			t->accept ? ", and to syscalls:sys_exit_accept4/_accept" : "",
-			t->exits ? ", and to sched:sched_process_exit" : "");
+			t->exits ? ", and to sched:sched_process_exit" : "",
+			t->synacks ? ", and to tcp:tcp_retransmit_synack" : "");
 	t->rb = ring_buffer__new(bpf_map__fd(t->skel->maps.events), on_event, ctx, NULL);
 	if (!t->rb) {
 		fprintf(stderr, "synfin: failed to create ring buffer reader: %s\n", strerror(errno));
@@ -405,6 +411,17 @@ static uint64_t recursion_misses(const struct bpf_program *prog)
 	    bpf_obj_get_info_by_fd(bpf_program__fd(prog), &info, &len))
 		return 0;
 	return info.recursion_misses;
+}
+
+int64_t tracer_synack_retrans(struct tracer *t, uint32_t netns, uint16_t port)
+{
+	struct sf_listener_port key = { .netns = netns, .port = port };
+	uint64_t count = 0;
+
+	if (!t->synacks)
+		return -1;
+	bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.synack_retrans), &key, &count);
+	return (int64_t)count;
 }
 
 int tracer_counters(struct tracer *t, struct tracer_counts *c)

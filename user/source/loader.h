@@ -19,6 +19,7 @@ struct tracer {
 	bool accept;      /* owner_accept4/_accept on the accept syscalls' exits (SF_EV_OWNER) */
 	bool exits;       /* owner_exit on sched:sched_process_exit (SF_EV_EXIT) */
 	bool drops;       /* skb_dropped reports drops with their reason (SF_EV_DROP) */
+	bool synacks;     /* synack_retransmitted counts SYN-ACK retransmissions per listener */
 	struct kernel_features features;
 };
 
@@ -42,5 +43,7 @@ struct tracer_counts {
 };
 
 int tracer_counters(struct tracer *t, struct tracer_counts *c);
+/* SYN-ACK retransmissions of the listener on (netns, port) since synfin started; -1: not known. */
+int64_t tracer_synack_retrans(struct tracer *t, uint32_t netns, uint16_t port);
 
 #endif
