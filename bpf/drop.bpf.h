@@ -42,6 +42,19 @@ static __always_inline int drop_seen(struct synfin_event *rec, __u8 flags, __u32
 	return 0;
 }
 
+/*
+ * Reasons that are a socket's own queues emptied as it goes (its unsent or
+ * unacknowledged segments at close, a FIN among them), not the network's
+ * drops: never reported. Each compared only where this kernel has it.
+ */
+static __always_inline bool own_queue_purged(__u32 reason)
+{
+	return (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE) &&
+		reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_QUEUE_PURGE)) ||
+	       (bpf_core_enum_value_exists(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_CLOSE) &&
+		reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_CLOSE));
+}
+
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(skb_dropped, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
@@ -50,7 +63,7 @@ int BPF_PROG(skb_dropped, struct sk_buff *skb, void *location, enum skb_drop_rea
 	struct synfin_event rec = {};
 	__u8 flags;
 
-	if (unnamed ? !want_tw_fin : !want_drops)
+	if (unnamed ? !want_tw_fin : !want_drops || own_queue_purged(reason))
 		return 0;
 	flags = read_segment_tuple(skb, &rec);
 	if (!(flags & (unnamed ? TCP_FLAG_FIN : TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST)))

@@ -127,7 +127,8 @@ def read_line(proc):
     return json.loads(line)
 
 
-TIME_FIELDS = {"ts_ns", "state_us", "teardown_us", "duration_us", "handshake_us", "reset_at_us"}
+TIME_FIELDS = {"ts_ns", "state_us", "teardown_us", "duration_us", "handshake_us", "reset_at_us",
+               "accept_wait_us"}
 
 
 def assert_life_and_json_agree(json_records, life_records, port):
