@@ -73,6 +73,9 @@ def check_client_first(peer, records, family):
     assert set(srec["teardown_us"]) == {"CLOSE_WAIT", "LAST_ACK"}
     assert_owner(crec, peer)
     assert_owner(srec, peer)
+    # A clean teardown: nothing of it dropped (where the kernel names drops; its own
+    # queues emptied at close are not drops).
+    assert crec["drops"] in ([], None) and srec["drops"] == crec["drops"], (crec, srec)
     return crec, srec
 
 
