@@ -22,13 +22,21 @@ static void handshake_retrans(struct lifecycle *l, const struct conn *c)
 	l->synack_retrans = known && c->role == ROLE_SERVER ? c->hs_retrans : -1;
 }
 
-/* Why and when a reset came: known when this host sent it (either end on this host). */
+/*
+ * Who reset it, why and when: a reset outcome, or one that ended otherwise
+ * (a keepalive or retransmission timeout) with an RST this host sent as it
+ * gave up. The reason is known when this host sent it (either end here).
+ */
 static void reset_facts(struct lifecycle *l, const struct conn *c)
 {
-	bool known = l->outcome == OUTCOME_RESET && c->rst_reason;
+	bool reset = l->outcome == OUTCOME_RESET;
+	bool sent_as_it_ended = !reset && (c->flags & CONN_RESET_SENT) && c->rst_reason;
+	bool known = (reset || sent_as_it_ended) && c->rst_reason;
 
+	l->reset_by = reset ? (conn_reset_by_remote(c) ? "remote" : "local") :
+		      sent_as_it_ended ? "local" : NULL;
 	l->reset_reason = known ? rst_reason_name(c->rst_reason - 1u) : NULL;
-	l->reset_at_us = l->outcome != OUTCOME_RESET ? -1 :
+	l->reset_at_us = !l->reset_by ? -1 :
 			 (int64_t)(((known && c->rst_ns ? c->rst_ns : c->state_ns) - c->first_ns) / 1000);
 }
 
@@ -40,8 +48,6 @@ void lifecycle_of(struct lifecycle *l, const struct conn *c, const struct flow *
 	l->outcome = conn_outcome(c);
 	l->closer = conn_closer(c);
 	l->time_wait = time_wait_name(c);
-	l->reset_by = l->outcome != OUTCOME_RESET ? NULL :
-		      conn_reset_by_remote(c) ? "remote" : "local";
 	reset_facts(l, c);
 	l->handshake_us = conn_handshake_us(c);
 	l->duration_us = conn_duration_us(c);

@@ -171,7 +171,8 @@ static void text_ending(struct output *o, const struct lifecycle *l)
 
 	ob_puts(&o->ob, outcome_name(l->outcome) ?: "ended");
 	if (l->reset_by) {
-		ob_puts(&o->ob, " by ");
+		/* "reset by remote: ...", or "timeout, reset by local: keepalive timeout" */
+		ob_puts(&o->ob, l->outcome == OUTCOME_RESET ? " by " : ", reset by ");
 		ob_puts(&o->ob, l->reset_by);
 		if (l->reset_reason) {
 			ob_puts(&o->ob, ": ");
