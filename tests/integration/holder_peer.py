@@ -56,7 +56,10 @@ def serve_all(ls, stop):
     sel = selectors.DefaultSelector()
     ls.setblocking(False)
     sel.register(ls, selectors.EVENT_READ)
-    while not os.path.exists(stop):
+    # Until told to stop, or the test's folder is gone with the test, or the deadline.
+    deadline = time.monotonic() + DEADLINE_S
+    while (not os.path.exists(stop) and os.path.isdir(os.path.dirname(stop))
+           and time.monotonic() < deadline):
         for key, _ in sel.select(timeout=0.05):
             if key.fileobj is ls:
                 try:

@@ -247,6 +247,7 @@ def test_a_prefork_servers_children_hold_its_listener_once_the_parent_exits():
     tracer = Synfin("-P", str(port))
     server = start_holder_peer("prefork", "--port", str(port), "--go", files.go,
                                "--stop", files.stop)
+    pids = {"children": []}
     try:
         pids = read_line(server)
         server.wait(timeout=10)  # the parent has exited
@@ -265,6 +266,11 @@ def test_a_prefork_servers_children_hold_its_listener_once_the_parent_exits():
         records = wait_server_conns(tracer, port, 3)
     finally:
         files.touch(files.stop)
+        for child in pids["children"]:  # not ours to wait for: the parent is gone
+            try:
+                os.kill(child, 9)
+            except ProcessLookupError:
+                pass
         files.remove()
     for evs in by_sk(queued, port).values():
         for e in evs:
