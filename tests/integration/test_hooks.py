@@ -6,7 +6,8 @@ from lib import finish_waiting_peer, require_root, start_waiting_peer, synfin_pr
 
 # Each program stamps its own time, so durations may differ by the few microseconds
 # between the two programs' runs; in the TCG VM an interrupt between them has taken 9 ms.
-TIME_FIELDS = {"ts_ns", "duration_us", "handshake_us", "state_us", "teardown_us", "reset_at_us"}
+TIME_FIELDS = {"ts_ns", "duration_us", "handshake_us", "state_us", "teardown_us", "reset_at_us",
+               "accept_wait_us"}
 TOLERANCE_US = 20000 if os.environ.get("VMTEST") else 2000
 
 SCENARIOS = [

@@ -11,7 +11,7 @@ EXPECTED = {
     "usr/local/share/man/man8/synfin.8",
     "usr/local/share/bash-completion/completions/synfin",
 } | {f"usr/local/share/synfin/schema/{name}.schema.json"
-     for name in ("state", "conn", "lost", "stuck", "time_wait_end", "rst", "packet",
+     for name in ("state", "conn", "lost", "stuck", "time_wait_end", "rst", "drop", "packet",
                   "summary")} | {
     "usr/local/share/synfin/grafana/synfin-dashboard.json"}
 

@@ -252,6 +252,7 @@ static void largest_snapshot_fits(void)
 	memset(&s, 0xff, sizeof(s));
 	s.nports = s.nrst_ports = METRICS_PORTS;
 	s.ndrops = METRICS_DROP_KINDS;
+	s.nlisteners = METRICS_PORTS;
 	for (int i = 0; i < METRICS_DROP_KINDS; i++)
 		s.drops[i].segment = SEG_SYNACK; /* the longest name; the reason: "unknown" */
 	CHECK(metrics_format(&s, text, sizeof(text)) > 0);

@@ -256,7 +256,8 @@ int procscan(struct holders *out, const char *proc_root, uint32_t skip_pid)
 
 	holders_clear(out);
 	if (!err) {
-		qsort(socks.v, socks.n, sizeof(*socks.v), by_inode_then_age);
+		if (socks.n) /* qsort() takes no NULL array, even empty */
+			qsort(socks.v, socks.n, sizeof(*socks.v), by_inode_then_age);
 		read_tcp_tables(proc_root, &socks, out);
 		holders_sort(out);
 	}

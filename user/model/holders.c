@@ -65,7 +65,8 @@ static int compare_held(const void *a, const void *b)
 
 void holders_sort(struct holders *h)
 {
-	qsort(h->v, h->n, sizeof(*h->v), compare_held);
+	if (h->n) /* qsort() takes no NULL array, even empty */
+		qsort(h->v, h->n, sizeof(*h->v), compare_held);
 	h->sorted = true;
 }
 

@@ -29,7 +29,7 @@
 /* Distinct (segment, reason) drop series; later kinds are counted under "other". */
 #define METRICS_DROP_KINDS 16
 /* Longest exposition metrics_format() can produce for any snapshot (a few KiB in practice). */
-#define METRICS_TEXT_MAX 16384
+#define METRICS_TEXT_MAX 32768
 
 extern const uint32_t metrics_hs_bounds_us[METRICS_HS_BOUNDS];
 

@@ -332,7 +332,7 @@ static void listener_gauge(struct text *t, const struct metrics_snapshot *s, con
 			   const char *type, const char *help, int field)
 {
 	header(t, name, type, help);
-	for (uint32_t i = 0; i < s->nlisteners; i++) {
+	for (uint32_t i = 0; i < s->nlisteners && i < METRICS_PORTS; i++) {
 		const struct metrics_listener *m = &s->listeners[i];
 		uint64_t v = field == 0 ? m->queue : field == 1 ? m->peak : field == 2 ? m->backlog :
 			     field == 3 ? m->drops : m->synack_retrans;
@@ -363,7 +363,7 @@ static void format_drops(struct text *t, const struct metrics_snapshot *s)
 	header(t, "synfin_drops_total", "counter",
 	       "SYN, SYN-ACK, FIN and RST segments this host dropped, by segment and the kernel's "
 	       "drop reason (first 16 kinds seen; the rest under segment=\"other\").");
-	for (uint32_t i = 0; i < s->ndrops; i++) {
+	for (uint32_t i = 0; i < s->ndrops && i < METRICS_DROP_KINDS; i++) {
 		const char *reason = drop_reason_name(s->drops[i].reason);
 
 		put(t, "synfin_drops_total{segment=\"%s\",reason=\"%s\"} %llu\n",
