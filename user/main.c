@@ -260,11 +260,18 @@ static void on_reset(struct app *app, const struct synfin_event *e)
 		sinks_reset(&app->sinks, e);
 }
 
+static bool listened_since_start(void *ctx, uint32_t netns, uint16_t port)
+{
+	return tracker_find_listener(((struct app *)ctx)->tracker, netns, port) != NULL;
+}
+
 /* The namespaces of the listeners that exist at start (the holders scan knows them). */
 static void watch_listeners(struct app *app)
 {
 	listeners_init(&app->listeners);
 	app->listeners.only_port = app->only_port;
+	app->listeners.born_since_start = listened_since_start;
+	app->listeners.ctx = app;
 	for (size_t i = 0; i < app->holders.n; i++)
 		if (app->holders.v[i].state == SF_TCP_LISTEN &&
 		    (!app->only_netns || app->holders.v[i].netns == app->only_netns))

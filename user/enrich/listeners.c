@@ -94,7 +94,8 @@ static void take_listener(struct listener_table *t, uint32_t netns, const struct
 		l->peak = l->queue;
 	if (meminfo_drops(m, len, &drops)) {
 		if (fresh)
-			l->drops_first = drops;
+			l->drops_first = t->born_since_start &&
+					 t->born_since_start(t->ctx, netns, l->port) ? 0 : drops;
 		l->drops = drops;
 	}
 	/* Full: the kernel refuses the next child once the queue exceeds the backlog. */

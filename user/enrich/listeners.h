@@ -38,6 +38,10 @@ struct listener_table {
 	uint64_t next_ns;
 	uint64_t untracked; /* listeners past LISTENERS_MAX, not followed */
 	uint16_t only_port; /* -P/--sport: only listeners on this port (0: all) */
+	/* True when synfin saw this listener's listen(): its sk_drops began at 0 under
+	 * synfin's eyes, so all of them count; older ones count from the first look. */
+	bool (*born_since_start)(void *ctx, uint32_t netns, uint16_t port);
+	void *ctx;
 	int fatal;          /* errno: synfin could not step back into its own namespace */
 };
 
