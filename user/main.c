@@ -57,7 +57,7 @@
  * When a process that held tracked sockets exits, /proc is scanned for who
  * holds them now (a few ms). Bounded, so that a storm of exits cannot starve
  * the rings: past this many scans a second, the exit's sockets are named
- * from the last scan, the exited process excluded (counted in -v's summary).
+ * from the last scan, the exited process excluded (counted, said at exit).
  */
 #define SCAN_WINDOW_NS 1000000000ull
 #define SCANS_PER_WINDOW 20
@@ -83,7 +83,7 @@ struct app {
 	struct listener_table listeners; /* listening sockets' queues and drops (sock_diag) */
 	uint64_t scan_window_ns;  /* scans since then: at most SCANS_PER_WINDOW a window */
 	uint32_t scans_in_window;
-	uint64_t scans, scans_skipped; /* exits that rescanned, and that the bound skipped */
+	uint64_t scans_skipped;   /* exits whose rescan the bound skipped */
 	uint16_t only_port;       /* -P or --sport: the listeners looked at */
 	uint32_t only_netns;      /* --netns: the namespace looked in */
 	uint64_t stuck_ns;        /* 0 = --stuck off */
@@ -300,7 +300,6 @@ static void rescan_holders(void *ctx, uint32_t exited_pid)
 		app->scans_skipped++;
 		return;
 	}
-	app->scans++;
 	procscan(&app->holders, "/proc", exited_pid);
 }
 
@@ -567,12 +566,36 @@ static int output_status(const struct app *app)
 	return 1;
 }
 
+/* What the secondary work (owners, drops, listeners) could not keep up with. */
+static void print_secondary_losses(struct app *app, const struct tracer_counts *n)
+{
+	if (n && n->owner_lost)
+		fprintf(stderr, "synfin: %llu accept and exit records lost (ring buffer full): "
+				"those sockets may name their previous holder\n",
+			(unsigned long long)n->owner_lost);
+	if (app->scans_skipped)
+		fprintf(stderr, "synfin: %llu holder rescans skipped (over %d a second): those "
+				"sockets were named from the scan before\n",
+			(unsigned long long)app->scans_skipped, SCANS_PER_WINDOW);
+	if (n && n->drop_lost)
+		fprintf(stderr, "synfin: %llu drop records lost (ring buffer full)\n",
+			(unsigned long long)n->drop_lost);
+	if (app->drops.evicted)
+		fprintf(stderr, "synfin: %llu connections' drops went unjoined (more than %d "
+				"tuples with drops at once)\n",
+			(unsigned long long)app->drops.evicted, DROP_LOG_LEN);
+	if (app->listeners.untracked)
+		fprintf(stderr, "synfin: %llu listening sockets not looked at (more than %d)\n",
+			(unsigned long long)app->listeners.untracked, LISTENERS_MAX);
+}
+
 static void print_exit_summary(struct app *app)
 {
 	uint64_t evicted = tracker_evicted(app->tracker);
 	uint32_t held = tw_held(app->tw);
 	uint64_t untracked = tw_untracked(app->tw), skipped = tw_skipped(app->tw);
 	struct tracer_counts n;
+	bool counted = !tracer_counters(&app->tracer, &n);
 
 	if (app->lost_seen > app->skipped_seen)
 		fprintf(stderr, "synfin: %llu events lost (ring buffer full): try a larger "
@@ -587,13 +610,14 @@ static void print_exit_summary(struct app *app)
 			(unsigned long long)evicted);
 	if (held)
 		fprintf(stderr, "synfin: %u connections in TIME_WAIT at exit\n", held);
-	if (!tracer_counters(&app->tracer, &n) && n.tw_lost)
+	if (counted && n.tw_lost)
 		fprintf(stderr, "synfin: %llu TIME_WAIT timer records lost (ring buffer full): those "
 				"TIME_WAIT ends are reported unseen; try a larger --ringbuf-size\n",
 			(unsigned long long)n.tw_lost);
 	if (skipped)
 		fprintf(stderr, "synfin: %llu connections got no TIME_WAIT: the kernel's table was "
 				"full (net.ipv4.tcp_max_tw_buckets)\n", (unsigned long long)skipped);
+	print_secondary_losses(app, counted ? &n : NULL);
 	if (untracked && tw_mode_of(app->tw) == TW_VIA_TIMERS)
 		fprintf(stderr, "synfin: %llu TIME_WAIT connections not followed (more than %u "
 				"at once)\n", (unsigned long long)untracked, TW_TIMED_TABLE_CAP);
