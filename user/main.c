@@ -224,7 +224,7 @@ static void on_conn_ended(struct app *app, const struct conn *c, uint64_t ts_ns)
 {
 	struct conn amended;
 	enum tw_fate fate = time_wait_name(c) ? tw_add(app->tw, c, on_tw_end, app) : TW_UNTRACKED;
-	const struct synfin_event *rst = conn_reset_by_remote(c) && !c->rst_reason ?
+	const struct synfin_event *rst = conn_rst_from_peer(c) && !c->rst_reason ?
 					 rst_log_sent_to(&app->rst_log, c) : NULL;
 
 	if (fate == TW_SKIPPED || rst) {

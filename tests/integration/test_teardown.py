@@ -8,7 +8,7 @@ from lib import (Netns, Skip, Synfin, conn_records, find_socket, parse_records, 
                  run_peer)
 from test_features import witnessed
 
-SYN, ACK, FIN = 0x02, 0x10, 0x01
+SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
 FIN_WAIT2_INDEX = 3  # SYN_SENT, ESTABLISHED, FIN_WAIT1, FIN_WAIT2, TIME_WAIT
 
 
@@ -121,10 +121,22 @@ def test_reset_names_who_sent_it():
 
 
 def test_refused_connect_outcome():
-    peer, records, _ = trace(["--scenario", "refused"])
-    [rec] = conn_records(records, dport=peer["conns"][0]["refused_port"])
+    peer, records, _ = trace(["--scenario", "refused", "--capture"])
+    port = peer["conns"][0]["refused_port"]
+    [rec] = conn_records(records, dport=port)
     assert (rec["outcome"], rec["sk_err"], rec["closer"]) == ("refused", 111, None), rec
     assert rec["local_isn"] is None and rec["syn_retrans"] == 0
+    # The RST that refused it, on the wire from the closed port, is joined: sent by the remote
+    # end (this host), with the kernel's reason. Kernels whose tcp_send_reset has no reason
+    # (6.1) trace no RST sent without a socket either: nothing to join there.
+    rsts = [s for s in peer["segments"] if s["sport"] == port and s["dport"] == rec["sport"]
+            and s["flags"] & RST]
+    assert len(rsts) == 1, peer["segments"]
+    if witnessed()["rst_reason"]:
+        assert (rec["reset_by"], rec["reset_reason"]) == ("remote", "no_socket"), rec
+        assert 0 <= rec["reset_at_us"] <= rec["duration_us"], rec
+    else:
+        assert (rec["reset_by"], rec["reset_reason"], rec["reset_at_us"]) == (None,) * 3, rec
     if witnessed()["drop_reasons"]:  # the SYN no socket wanted, dropped (and answered by a RST)
         assert rec["drops"] == [{"reason": "no_socket", "segment": "SYN", "direction": "sent",
                                  "count": 1}], rec

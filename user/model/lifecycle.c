@@ -23,18 +23,21 @@ static void handshake_retrans(struct lifecycle *l, const struct conn *c)
 }
 
 /*
- * Who reset it, why and when: a reset outcome, or one that ended otherwise
+ * Who reset it, why and when: a reset outcome; one that ended otherwise
  * (a keepalive or retransmission timeout) with an RST this host sent as it
- * gave up. The reason is known when this host sent it (either end here).
+ * gave up; a refusal whose RST this host sent too (both ends here: an ICMP
+ * unreachable refuses as well, so an unseen RST is not assumed). The reason
+ * is known when this host sent it (either end here).
  */
 static void reset_facts(struct lifecycle *l, const struct conn *c)
 {
 	bool reset = l->outcome == OUTCOME_RESET;
 	bool sent_as_it_ended = !reset && (c->flags & CONN_RESET_SENT) && c->rst_reason;
-	bool known = (reset || sent_as_it_ended) && c->rst_reason;
+	bool refused_by_rst = l->outcome == OUTCOME_REFUSED && c->rst_reason;
+	bool known = (reset || sent_as_it_ended || refused_by_rst) && c->rst_reason;
 
 	l->reset_by = reset ? (conn_reset_by_remote(c) ? "remote" : "local") :
-		      sent_as_it_ended ? "local" : NULL;
+		      sent_as_it_ended ? "local" : refused_by_rst ? "remote" : NULL;
 	l->reset_reason = known ? rst_reason_name(c->rst_reason - 1u) : NULL;
 	l->reset_at_us = !l->reset_by ? -1 :
 			 (int64_t)(((known && c->rst_ns ? c->rst_ns : c->state_ns) - c->first_ns) / 1000);

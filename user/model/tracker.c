@@ -626,6 +626,12 @@ bool conn_reset_by_remote(const struct conn *c)
 	return c->sk_err == ECONNRESET || c->sk_err == EPIPE;
 }
 
+/* Reset by the peer, or refused: an RST answering our SYN (or an ICMP unreachable). */
+bool conn_rst_from_peer(const struct conn *c)
+{
+	return conn_reset_by_remote(c) || c->sk_err == ECONNREFUSED;
+}
+
 void tracker_find_stuck(struct tracker *t, uint64_t now_ns, uint64_t min_ns, uint32_t watched,
 			void (*fn)(void *ctx, const struct conn *c, uint64_t now_ns), void *ctx)
 {

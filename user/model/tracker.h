@@ -127,6 +127,7 @@ enum conn_closer conn_closer(const struct conn *c);
 enum conn_outcome conn_outcome(const struct conn *c);
 /* For OUTCOME_RESET: true when the RST came from the peer. */
 bool conn_reset_by_remote(const struct conn *c);
+bool conn_rst_from_peer(const struct conn *c);
 /* Payload bytes sent and acknowledged / received in order; -1 when not known. */
 int64_t conn_tx_bytes(const struct conn *c);
 int64_t conn_rx_bytes(const struct conn *c);
