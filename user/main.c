@@ -187,10 +187,33 @@ static void on_tw_end(void *ctx, const struct tw_entry *e, enum tw_end how, uint
 	sinks_tw_end(&((struct app *)ctx)->sinks, e, how, now_ns);
 }
 
-static void take_drops(struct app *app, struct lifecycle *l, const struct conn *c)
+/*
+ * A client that never had a SYN-ACK, whose listener is here with its accept
+ * queue full all along: its SYNs not dropped elsewhere (a firewall's, in
+ * drops) were dropped there, where the kernel traces nothing.
+ */
+static void take_full_listener(struct app *app, struct lifecycle *l, const struct conn *c)
+{
+	uint32_t syns = (uint32_t)l->syn_retrans + 1, elsewhere = 0;
+
+	l->full_listener = NULL;
+	if (c->role != ROLE_CLIENT || c->nstates != 1 || c->states[0] != SF_TCP_SYN_SENT ||
+	    l->outcome == OUTCOME_REFUSED || l->syn_retrans < 0)
+		return;
+	l->full_listener = listeners_full_for(&app->listeners, c->netns, c->family, c->daddr,
+					      c->dport, c->first_ns);
+	for (uint8_t i = 0; i < l->ndrops; i++)
+		if (l->drops[i].segment == SEG_SYN && l->drops[i].sent)
+			elsewhere += l->drops[i].count;
+	l->full_listener_syns = syns > elsewhere ? syns - elsewhere : 0;
+}
+
+/* Why it failed, where this host saw it: its segments dropped, a full local listener. */
+static void take_causes(struct app *app, struct lifecycle *l, const struct conn *c)
 {
 	l->drops_known = app->tracer.drops;
 	l->ndrops = drop_log_take(&app->drops, c, l->drops);
+	take_full_listener(app, l, c);
 }
 
 /* A lifecycle complete: into the sinks now, or (-i) once its flow's last segments are in. */
@@ -201,7 +224,7 @@ static void emit_conn(struct app *app, const struct conn *c, uint64_t ts_ns)
 	if (app->flows && flows_hold_conn(app->flows, c, ts_ns))
 		return;
 	lifecycle_of(&l, c, NULL, false);
-	take_drops(app, &l, c);
+	take_causes(app, &l, c);
 	sinks_conn(&app->sinks, &l);
 }
 
@@ -368,7 +391,7 @@ static void on_flow_done(void *ctx, const struct flow *f)
 		if (!(f->held_sides & (1 << side)))
 			continue;
 		lifecycle_of(&l, &f->conns[side], f, !(f->held_sides >> (side + 1)));
-		take_drops(app, &l, &f->conns[side]);
+		take_causes(app, &l, &f->conns[side]);
 		sinks_conn(&app->sinks, &l);
 	}
 }

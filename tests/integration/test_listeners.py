@@ -118,3 +118,60 @@ def test_synacks_retransmitted_for_lost_handshake_acks_are_counted_per_listener(
         server.communicate("done\n", timeout=30)
     [listener] = [l for l in summary["listeners"] if l["port"] == port]
     assert low <= listener["synack_retrans"] <= high, (low, listener, high)
+
+
+TIMING_OUT = r"""
+import select, socket, sys
+port, n = int(sys.argv[1]), int(sys.argv[2])
+cs = []
+for _ in range(n):
+    c = socket.socket()
+    c.setblocking(False)
+    c.connect_ex(("127.0.0.1", port))
+    cs.append(c)
+errors = []
+for c in cs:  # each becomes writable when its connect ends (here: times out)
+    select.select([], [c], [], 60)
+    errors.append(c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+print(" ".join(map(str, errors)), flush=True)
+"""
+
+
+def test_a_timeout_names_the_full_local_listener_that_dropped_its_syns():
+    """Both ends here, the accept queue full before the clients knock: their SYNs are
+    dropped at the listener (the kernel traces none: nstat ListenOverflows counts them), and
+    each client's timeout names that listener and its SYNs, as many as nstat counted."""
+    require_root()
+    names = ("TcpExtListenOverflows",)
+    with Netns() as ns:
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw",
+                        "net.ipv4.tcp_syn_retries=1"], check=True)
+        tracer = Synfin("--netns", str(ns.inode), "--life", "--stuck", "1")
+        server = start(ns.name, SERVER, "0")
+        port = int(server.stdout.readline())
+        fillers = start(ns.name, CLIENT, str(port), "2")  # backlog 1: the queue holds two
+        assert fillers.stdout.readline().strip() == "connecting"
+        tracer.wait_for(lambda rs: any(r["type"] == "stuck" and r["state"] == "LISTEN"
+                                       for r in rs), timeout=30, what="the listener full")
+        before = steady_nstat(ns.name, *names)
+        knockers = start(ns.name, TIMING_OUT, str(port), "3")
+        errors = knockers.communicate(timeout=60)[0].split()
+        after = steady_nstat(ns.name, *names)
+        records = tracer.wait_for(
+            lambda rs: sum(r["type"] == "conn" and r["outcome"] == "timeout" for r in rs) == 3,
+            timeout=30, what="three timeouts")
+        fillers.communicate("done\n", timeout=30)
+        server.communicate("done\n", timeout=30)
+    assert errors == ["110"] * 3, errors  # ETIMEDOUT, as the application saw it
+    timeouts = [r for r in records if r["type"] == "conn" and r["outcome"] == "timeout"]
+    for r in timeouts:
+        assert r["dport"] == port and r["states"] == ["SYN_SENT"], r
+        assert r["full_listener"] == {"netns": ns.inode, "port": port, "queue": 2, "backlog": 1,
+                                      "syns_dropped": r["syn_retrans"] + 1}, r
+    overflows = after["TcpExtListenOverflows"] - before["TcpExtListenOverflows"]
+    assert sum(r["full_listener"]["syns_dropped"] for r in timeouts) == overflows, \
+        (timeouts, before, after)
+    # The two in the queue had their handshakes: no listener to blame.
+    others = [r for r in records if r["type"] == "conn" and r["role"] == "client"
+              and r["outcome"] != "timeout"]
+    assert all(r["full_listener"] is None for r in others), others

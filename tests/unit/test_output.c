@@ -212,7 +212,7 @@ static void conn_record_carries_every_documented_field(void)
 		  "\"states\":[\"SYN_SENT\",\"ESTABLISHED\",\"FIN_WAIT1\",\"FIN_WAIT2\"],"
 		  "\"state_us\":[120,2000,30,350],\"teardown_us\":{\"FIN_WAIT1\":30,\"FIN_WAIT2\":350},"
 		  "\"handshake_us\":120,\"duration_us\":2500,\"closer\":\"local\",\"outcome\":\"closed\","
-		  "\"reset_by\":null,\"reset_reason\":null,\"reset_at_us\":null,\"accept_wait_us\":null,\"drops\":null,\"sk_err\":null,"
+		  "\"reset_by\":null,\"reset_reason\":null,\"reset_at_us\":null,\"accept_wait_us\":null,\"drops\":null,\"full_listener\":null,\"sk_err\":null,"
 		  "\"time_wait\":\"entered\",\"syn_retrans\":1,"
 		  "\"synack_retrans\":null,\"local_isn\":4000000000,\"remote_isn\":7,\"tx_bytes\":4,"
 		  "\"rx_bytes\":4,\"partial\":false}\n");

@@ -87,6 +87,7 @@ static void take_listener(struct listener_table *t, uint32_t netns, const struct
 	l->netns = netns;
 	l->port = ntohs(m->id.idiag_sport);
 	l->family = m->idiag_family;
+	memcpy(l->addr, m->id.idiag_src, sizeof(l->addr));
 	l->queue = m->idiag_rqueue;   /* a listener's: its accept queue now */
 	l->backlog = m->idiag_wqueue; /* and its backlog (listen()'s, capped by somaxconn) */
 	l->gone = 0;
@@ -105,6 +106,54 @@ static void take_listener(struct listener_table *t, uint32_t netns, const struct
 		l->full_since_ns = 0;
 		l->stuck_reported = 0;
 	}
+}
+
+static bool any_address(const uint8_t *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (a[i])
+			return false;
+	return true;
+}
+
+static bool full_since(const struct listener_health *l, uint64_t since_ns)
+{
+	return !l->gone && l->full_since_ns && l->full_since_ns <= since_ns + LISTENER_POLL_NS;
+}
+
+/* Bound to daddr or to any address of its family (a dual-stack [::] takes IPv4 too). */
+static bool reached_by(const struct listener_health *l, uint8_t family, const uint8_t *daddr)
+{
+	if (l->family != family)
+		return family == AF_INET && l->family == AF_INET6 && any_address(l->addr, 16);
+	return any_address(l->addr, family == AF_INET ? 4 : 16) ||
+	       !memcmp(l->addr, daddr, family == AF_INET ? 4 : 16);
+}
+
+const struct listener_health *listeners_full_for(const struct listener_table *t, uint32_t netns,
+						 uint8_t family, const uint8_t *daddr,
+						 uint16_t dport, uint64_t since_ns)
+{
+	const struct listener_health *here = NULL, *elsewhere = NULL;
+	bool all_here_full = true;
+	uint32_t others = 0;
+
+	for (uint32_t i = 0; i < t->n; i++) {
+		const struct listener_health *l = &t->l[i];
+
+		if (l->port != dport || l->gone || !reached_by(l, family, daddr))
+			continue;
+		if (l->netns == netns) { /* the same namespace's (SO_REUSEPORT twins: all full) */
+			here = here ?: l;
+			all_here_full = all_here_full && full_since(l, since_ns);
+		} else {
+			others++;
+			elsewhere = l;
+		}
+	}
+	if (here)
+		return all_here_full ? here : NULL;
+	return others == 1 && full_since(elsewhere, since_ns) ? elsewhere : NULL;
 }
 
 void listeners_take_dump(struct listener_table *t, uint32_t netns, const void *buf, size_t len,

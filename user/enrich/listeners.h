@@ -23,6 +23,7 @@ struct listener_health {
 	uint64_t full_since_ns; /* its queue has been full since (0: not full at the last look) */
 	int64_t synack_retrans; /* SYN-ACK retransmissions on its port since synfin started; -1 not known */
 	uint32_t netns, queue, peak, backlog;
+	uint8_t addr[16];       /* its bound address (IPv4 in the first 4 bytes); all 0: any */
 	uint16_t port;
 	uint8_t family;
 	uint8_t gone;           /* closed: no longer in its namespace's dump */
@@ -53,6 +54,16 @@ void listeners_watch(struct listener_table *t, uint32_t netns);
 bool listeners_poll(struct listener_table *t, uint64_t now_ns, bool force);
 /* The sk_drops a listener has counted since synfin first saw it. */
 uint64_t listener_drops(const struct listener_health *l);
+/*
+ * The local listener a connection to daddr:dport in netns reached, if its
+ * accept queue was full at every look since since_ns (within one poll): at a
+ * full accept queue the kernel drops every SYN, with no trace event (nstat
+ * ListenOverflows). One in netns itself, else the only one in another
+ * namespace bound to daddr or to any address; NULL if none or ambiguous.
+ */
+const struct listener_health *listeners_full_for(const struct listener_table *t, uint32_t netns,
+						 uint8_t family, const uint8_t *daddr,
+						 uint16_t dport, uint64_t since_ns);
 /* One inet_diag reply (a dump's messages) into t, for netns; for the unit tests and the poll. */
 void listeners_take_dump(struct listener_table *t, uint32_t netns, const void *buf, size_t len,
 			 uint64_t now_ns);

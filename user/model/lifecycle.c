@@ -62,6 +62,8 @@ void lifecycle_of(struct lifecycle *l, const struct conn *c, const struct flow *
 	l->rx_bytes = conn_rx_bytes(c);
 	l->ndrops = 0;
 	l->drops_known = false;
+	l->full_listener = NULL;
+	l->full_listener_syns = 0;
 	l->flow = f;
 	l->ends_flow = ends_flow;
 	l->side = f ? flow_side_of(f, c) : -1;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include "flows.h"
 #include "droplog.h"
+#include "listeners.h"
 #include "tracker.h"
 
 struct lifecycle {
@@ -32,6 +33,10 @@ struct lifecycle {
 	struct conn_drop drops[DROPS_PER_CONN];
 	uint8_t ndrops;
 	bool drops_known;
+	/* A client with no SYN-ACK: the local listener it reached, its accept queue
+	 * full all along (listeners_full_for), and the SYNs it dropped; NULL: none. */
+	const struct listener_health *full_listener;
+	uint32_t full_listener_syns;
 	/* With -i: the connection's flow (NULL without), our side of it, what the
 	 * wire said, and whether this is the flow's last lifecycle record. */
 	const struct flow *flow;

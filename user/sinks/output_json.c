@@ -186,6 +186,28 @@ static void json_drops(struct output *o, const struct lifecycle *l)
 	ob_putc(&o->ob, ']');
 }
 
+/* {"netns":…,"port":8080,"queue":2,"backlog":1,"syns_dropped":3}, or null. */
+static void json_full_listener(struct output *o, const struct lifecycle *l)
+{
+	const struct listener_health *h = l->full_listener;
+
+	if (!h) {
+		ob_write(&o->ob, "null", 4);
+		return;
+	}
+	ob_puts(&o->ob, "{\"netns\":");
+	ob_u64(&o->ob, h->netns);
+	KEY(o, "\"port\"");
+	ob_u64(&o->ob, h->port);
+	KEY(o, "\"queue\"");
+	ob_u64(&o->ob, h->queue);
+	KEY(o, "\"backlog\"");
+	ob_u64(&o->ob, h->backlog);
+	KEY(o, "\"syns_dropped\"");
+	ob_u64(&o->ob, l->full_listener_syns);
+	ob_putc(&o->ob, '}');
+}
+
 static void json_close_facts(struct output *o, const struct lifecycle *l)
 {
 	KEY(o, "\"closer\"");
@@ -202,6 +224,8 @@ static void json_close_facts(struct output *o, const struct lifecycle *l)
 	json_nullable_i64(o, l->accept_wait_us);
 	KEY(o, "\"drops\"");
 	json_drops(o, l);
+	KEY(o, "\"full_listener\"");
+	json_full_listener(o, l);
 	KEY(o, "\"sk_err\"");
 	json_nullable_i64(o, l->c->sk_err ? l->c->sk_err : -1);
 	KEY(o, "\"time_wait\"");

@@ -163,6 +163,22 @@ static void text_drops(struct output *o, const struct lifecycle *l)
 	}
 }
 
+/* ", 3 SYN dropped at full listener :8080 (queue 2/1)" */
+static void text_full_listener(struct output *o, const struct lifecycle *l)
+{
+	if (!l->full_listener)
+		return;
+	ob_puts(&o->ob, ", ");
+	ob_u64(&o->ob, l->full_listener_syns);
+	ob_puts(&o->ob, " SYN dropped at full listener :");
+	ob_u64(&o->ob, l->full_listener->port);
+	ob_puts(&o->ob, " (queue ");
+	ob_u64(&o->ob, l->full_listener->queue);
+	ob_putc(&o->ob, '/');
+	ob_u64(&o->ob, l->full_listener->backlog);
+	ob_putc(&o->ob, ')');
+}
+
 /* How it ended, as a person says it: "closed, local first, TIME_WAIT",
  * "reset by local: abort on close". */
 static void text_ending(struct output *o, const struct lifecycle *l)
@@ -189,6 +205,7 @@ static void text_ending(struct output *o, const struct lifecycle *l)
 		ob_puts(&o->ob, time_wait_words(l->time_wait));
 	}
 	text_drops(o, l);
+	text_full_listener(o, l);
 }
 
 static void text_padded_ms(struct output *o, int64_t us, size_t width)
