@@ -175,3 +175,55 @@ def test_a_timeout_names_the_full_local_listener_that_dropped_its_syns():
     others = [r for r in records if r["type"] == "conn" and r["role"] == "client"
               and r["outcome"] != "timeout"]
     assert all(r["full_listener"] is None for r in others), others
+
+
+ACCEPTING = r"""
+import socket, sys
+ls = socket.socket()
+ls.bind(("127.0.0.1", 0))
+ls.listen(64)
+print(ls.getsockname()[1], flush=True)
+for _ in range(int(sys.argv[1])):
+    ls.accept()[0].close()
+"""
+CONNECTING = r"""
+import socket, sys
+for _ in range(int(sys.argv[2])):
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=10).close()
+"""
+
+
+def test_syn_cookies_are_counted_as_the_namespace_counts_them():
+    """net.ipv4.tcp_syncookies=2: every SYN is answered with a cookie, every handshake
+    completed by one; the kernel counts them per namespace only (nstat), and so does synfin."""
+    require_root()
+    names = ("TcpExtSyncookiesSent", "TcpExtSyncookiesRecv", "TcpExtSyncookiesFailed")
+    clients = 5
+    with Netns() as ns:
+        subprocess.run(["ip", "netns", "exec", ns.name, "sysctl", "-qw",
+                        "net.ipv4.tcp_syncookies=2"], check=True)
+        tracer = Synfin("--netns", str(ns.inode), "--summary", "--interval", "1")
+        server = start(ns.name, ACCEPTING, str(clients))
+        port = int(server.stdout.readline())
+
+        def looked(rs):  # synfin has read the namespace's counters: it counts from here
+            return any(n["netns"] == ns.inode for r in rs if r["type"] == "summary"
+                       for n in r["syncookies"])
+        tracer.wait_for(looked, timeout=30, what="a look at the namespace")
+        before = steady_nstat(ns.name, *names)
+        connecting = start(ns.name, CONNECTING, str(port), str(clients))
+        assert connecting.wait(timeout=30) == 0
+        server.wait(timeout=30)
+        after = steady_nstat(ns.name, *names)
+        want = {"sent": after[names[0]] - before[names[0]],
+                "validated": after[names[1]] - before[names[1]],
+                "failed": after[names[2]] - before[names[2]]}
+
+        def counted(rs):
+            return any(n["netns"] == ns.inode and n["sent"] >= want["sent"]
+                       for r in rs if r["type"] == "summary" for n in r["syncookies"])
+        records = tracer.wait_for(counted, timeout=30, what="the cookies counted")
+    assert want == {"sent": clients, "validated": clients, "failed": 0}, (before, after)
+    last = [n for r in records if r["type"] == "summary" for n in r["syncookies"]
+            if n["netns"] == ns.inode][-1]
+    assert {k: last[k] for k in want} == want, last

@@ -122,7 +122,7 @@ static void json_summary_carries_buckets_and_tops(void)
 	CHECK(strstr(out, "\"top_ports\":[{\"port\":443,\"role\":\"client\",\"count\":1}],"
 			  "\"other_ports\":0") != NULL);
 	CHECK(strstr(out, "\"top_talkers\":[{\"addr\":\"10.0.0.7\",\"count\":1}],"
-			  "\"other_talkers\":0,\"listeners\":[]}\n") != NULL);
+			  "\"other_talkers\":0,\"listeners\":[],\"syncookies\":[]}\n") != NULL);
 }
 
 /* Every connection is either counted for a key in the table or under "other". */

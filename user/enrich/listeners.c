@@ -1,5 +1,7 @@
 #include "listeners.h"
 #include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
 #include <linux/inet_diag.h>
 #include <linux/netlink.h>
 #include <linux/sock_diag.h>
@@ -20,10 +22,52 @@ void listeners_init(struct listener_table *t)
 void listeners_watch(struct listener_table *t, uint32_t netns)
 {
 	for (uint32_t i = 0; i < t->nnetns; i++)
-		if (t->netns[i] == netns)
+		if (t->ns[i].netns == netns)
 			return;
 	if (t->nnetns < LISTENER_NETNS_MAX)
-		t->netns[t->nnetns++] = netns;
+		t->ns[t->nnetns++] = (struct listener_netns){ .netns = netns };
+}
+
+/* The value under name in a netstat "Prefix: names..." line and the "Prefix: values" after it. */
+static bool netstat_value(const char *names, const char *values, const char *name, uint64_t *v)
+{
+	size_t len = strlen(name);
+	const char *n = names, *x = values;
+
+	while (*n && *n != '\n' && *x && *x != '\n') {
+		n += strcspn(n, " \n");
+		x += strcspn(x, " \n");
+		if (*n != ' ' || *x != ' ')
+			return false;
+		n++;
+		x++;
+		if (!strncmp(n, name, len) && (n[len] == ' ' || n[len] == '\n' || !n[len])) {
+			*v = strtoull(x, NULL, 10);
+			return true;
+		}
+	}
+	return false;
+}
+
+bool netstat_cookies(const char *text, uint64_t out[COOKIE_COUNTERS])
+{
+	static const char *const names[COOKIE_COUNTERS] = { "SyncookiesSent", "SyncookiesRecv",
+							     "SyncookiesFailed" };
+	const char *names_line = strstr(text, "TcpExt: "), *values_line;
+
+	if (!names_line || !(values_line = strchr(names_line, '\n')) ||
+	    strncmp(++values_line, "TcpExt: ", 8))
+		return false;
+	for (int i = 0; i < COOKIE_COUNTERS; i++)
+		if (!netstat_value(names_line, values_line, names[i], &out[i]))
+			return false;
+	return true;
+}
+
+uint64_t listener_netns_cookies(const struct listener_netns *n, enum syncookie_counter which)
+{
+	return n->cookies[which] >= n->cookies_first[which] ?
+	       n->cookies[which] - n->cookies_first[which] : 0;
 }
 
 uint64_t listener_drops(const struct listener_health *l)
@@ -211,17 +255,56 @@ static void mark_gone(struct listener_table *t, uint32_t netns)
 			t->l[i].gone = 1;
 }
 
-/* False when the namespace is gone (nothing holds it): it is no longer watched. */
-static bool look_at(struct listener_table *t, uint32_t netns, uint64_t now_ns)
-{
-	int fd = netns == t->self_netns ? diag_socket() : diag_socket_in(netns, &t->fatal);
+/* What a look opens inside the namespace: a diag socket, and its MIB counters' file. */
+struct look {
+	int diag, netstat;
+};
 
-	if (fd < 0)
+static void open_look(void *ctx)
+{
+	struct look *k = ctx;
+
+	k->diag = diag_socket();
+	/* thread-self: the namespace this thread stepped into */
+	k->netstat = open("/proc/thread-self/net/netstat", O_RDONLY | O_CLOEXEC);
+}
+
+static void read_cookies(struct listener_netns *n, int fd)
+{
+	static char text[16384];
+	uint64_t now[COOKIE_COUNTERS];
+	ssize_t len = read(fd, text, sizeof(text) - 1);
+
+	if (len <= 0)
+		return;
+	text[len] = 0;
+	if (!netstat_cookies(text, now))
+		return;
+	if (!n->cookies_known)
+		memcpy(n->cookies_first, now, sizeof(now));
+	memcpy(n->cookies, now, sizeof(now));
+	n->cookies_known = true;
+}
+
+/* False when the namespace is gone (nothing holds it): it is no longer watched. */
+static bool look_at(struct listener_table *t, struct listener_netns *n, uint64_t now_ns)
+{
+	struct look k = { -1, -1 };
+
+	if (n->netns == t->self_netns)
+		open_look(&k);
+	else
+		in_netns(n->netns, open_look, &k, &t->fatal);
+	if (k.netstat >= 0) {
+		read_cookies(n, k.netstat);
+		close(k.netstat);
+	}
+	if (k.diag < 0)
 		return false;
-	mark_gone(t, netns); /* those the dumps list again are back */
-	dump_family(t, fd, netns, AF_INET, now_ns);
-	dump_family(t, fd, netns, AF_INET6, now_ns);
-	close(fd);
+	mark_gone(t, n->netns); /* those the dumps list again are back */
+	dump_family(t, k.diag, n->netns, AF_INET, now_ns);
+	dump_family(t, k.diag, n->netns, AF_INET6, now_ns);
+	close(k.diag);
 	return true;
 }
 
@@ -231,10 +314,10 @@ bool listeners_poll(struct listener_table *t, uint64_t now_ns, bool force)
 		return false;
 	t->next_ns = now_ns + LISTENER_POLL_NS;
 	for (uint32_t i = t->nnetns; i-- > 0;) {
-		if (look_at(t, t->netns[i], now_ns))
+		if (look_at(t, &t->ns[i], now_ns))
 			continue;
-		mark_gone(t, t->netns[i]);
-		t->netns[i] = t->netns[--t->nnetns];
+		mark_gone(t, t->ns[i].netns);
+		t->ns[i] = t->ns[--t->nnetns];
 	}
 	return true;
 }

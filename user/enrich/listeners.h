@@ -30,10 +30,21 @@ struct listener_health {
 	uint8_t stuck_reported; /* --stuck said so for the current full spell */
 };
 
+/* SYN cookies: the kernel counts them per namespace only (nstat), not per listener. */
+enum syncookie_counter { COOKIES_SENT, COOKIES_VALIDATED, COOKIES_FAILED, COOKIE_COUNTERS };
+
+/* A namespace whose listeners are looked at, and its SYN cookie counters. */
+struct listener_netns {
+	uint32_t netns;
+	bool cookies_known;                       /* its netstat was read at least once */
+	uint64_t cookies_first[COOKIE_COUNTERS];  /* at the first read (synfin counts from there) */
+	uint64_t cookies[COOKIE_COUNTERS];        /* and at the last */
+};
+
 struct listener_table {
 	struct listener_health l[LISTENERS_MAX];
 	uint32_t n;
-	uint32_t netns[LISTENER_NETNS_MAX];
+	struct listener_netns ns[LISTENER_NETNS_MAX];
 	uint32_t nnetns;
 	uint32_t self_netns;
 	uint64_t next_ns;
@@ -64,6 +75,11 @@ uint64_t listener_drops(const struct listener_health *l);
 const struct listener_health *listeners_full_for(const struct listener_table *t, uint32_t netns,
 						 uint8_t family, const uint8_t *daddr,
 						 uint16_t dport, uint64_t since_ns);
+/* The SYN cookie counters (TcpExt SyncookiesSent, SyncookiesRecv, SyncookiesFailed) in a
+ * /proc/net/netstat text; false if it has them not. */
+bool netstat_cookies(const char *text, uint64_t out[COOKIE_COUNTERS]);
+/* A namespace's cookie counter since synfin first read it. */
+uint64_t listener_netns_cookies(const struct listener_netns *n, enum syncookie_counter which);
 /* One inet_diag reply (a dump's messages) into t, for netns; for the unit tests and the poll. */
 void listeners_take_dump(struct listener_table *t, uint32_t netns, const void *buf, size_t len,
 			 uint64_t now_ns);

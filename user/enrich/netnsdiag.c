@@ -70,14 +70,13 @@ static int open_netns(uint32_t netns)
 	return s.fd;
 }
 
-/* A netlink socket lives in the namespace it was created in: step in, create, step back. */
-int diag_socket_in(uint32_t netns, int *fatal)
+bool in_netns(uint32_t netns, void (*fn)(void *ctx), void *ctx, int *fatal)
 {
 	int target = open_netns(netns), self = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
-	int fd = -1;
+	bool entered = target >= 0 && self >= 0 && !setns(target, CLONE_NEWNET);
 
-	if (target >= 0 && self >= 0 && !setns(target, CLONE_NEWNET)) {
-		fd = diag_socket();
+	if (entered) {
+		fn(ctx);
 		if (setns(self, CLONE_NEWNET))
 			*fatal = errno; /* the loop ends, the caller detaches and says so */
 	}
@@ -85,5 +84,19 @@ int diag_socket_in(uint32_t netns, int *fatal)
 		close(target);
 	if (self >= 0)
 		close(self);
+	return entered;
+}
+
+static void make_diag_socket(void *ctx)
+{
+	*(int *)ctx = diag_socket();
+}
+
+/* A netlink socket lives in the namespace it was created in: step in, create, step back. */
+int diag_socket_in(uint32_t netns, int *fatal)
+{
+	int fd = -1;
+
+	in_netns(netns, make_diag_socket, &fd, fatal);
 	return fd;
 }

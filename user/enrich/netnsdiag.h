@@ -18,6 +18,9 @@ int diag_socket(void);
  * /proc/PID/ns/net); stops when fn returns true.
  */
 void each_netns_file(bool (*fn)(void *ctx, uint32_t inode, const char *path), void *ctx);
+/* fn(ctx) inside namespace netns (setns in, and back after); false when nothing reachable
+ * holds it. *fatal gets errno if synfin could not step back into its own namespace. */
+bool in_netns(uint32_t netns, void (*fn)(void *ctx), void *ctx, int *fatal);
 /* A diag socket inside namespace netns (setns in and back); -1 when nothing reachable holds
  * it. *fatal gets errno if synfin could not step back into its own namespace. */
 int diag_socket_in(uint32_t netns, int *fatal);

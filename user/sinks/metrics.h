@@ -79,6 +79,9 @@ struct metrics_snapshot {
 	/* Gauges: set by the caller before each publish. */
 	struct metrics_listener listeners[METRICS_PORTS]; /* the first METRICS_PORTS ports */
 	uint32_t nlisteners;
+	/* SYN cookies in the namespaces whose listeners are looked at, summed (per namespace
+	 * only, as the kernel counts them): sent, validated, failed since synfin first looked */
+	uint64_t syncookies[COOKIE_COUNTERS];
 	uint32_t state_count[SF_TCP_MAX_STATES]; /* tracked sockets per kernel TCP state */
 	uint32_t time_wait;                      /* connections held in TIME_WAIT now */
 };

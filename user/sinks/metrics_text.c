@@ -178,6 +178,10 @@ void metrics_snapshot_set_listeners(struct metrics_snapshot *s, const struct lis
 		m->drops += listener_drops(l);
 		m->synack_retrans += l->synack_retrans > 0 ? (uint64_t)l->synack_retrans : 0;
 	}
+	memset(s->syncookies, 0, sizeof(s->syncookies));
+	for (uint32_t i = 0; t && i < t->nnetns; i++)
+		for (int c = 0; c < COOKIE_COUNTERS; c++)
+			s->syncookies[c] += listener_netns_cookies(&t->ns[i], (enum syncookie_counter)c);
 }
 
 void metrics_snapshot_add_drop(struct metrics_snapshot *s, uint16_t reason, uint8_t segment)
@@ -341,6 +345,23 @@ static void listener_gauge(struct text *t, const struct metrics_snapshot *s, con
 	}
 }
 
+static void format_syncookies(struct text *t, const struct metrics_snapshot *s)
+{
+	static const char *const names[COOKIE_COUNTERS][2] = {
+		{ "synfin_syncookies_sent_total",
+		  "SYN cookies sent (SYN-ACKs answering a SYN with no request kept), in the "
+		  "namespaces whose listeners synfin looks at, since it first looked (nstat "
+		  "SyncookiesSent: the kernel counts them per namespace, not per listener)." },
+		{ "synfin_syncookies_validated_total",
+		  "Handshakes completed by a valid SYN cookie in those namespaces (SyncookiesRecv)." },
+		{ "synfin_syncookies_failed_total",
+		  "ACKs whose SYN cookie did not validate in those namespaces (SyncookiesFailed)." },
+	};
+
+	for (int c = 0; c < COOKIE_COUNTERS; c++)
+		counter(t, names[c][0], names[c][1], s->syncookies[c]);
+}
+
 static void format_listener_health(struct text *t, const struct metrics_snapshot *s)
 {
 	listener_gauge(t, s, "synfin_listener_queue", "gauge",
@@ -393,6 +414,7 @@ size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len
 	format_listeners(&t, snap);
 	format_drops(&t, snap);
 	format_listener_health(&t, snap);
+	format_syncookies(&t, snap);
 	header(&t, "synfin_build_info", "gauge", "Always 1; the version in a label.");
 	put(&t, "synfin_build_info{version=\"%s\"} 1\n", SYNFIN_VERSION);
 	if (t.full) {

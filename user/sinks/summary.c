@@ -566,6 +566,59 @@ static void json_listeners(const struct listener_table *t, struct outbuf *ob)
 	ob_putc(ob, ']');
 }
 
+/* SYN cookies per namespace (the kernel counts no finer): those with any, as a table. */
+static void text_syncookies(const struct listener_table *t, struct outbuf *ob)
+{
+	bool header = false;
+
+	for (uint32_t i = 0; t && i < t->nnetns; i++) {
+		const struct listener_netns *n = &t->ns[i];
+		size_t mark;
+
+		if (!listener_netns_cookies(n, COOKIES_SENT) &&
+		    !listener_netns_cookies(n, COOKIES_VALIDATED) &&
+		    !listener_netns_cookies(n, COOKIES_FAILED))
+			continue;
+		if (!header)
+			ob_puts(ob, "\nSYN COOKIES  NETNS       SENT  VALIDATED  FAILED\n");
+		header = true;
+		mark = ob->len;
+		ob_pad_from(ob, mark, 13);
+		ob_u64(ob, n->netns);
+		ob_pad_from(ob, mark, 25);
+		ob_u64(ob, listener_netns_cookies(n, COOKIES_SENT));
+		ob_pad_from(ob, mark, 31);
+		ob_u64(ob, listener_netns_cookies(n, COOKIES_VALIDATED));
+		ob_pad_from(ob, mark, 42);
+		ob_u64(ob, listener_netns_cookies(n, COOKIES_FAILED));
+		ob_putc(ob, '\n');
+	}
+}
+
+/* [{"netns":…,"sent":…,"validated":…,"failed":…}] for each namespace looked at. */
+static void json_syncookies(const struct listener_table *t, struct outbuf *ob)
+{
+	uint32_t shown = 0;
+
+	ob_puts(ob, ",\"syncookies\":[");
+	for (uint32_t i = 0; t && i < t->nnetns; i++) {
+		const struct listener_netns *n = &t->ns[i];
+
+		if (!n->cookies_known)
+			continue;
+		ob_puts(ob, shown++ ? ",{\"netns\":" : "{\"netns\":");
+		ob_u64(ob, n->netns);
+		ob_puts(ob, ",\"sent\":");
+		ob_u64(ob, listener_netns_cookies(n, COOKIES_SENT));
+		ob_puts(ob, ",\"validated\":");
+		ob_u64(ob, listener_netns_cookies(n, COOKIES_VALIDATED));
+		ob_puts(ob, ",\"failed\":");
+		ob_u64(ob, listener_netns_cookies(n, COOKIES_FAILED));
+		ob_putc(ob, '}');
+	}
+	ob_putc(ob, ']');
+}
+
 void summary_write(const struct summary *s, const struct listener_table *listeners,
 		   struct outbuf *ob, bool json, uint64_t ts_ns, uint64_t interval_ns)
 {
@@ -585,6 +638,7 @@ void summary_write(const struct summary *s, const struct listener_table *listene
 		ob_putc(ob, '}');
 		json_tops(s, ob);
 		json_listeners(listeners, ob);
+		json_syncookies(listeners, ob);
 		ob_puts(ob, "}\n");
 		ob_record_done(ob);
 		return;
@@ -595,6 +649,7 @@ void summary_write(const struct summary *s, const struct listener_table *listene
 			text_hist(ob, &s->hist[h], hist_titles[h]);
 	text_tops(s, ob);
 	text_listeners(listeners, ob);
+	text_syncookies(listeners, ob);
 	ob_putc(ob, '\n');
 	ob_record_done(ob);
 }
