@@ -34,6 +34,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BENCH_BIN = os.path.join(ROOT, ".output", "bench")
 LOADGEN = os.path.join(BENCH_BIN, "loadgen")
+SYNSTORM = os.path.join(BENCH_BIN, "synstorm")
 MICRO = os.path.join(BENCH_BIN, "micro")
 READY = "Tracing TCP connections... Hit Ctrl-C to end."
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -433,6 +434,150 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
     return res
 
 
+# ---------------------------------------------------------------- drop storm
+
+# A SYN flood an nftables rule drops (issue 17): every SYN is one skb:kfree_skb, which
+# synfin's drop program sees (filtering first, in the kernel). The port is the flood's only;
+# the connection storm beside it (--storm-with-load) listens on an ephemeral one.
+STORM_PORT = 7777
+STORM_RULE = ("table inet synfin_storm {\n counter dropped {\n }\n chain input {\n"
+              "  type filter hook input priority 0;\n"
+              f"  tcp dport {STORM_PORT} tcp flags & (syn | ack) == syn counter name \"dropped\" "
+              "drop\n }\n}\n")
+
+
+def nft_dropped(netns):
+    """What the rule's own counter says it dropped: the witness."""
+    done = subprocess.run(["ip", "netns", "exec", netns, "nft", "list", "counter", "inet",
+                           "synfin_storm", "dropped"], capture_output=True, text=True, check=True)
+    return int(re.search(r"packets (\d+)", done.stdout).group(1))
+
+
+def start_synstorm(netns, count, seconds):
+    return subprocess.Popen(["ip", "netns", "exec", netns, SYNSTORM, "--port", str(STORM_PORT),
+                             "--count", str(count), "--seconds", str(seconds)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish_synstorm(proc, seconds):
+    out, err = proc.communicate(timeout=seconds + 60)
+    if proc.returncode:
+        raise RuntimeError(f"synstorm failed ({proc.returncode}): {err.strip()}")
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def storm_run(spec, args, tmpdir, with_load=False, calib=None):
+    """One SYN storm in a fresh namespace whose nftables drops it, under one tracer (or none),
+    its output to a file; with_load: a connection storm at the same time (the state records
+    must all get through the flood's drop records)."""
+    path = os.path.join(tmpdir, "storm.out")
+    with RunNetns(CONDITIONS["fresh"]) as ns:
+        subprocess.run(["ip", "netns", "exec", ns.name, "nft", "-f", "-"], input=STORM_RULE,
+                       text=True, check=True)
+        tracer = Tracer(spec, path, ns.name) if spec["argv"] else None
+        try:
+            cpu0 = tracer.cpu_ns() if tracer else None
+            storm = start_synstorm(ns.name, args.storm_syns * (10 if with_load else 1),
+                                   args.seconds)
+            load = loadgen(args, args.storm_conns, ns.name) if with_load else None
+            if with_load:
+                storm.send_signal(signal.SIGINT)  # the flood ends with the load
+            res = {"storm": finish_synstorm(storm, args.seconds), "load": load}
+            time.sleep(SETTLE_S)
+            cpu1 = tracer.cpu_ns() if tracer else None
+            res["dropped"] = nft_dropped(ns.name)
+        except Exception:
+            if tracer:
+                tracer.kill()
+            raise
+    res["syn_per_s"] = res["storm"]["syn_per_s"]
+    if not tracer:
+        return res
+    rc, err = tracer.stop()
+    c = count_storm_output(path, load["port"] if load else None)
+    os.unlink(path)
+    run_ns = cpu1[1] - cpu0[1] if cpu0[1] is not None and cpu1[1] is not None else None
+    cpu_ns = run_ns if run_ns else cpu1[0] - cpu0[0]
+    res.update({"exit": rc, "cpu_ms_per_1k": cpu_ns / 1e6 / max(res["dropped"], 1) * 1000,
+                "drops_written": c["drop"], "state_written": c["state"],
+                "drop_lost": sum(int(n) for n in re.findall(r"(\d+) drop records lost", err)),
+                "lost": lost_from_stderr(spec, err)})
+    if load:
+        res["state_expected"] = round(calib["state_per_conn"] * load["connections"])
+    return res
+
+
+def count_storm_output(path, port):
+    """drop records of the flood's port; state records of the load's port (if any)."""
+    counts = {"drop": 0, "state": 0}
+    with open(path, "rb") as f:
+        for raw in f:
+            if b'"type":"drop"' in raw:
+                counts["drop"] += json.loads(raw).get("dport") == STORM_PORT
+            elif port and b'"type":"state"' in raw:
+                r = json.loads(raw)
+                # the listener's own CLOSE->LISTEN / LISTEN->CLOSE are not per connection
+                own = r["new"] == "LISTEN" or r["old"] == "LISTEN" and r["new"] == "CLOSE"
+                counts["state"] += port in (r.get("sport"), r.get("dport")) and not own
+    return counts
+
+
+def run_drop_storm(args, specs, results, tmpdir):
+    """Interleaved rounds of the flood alone (baseline, synfin --json, --life --json), then
+    the flood beside a connection storm under synfin --json."""
+    storm_specs = [s for s in specs if s["name"] in ("baseline", "synfin_json", "synfin_life")]
+    out = {"syns": args.storm_syns, "conns": args.storm_conns, "rounds": [], "with_load": []}
+    for rnd in range(args.rounds):
+        this_round = {}
+        for spec in storm_specs[rnd % 3:] + storm_specs[:rnd % 3]:
+            this_round[spec["name"]] = r = storm_run(spec, args, tmpdir)
+            log(f"drop storm round {rnd + 1}/{args.rounds} {spec['name']}: "
+                f"{r['syn_per_s']:,.0f} SYN/s, dropped {r['dropped']:,}"
+                + (f", drop records {r['drops_written']:,}, lost {r['drop_lost']}"
+                   if spec["argv"] else ""))
+        out["rounds"].append(this_round)
+    json_spec = next(s for s in specs if s["name"] == "synfin_json")
+    for rnd in range(1 if args.smoke else 3):
+        r = storm_run(json_spec, args, tmpdir, with_load=True, calib=results["calibration"])
+        out["with_load"].append(r)
+        log(f"drop storm with load {rnd + 1}: state {r['state_written']:,}/{r['state_expected']:,}"
+            f", drops {r['drops_written']:,}/{r['dropped']:,}, lost {r['lost']}+{r['drop_lost']}")
+    results["drop_storm"] = out
+
+
+def drop_storm_table(storm, tracers):
+    labels = {t["name"]: t["label"] for t in tracers}
+    lines = [f"### Drop storm: {storm['syns']:,} SYNs from raw sockets (distinct tuples), dropped "
+             "by an nftables rule in a fresh namespace", "",
+             "Each SYN is one skb:kfree_skb (NETFILTER_DROP). Tracer output to a file; the "
+             "witness is the rule's own counter.", "",
+             "| tracer | SYN/s | ratio to baseline | tracer CPU ms / 1k drops "
+             "| drop records written / dropped (nft) / lost |", "|---|---|---|---|---|"]
+    base = [r["baseline"]["syn_per_s"] for r in storm["rounds"]]
+    for name in ("baseline", "synfin_json", "synfin_life"):
+        runs = [r[name] for r in storm["rounds"]]
+        row = [labels[name], spread([r["syn_per_s"] for r in runs], "{:,.0f}"),
+               spread([r["syn_per_s"] / b for r, b in zip(runs, base)], "{:.2f}")]
+        if name == "baseline":
+            row += ["–", "–"]
+        else:
+            row += [spread([r["cpu_ms_per_1k"] for r in runs], "{:.2f}"),
+                    f"{sum(r['drops_written'] for r in runs):,} / "
+                    f"{sum(r['dropped'] for r in runs):,} / {sum(r['drop_lost'] for r in runs):,}"
+                    + (" (--life writes no drop record)" if name == "synfin_life" else "")]
+        lines.append("| " + " | ".join(row) + " |")
+    w = storm["with_load"]
+    if w:
+        lines += ["", f"The flood beside a {storm['conns']:,}-connection storm, under synfin "
+                  f"--json ({len(w)} run(s)): state records expected / written / lost "
+                  f"{sum(r['state_expected'] for r in w):,} / {sum(r['state_written'] for r in w):,}"
+                  f" / {sum(r['lost'] for r in w):,}; drop records written / dropped / lost "
+                  f"{sum(r['drops_written'] for r in w):,} / {sum(r['dropped'] for r in w):,} / "
+                  f"{sum(r['drop_lost'] for r in w):,}; "
+                  f"{spread([r['syn_per_s'] for r in w], '{:,.0f}')} SYN/s."]
+    return lines
+
+
 # ---------------------------------------------------------------- counting
 
 def count_synfin(path, port):
@@ -614,6 +759,9 @@ def markdown(results):
     for cond in results["conditions"]:
         lines.append("")
         lines += condition_table(results, cond)
+    if results.get("drop_storm"):
+        lines.append("")
+        lines += drop_storm_table(results["drop_storm"], results["tracers"])
     cal = results["calibration"]
     lines.append("")
     lines.append(f"Expected per connection (slow calibration run, {cal['connections']} connections "
@@ -668,6 +816,12 @@ def main():
                     help="quick: 300 connections, 1 round, fresh and full-table namespaces, "
                          "baseline + synfin --json and --life --json only")
     ap.add_argument("--no-micro", action="store_true")
+    ap.add_argument("--storm-syns", type=int, default=env_int("BENCH_STORM_SYNS", 100000),
+                    help="SYNs of the drop storm (0: none)")
+    ap.add_argument("--storm-conns", type=int, default=20000,
+                    help="connections of the load beside the drop storm")
+    ap.add_argument("--storm-only", action="store_true",
+                    help="only the drop storm (and the calibration it needs)")
     ap.add_argument("--compare", metavar="SYNFIN",
                     help="another synfin build: its --json and --life --json rows in the same "
                          "rounds (an A/B of a change)")
@@ -679,18 +833,20 @@ def main():
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.conns, args.seconds, args.calibration_conns = 1, 300, 15, 20
+        args.storm_syns, args.storm_conns = 10000, 300
         args.conditions = "fresh,full"
     conditions = [c for c in args.conditions.split(",") if c]
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or not conditions:
         ap.error(f"unknown condition {unknown[0] if unknown else '(none)'}: "
                  f"choose from {', '.join(CONDITIONS)}")
-    if args.rounds < 1 or args.conns < 1:
-        ap.error("--rounds and --conns must be positive")
+    if args.rounds < 1 or args.conns < 1 or args.storm_syns < 0 or args.storm_conns < 1:
+        ap.error("--rounds, --conns and --storm-conns must be positive, --storm-syns not "
+                 "negative")
     if os.geteuid() != 0:
         print("bench: needs root (the tracers load BPF programs)", file=sys.stderr)
         return 1
-    for path in (args.synfin, LOADGEN) + (() if args.no_micro else (MICRO,)):
+    for path in (args.synfin, LOADGEN, SYNSTORM) + (() if args.no_micro else (MICRO,)):
         if not os.access(path, os.X_OK):
             print(f"bench: {path} missing: run make bench-build", file=sys.stderr)
             return 1
@@ -733,12 +889,14 @@ def run_all(args, specs, results, conditions):
         log("calibration: slow run under synfin --json")
         results["calibration"] = calibrate(args.synfin, args, tmpdir)
         log(f"calibration: {results['calibration']}")
-        for cond in conditions:
+        for cond in [] if args.storm_only else conditions:
             res = dict(cond, rounds=[], counting={})
             run_rounds(args, specs, cond, res, results["calibration"], tmpdir)
             if not args.smoke:
                 run_counting(args, specs, cond, res, results["calibration"], tmpdir)
             results["conditions"].append(res)
+        if args.storm_syns:
+            run_drop_storm(args, specs, results, tmpdir)
 
 
 def run_rounds(args, specs, cond, out, calibration, tmpdir):

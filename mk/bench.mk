@@ -9,7 +9,7 @@
 BENCH_DIR := $(OUTPUT)/bench
 BENCH_ROUNDS ?= 5
 BENCH_CONNS ?= 40000
-BENCH_BINS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/micro
+BENCH_BINS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/synstorm $(BENCH_DIR)/micro
 
 .PHONY: bench bench-smoke bench-build
 
@@ -19,6 +19,10 @@ $(BENCH_DIR):
 $(BENCH_DIR)/loadgen: bench/loadgen.c | $(BENCH_DIR)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $< -pthread -o $@
+
+$(BENCH_DIR)/synstorm: bench/synstorm.c | $(BENCH_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< -o $@
 
 $(BENCH_DIR)/micro: bench/micro.c $(CORE_OBJS) $(HEADERS) | $(BENCH_DIR)
 	$(call msg,CC,$@)

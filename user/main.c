@@ -604,8 +604,9 @@ static void print_secondary_losses(struct app *app, const struct tracer_counts *
 		fprintf(stderr, "synfin: %llu drop records lost (ring buffer full)\n",
 			(unsigned long long)n->drop_lost);
 	if (app->drops.evicted)
-		fprintf(stderr, "synfin: %llu connections' drops went unjoined (more than %d "
-				"tuples with drops at once)\n",
+		fprintf(stderr, "synfin: drops of %llu tuples left the join table unclaimed (it "
+				"holds %d; a flood's spoofed tuples have no connection, but a "
+				"connection of theirs that ended later lacks them)\n",
 			(unsigned long long)app->drops.evicted, DROP_LOG_LEN);
 	if (app->listeners.untracked)
 		fprintf(stderr, "synfin: %llu listening sockets not looked at (more than %d)\n",

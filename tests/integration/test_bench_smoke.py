@@ -13,7 +13,7 @@ import tempfile
 from lib import ROOT, SYNFIN, require_root
 
 BENCH = os.path.join(ROOT, "bench", "bench.py")
-BINS = [os.path.join(".output", "bench", name) for name in ("loadgen", "micro")]
+BINS = [os.path.join(".output", "bench", name) for name in ("loadgen", "synstorm", "micro")]
 
 
 def build_bench_tools():
@@ -79,6 +79,28 @@ def check_condition(name, cond, conns):
     assert life["tw_not_followed"] == 0, (name, life)
 
 
+def check_drop_storm(storm, rows):
+    """A SYN flood nftables drops: synfin writes a drop record for every SYN the rule's own
+    counter dropped, loses none, and beside it every state record of a connection storm
+    gets through."""
+    assert set(rows) == {"no tracer", "synfin --json", "synfin --life --json"}, rows
+    for label, row in rows.items():
+        assert number(row[1]) > 0 and number(row[2]) > 0, row
+    for rnd in storm["rounds"]:
+        assert rnd["baseline"]["dropped"] == storm["syns"], rnd["baseline"]
+        for name in ("synfin_json", "synfin_life"):
+            run = rnd[name]
+            assert run["exit"] == 0 and run["lost"] == 0 and run["drop_lost"] == 0, run
+            assert run["dropped"] == storm["syns"] and run["cpu_ms_per_1k"] > 0, run
+        assert rnd["synfin_json"]["drops_written"] == storm["syns"], rnd["synfin_json"]
+        assert rnd["synfin_life"]["drops_written"] == 0, rnd["synfin_life"]
+    for run in storm["with_load"]:
+        assert run["load"]["connections"] == storm["conns"] and run["load"]["errors"] == 0
+        assert run["lost"] == 0 and run["drop_lost"] == 0, run
+        assert run["state_written"] == run["state_expected"] > 0, run
+        assert run["drops_written"] == run["dropped"] > 0, run
+
+
 def test_bench_smoke_loses_nothing_and_reports_well_formed_results():
     require_root()
     assert os.access(SYNFIN, os.X_OK), f"{SYNFIN} not built (make check builds it)"
@@ -93,8 +115,8 @@ def test_bench_smoke_loses_nothing_and_reports_well_formed_results():
 
     # The tables: one per condition, one row per tracer, numbers where numbers belong.
     tables = markdown_tables(done.stdout)
-    assert len(tables) == 2, done.stdout  # fresh and full-table namespaces
-    for table in tables:
+    assert len(tables) == 3, done.stdout  # fresh and full-table namespaces, the drop storm
+    for table in tables[:2]:
         rows = {r[0]: r for r in table}
         assert set(rows) >= {"no tracer", "synfin --json", "synfin --life --json"}, done.stdout
         for label in rows:
@@ -115,6 +137,8 @@ def test_bench_smoke_loses_nothing_and_reports_well_formed_results():
     full_tw = conds["full"]["counting"]["synfin_life"]["time_wait"]
     assert fresh_tw["tw_skipped"] == 0 and fresh_tw["tw_entered"] > 0, fresh_tw
     assert full_tw["tw_entered"] == 0 and full_tw["tw_skipped"] > 0, full_tw
+
+    check_drop_storm(results["drop_storm"], {r[0]: r for r in tables[2]})
 
     cal = results["calibration"]
     assert cal["lost"] == 0 and cal["connections"] > 0, cal
