@@ -205,11 +205,12 @@ static __always_inline void read_close(const struct sock *sk, const struct tcp_s
 #define CPU_RING_RESERVE_TRIES 4
 
 /*
- * Reserves this CPU's next slot: NULL (counted in lost_counter) when the ring is full.
- * A compare-and-swap rather than a plain store, so that a run nesting on this
+ * Reserves this CPU's next slot: NULL (counted in lost_counter) when the ring
+ * holds more than max_fill unread records (cpu_ring_mask: full). A
+ * compare-and-swap rather than a plain store, so that a run nesting on this
  * CPU takes the next slot instead of the same one (see synfin.h).
  */
-static __always_inline struct synfin_event *cpu_ring_reserve(__u32 lost_counter)
+static __always_inline struct synfin_event *cpu_ring_reserve(__u32 lost_counter, __u64 max_fill)
 {
 	__u32 cpu = bpf_get_smp_processor_id();
 	struct synfin_cpu_ring *r = bpf_map_lookup_elem(&cpu_rings, &cpu);
@@ -221,7 +222,7 @@ static __always_inline struct synfin_event *cpu_ring_reserve(__u32 lost_counter)
 	for (int i = 0; i < CPU_RING_RESERVE_TRIES && !reserved; i++) {
 		head = *(volatile __u64 *)&r->head;
 		tail = *(volatile __u64 *)&r->tail;
-		if (head - tail > cpu_ring_mask)
+		if (head - tail > max_fill)
 			break;
 		reserved = __sync_val_compare_and_swap(&r->head, head, head + 1) == head;
 	}
@@ -260,10 +261,22 @@ static __always_inline bool tuple_filtered_out(const struct synfin_event *rec)
 	       !ports_match(rec->sport, rec->dport) || (filter_netns && rec->netns != filter_netns);
 }
 
+/*
+ * Secondary records (drops, resets' reasons, owners: a SYN flood or a port
+ * scan makes them at any rate) never take the last half of a ring: the state
+ * and time-wait records keep it, and a flood's records are lost first, counted.
+ */
+static __always_inline bool secondary_record(__u32 lost_counter)
+{
+	return lost_counter == SF_CNT_DROP_LOST || lost_counter == SF_CNT_RST_LOST ||
+	       lost_counter == SF_CNT_OWNER_LOST;
+}
+
 /* A record built on the stack, into this CPU's ring (or counted in lost_counter). */
 static __always_inline void publish_copy(const struct synfin_event *rec, __u32 lost_counter)
 {
-	struct synfin_event *e = cpu_ring_reserve(lost_counter);
+	struct synfin_event *e = cpu_ring_reserve(lost_counter, secondary_record(lost_counter) ?
+								cpu_ring_mask / 2 : cpu_ring_mask);
 
 	if (!e)
 		return;
@@ -380,7 +393,7 @@ static __always_inline int handle_set_state(const struct sock *sk, const struct 
 	t.oldstate = oldstate;
 	t.newstate = newstate;
 	t.ts_ns = bpf_ktime_get_ns();
-	e = cpu_ring_reserve(SF_CNT_LOST);
+	e = cpu_ring_reserve(SF_CNT_LOST, cpu_ring_mask);
 	if (!e)
 		return 0;
 	fill_record(e, &t, btf);

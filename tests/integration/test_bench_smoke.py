@@ -81,8 +81,8 @@ def check_condition(name, cond, conns):
 
 def check_drop_storm(storm, rows):
     """A SYN flood nftables drops: synfin writes a drop record for every SYN the rule's own
-    counter dropped, loses none, and beside it every state record of a connection storm
-    gets through."""
+    counter dropped or counts it lost (drop records are secondary: they never take the last
+    half of a ring), and beside it every state record of a connection storm gets through."""
     assert set(rows) == {"no tracer", "synfin --json", "synfin --life --json"}, rows
     for label, row in rows.items():
         assert number(row[1]) > 0 and number(row[2]) > 0, row
@@ -90,15 +90,16 @@ def check_drop_storm(storm, rows):
         assert rnd["baseline"]["dropped"] == storm["syns"], rnd["baseline"]
         for name in ("synfin_json", "synfin_life"):
             run = rnd[name]
-            assert run["exit"] == 0 and run["lost"] == 0 and run["drop_lost"] == 0, run
+            assert run["exit"] == 0 and run["lost"] == 0, run
             assert run["dropped"] == storm["syns"] and run["cpu_ms_per_1k"] > 0, run
-        assert rnd["synfin_json"]["drops_written"] == storm["syns"], rnd["synfin_json"]
+        json_run = rnd["synfin_json"]
+        assert json_run["drops_written"] + json_run["drop_lost"] == storm["syns"], json_run
+        assert json_run["drops_written"] > 0, json_run
         assert rnd["synfin_life"]["drops_written"] == 0, rnd["synfin_life"]
     for run in storm["with_load"]:
         assert run["load"]["connections"] == storm["conns"] and run["load"]["errors"] == 0
-        assert run["lost"] == 0 and run["drop_lost"] == 0, run
-        assert run["state_written"] == run["state_expected"] > 0, run
-        assert run["drops_written"] == run["dropped"] > 0, run
+        assert run["lost"] == 0 and run["state_written"] == run["state_expected"] > 0, run
+        assert run["drops_written"] + run["drop_lost"] == run["dropped"] > 0, run
 
 
 def test_bench_smoke_loses_nothing_and_reports_well_formed_results():
