@@ -13,8 +13,11 @@ Then, once per tracer, a counting pass writes the tracer's output to a file
 to compare events expected (per-connection transitions measured by a slow
 calibration run under synfin) with events captured and lost; with BPF run
 time statistics on (kernel.bpf_stats_enabled) for that pass only, it also
-gives the BPF program's nanoseconds per run. Last, bench/micro.c measures
-synfin's user-space path alone.
+gives the BPF program's nanoseconds per run. Then a drop storm: SYNs from
+raw sockets (bench/synstorm.c) that an nftables rule drops, alone and beside
+a connection storm, against the rule's own counter (issue 17). And
+bench/micro.c measures synfin's user-space path alone (run first, while the
+machine is quiet).
 
 Markdown on stdout, progress on stderr, everything in --out (JSON).
 Python 3 standard library only; needs root.

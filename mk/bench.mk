@@ -1,7 +1,8 @@
 # Overhead measurements (issue 6).
 #   make bench          loopback connection storm without and with each tracer, interleaved
 #                       rounds, medians, in a fresh namespace, one with its TIME_WAIT table full
-#                       and one holding 100,000 TIME_WAIT sockets; a Markdown table for each on
+#                       and one holding 100,000 TIME_WAIT sockets, then a SYN flood nftables drops
+#                       (BENCH_STORM_SYNS, default 100000); a Markdown table for each on
 #                       stdout, JSON in .output/bench/results.json. BENCH_ROUNDS=N (default 5),
 #                       BENCH_CONNS=N (default 40000), BENCH_CONDITIONS=fresh,full,tw100k change it
 #   make bench-smoke    a few hundred connections, one round, fresh and full-table namespaces,
