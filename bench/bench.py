@@ -817,10 +817,11 @@ def main():
     ap.add_argument("--calibration-conns", type=int, default=50)
     ap.add_argument("--smoke", action="store_true",
                     help="quick: 300 connections, 1 round, fresh and full-table namespaces, "
-                         "baseline + synfin --json and --life --json only")
+                         "baseline + synfin --json and --life --json only (with --storm-syns N "
+                         "a drop storm too, beside 300 connections)")
     ap.add_argument("--no-micro", action="store_true")
-    ap.add_argument("--storm-syns", type=int, default=env_int("BENCH_STORM_SYNS", 100000),
-                    help="SYNs of the drop storm (0: none)")
+    ap.add_argument("--storm-syns", type=int, default=None,
+                    help="SYNs of the drop storm (0: none; default 100000, --smoke none)")
     ap.add_argument("--storm-conns", type=int, default=20000,
                     help="connections of the load beside the drop storm")
     ap.add_argument("--storm-only", action="store_true",
@@ -836,8 +837,10 @@ def main():
     args = ap.parse_args()
     if args.smoke:
         args.rounds, args.conns, args.seconds, args.calibration_conns = 1, 300, 15, 20
-        args.storm_syns, args.storm_conns = 10000, 300
+        args.storm_conns = 300
         args.conditions = "fresh,full"
+    if args.storm_syns is None:
+        args.storm_syns = 0 if args.smoke else env_int("BENCH_STORM_SYNS", 100000)
     conditions = [c for c in args.conditions.split(",") if c]
     unknown = [c for c in conditions if c not in CONDITIONS]
     if unknown or not conditions:
@@ -846,6 +849,8 @@ def main():
     if args.rounds < 1 or args.conns < 1 or args.storm_syns < 0 or args.storm_conns < 1:
         ap.error("--rounds, --conns and --storm-conns must be positive, --storm-syns not "
                  "negative")
+    if args.storm_only and not args.storm_syns:
+        ap.error("--storm-only needs --storm-syns N")
     if os.geteuid() != 0:
         print("bench: needs root (the tracers load BPF programs)", file=sys.stderr)
         return 1
