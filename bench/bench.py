@@ -457,9 +457,15 @@ def nft_dropped(netns):
 
 
 def start_synstorm(netns, count, seconds):
-    return subprocess.Popen(["ip", "netns", "exec", netns, SYNSTORM, "--port", str(STORM_PORT),
+    """Returns once it sends: from then on a SIGINT ends it with its JSON line."""
+    proc = subprocess.Popen(["ip", "netns", "exec", netns, SYNSTORM, "--port", str(STORM_PORT),
                              "--count", str(count), "--seconds", str(seconds)],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = proc.stderr.readline()
+    if "sending" not in line:
+        proc.kill()
+        raise RuntimeError(f"synstorm did not start: {line.strip()}")
+    return proc
 
 
 def finish_synstorm(proc, seconds):

@@ -128,6 +128,7 @@ int main(int argc, char **argv)
 	}
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
+	fprintf(stderr, "synstorm: sending\n"); /* from here a signal ends it with its line */
 	start = now_s();
 	for (elapsed = 0; sent < count && elapsed < seconds && !stop; sent++) {
 		make_syn(&p, sent, (uint16_t)port);
