@@ -47,7 +47,8 @@ def test_storm_on_both_cpus_keeps_every_socket_in_order():
                                "--close", "client"], capture_output=True, text=True, timeout=60)
         assert done.returncode == 0, done.stderr
         status, out, err = tracer.stop()
-    assert status == 0 and "lost" not in err, err
+    # No state record lost (owner records may be: they yield the rings' last half, counted)
+    assert status == 0 and "events lost" not in err, err
     records = parse_records(out)
     assert_transitions_chain(records)
     conns = [r for r in records if r["type"] == "conn"]
