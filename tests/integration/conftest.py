@@ -2,7 +2,9 @@
 
 The tests stay plain `def test_...():` functions using lib.py. This file adds what
 the suite needs around them:
-  - a 120 s limit per test (SIGALRM: no timeout plugin here),
+  - a 120 s limit per test (SIGALRM: no timeout plugin here); 240 s in a VM, where
+    QEMU's TCG emulates every instruction (the storm and documented-commands tests
+    ran past 120 s there on a slow day),
   - kill_leftovers() after every test, so a failed test leaves no tracer behind,
   - one result line at the end, 'LABEL: N passed, N failed, N skipped' (LABEL from
     SYNFIN_SUITE_LABEL, default 'integration'), which tests/run.sh adds up,
@@ -18,7 +20,7 @@ pytest.register_assert_rewrite("lib")
 
 from lib import Netns, Synfin, kill_leftovers, run_peer  # noqa: E402
 
-TEST_TIMEOUT = 120
+TEST_TIMEOUT = 240 if os.environ.get("VMTEST") else 120
 
 
 def _on_alarm(signum, frame):
