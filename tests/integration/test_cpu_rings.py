@@ -41,7 +41,10 @@ def test_storm_on_both_cpus_keeps_every_socket_in_order():
     require_root()
     build_bench_tools()
     with Netns() as ns:
-        tracer = Synfin("--netns", str(ns.inode))
+        # Under QEMU's TCG the reader falls behind the storm's 8 threads: there, rings that
+        # hold the whole storm keep this test about order across the rings, not speed.
+        big = ["--ringbuf-size", "65536"] if os.environ.get("VMTEST") else []
+        tracer = Synfin("--netns", str(ns.inode), *big)
         done = subprocess.run(["ip", "netns", "exec", ns.name, LOADGEN, "--clients", "4",
                                "--servers", "4", "--count", str(STORM), "--seconds", "30",
                                "--close", "client"], capture_output=True, text=True, timeout=60)
