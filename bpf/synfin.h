@@ -45,9 +45,9 @@ enum synfin_event_type {
 	 */
 	SF_EV_RST = 4,
 	/*
-	 * A process came to hold a TCP socket by accept() (syscalls:sys_exit_accept4
-	 * and sys_exit_accept): struct synfin_event, skaddr the new socket and
-	 * pid/comm the process that accepted it; nothing else is set.
+	 * A socket's holder changed where no transition tells: struct
+	 * synfin_event, skaddr the socket, pid/comm the process, newstate an
+	 * enum synfin_owner_kind; nothing else is set.
 	 */
 	SF_EV_OWNER = 5,
 	/*
@@ -63,6 +63,19 @@ enum synfin_event_type {
 	 * netns, close_flags its TCP flags byte and drop_reason.
 	 */
 	SF_EV_DROP = 7,
+};
+
+/* SF_EV_OWNER's newstate: how the holder changed. */
+enum synfin_owner_kind {
+	/* accept() (syscalls:sys_exit_accept4, sys_exit_accept): the process holds it now */
+	SF_OWNER_ACCEPTED = 0,
+	/*
+	 * close() of a descriptor whose file another holds too (syscalls:
+	 * sys_enter_close, the file's count above one): a process that forked,
+	 * or passed the socket over SCM_RIGHTS, lets go of its copy; the socket
+	 * is someone else's now (user space looks whose).
+	 */
+	SF_OWNER_RELEASED = 1,
 };
 
 /*

@@ -348,7 +348,10 @@ static int on_event(void *ctx, void *data, size_t size)
 		return output_error(&app->out) ? -1 : 0;
 	}
 	if (e->type == SF_EV_OWNER) {
-		tracker_note_accept(app->tracker, e);
+		if (e->newstate == SF_OWNER_RELEASED)
+			tracker_note_released(app->tracker, e, rescan_holders, app);
+		else
+			tracker_note_accept(app->tracker, e);
 		return 0;
 	}
 	if (e->type == SF_EV_EXIT) {

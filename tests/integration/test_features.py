@@ -50,9 +50,9 @@ def witnessed():
         and "'SKB_DROP_REASON_NOT_SPECIFIED'" in raw,
         "rst_reason": re.search(r"^typedef void \(\*btf_trace_tcp_send_reset\)\(void \*, "
                                 r"[^;]*enum sk_rst_reason\);", c, re.M) is not None,
-        # tracefs lists the accept syscalls' exits (the same way libbpf attaches them)
+        # tracefs lists the accept syscalls' exits and close's entry (as libbpf attaches them)
         "accept_hook": all(os.path.exists(f"/sys/kernel/tracing/events/syscalls/{e}/id")
-                           for e in ("sys_exit_accept4", "sys_exit_accept")),
+                           for e in ("sys_exit_accept4", "sys_exit_accept", "sys_enter_close")),
         "exit_hook": "TYPEDEF 'btf_trace_sched_process_exit'" in raw,
         "synack_hook": "TYPEDEF 'btf_trace_tcp_retransmit_synack'" in raw,
         "drop_reasons": re.search(r"^typedef void \(\*btf_trace_kfree_skb\)\(void \*, "

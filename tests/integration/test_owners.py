@@ -287,8 +287,10 @@ def test_a_prefork_servers_children_hold_its_listener_once_the_parent_exits():
     tracer.stop()
 
 
-def run_pass_scenario(scenario, new_holder_key):
-    """One connection accepted by the parent, then held by another process alone."""
+def run_pass_scenario(scenario, new_holder_key, client_first=False):
+    """One connection accepted by the parent, then held by another process alone. The new
+    holder closes first; or (client_first) the peer does, and the socket's CLOSE_WAIT comes
+    in softirq, where only the first holder's close of its copy can have told who holds it."""
     require_root()
     port, files = free_port(), Files()
     tracer = Synfin("-P", str(port))
@@ -300,10 +302,16 @@ def run_pass_scenario(scenario, new_holder_key):
         new_holder = pids[new_holder_key]
         seen = wait_ss(port, lambda s: list(server_sockets(s, port).values()) == [[new_holder]],
                        f"the connection held by {new_holder_key} alone")
-        files.touch(files.go)  # it closes first: FIN_WAIT1 from its close()
         client.settimeout(10)
-        assert client.recv(1) == b""
-        client.close()
+        if client_first:
+            client.close()  # CLOSE_WAIT, then LAST_ACK from the new holder's close()
+            wait_ss(port, lambda s: [st for (l, r), (st, _) in s.items() if l == port and r]
+                    == ["CLOSE-WAIT"], "the server's socket in CLOSE-WAIT")
+            files.touch(files.go)
+        else:
+            files.touch(files.go)  # it closes first: FIN_WAIT1 from its close()
+            assert client.recv(1) == b""
+            client.close()
         records = wait_server_conns(tracer, port, 1)
         server.wait(timeout=10)
     finally:
@@ -312,7 +320,9 @@ def run_pass_scenario(scenario, new_holder_key):
     assert [conn["pid"]] == list(server_sockets(seen, port).values())[0], (conn, pids)
     (evs,) = by_sk(records, port).values()
     after = [e for e in evs if e["new"] not in ("SYN_RECV", "ESTABLISHED")]
-    assert [e["new"] for e in after] == ["FIN_WAIT1", "FIN_WAIT2", "CLOSE"], evs
+    want = ["CLOSE_WAIT", "LAST_ACK", "CLOSE"] if client_first else ["FIN_WAIT1", "FIN_WAIT2",
+                                                                      "CLOSE"]
+    assert [e["new"] for e in after] == want, evs
     assert all(e["pid"] == new_holder for e in after), evs
     tracer.stop()
 
@@ -323,6 +333,14 @@ def test_a_socket_passed_over_scm_rights_is_its_receivers():
 
 def test_a_socket_kept_by_a_child_forked_after_accept_is_the_childs():
     run_pass_scenario("forkafter", "child")
+
+
+def test_a_passed_sockets_softirq_transitions_name_its_receiver():
+    run_pass_scenario("fdpass", "receiver", client_first=True)
+
+
+def test_a_forked_childs_socket_closed_by_the_peer_names_the_child():
+    run_pass_scenario("forkafter", "child", client_first=True)
 
 
 def test_sockets_from_before_the_start_name_their_holders():

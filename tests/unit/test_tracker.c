@@ -572,6 +572,45 @@ static void a_closer_stays_named_after_it_exits(void)
 	tracker_free(t);
 }
 
+/* fork() after accept(): the parent closes its copy; the child keeps it and is named from then. */
+static void a_shared_socket_released_by_its_holder_is_the_keepers(void)
+{
+	struct tracker *t = tracker_new(64);
+	struct holders h = { 0 };
+	struct synfin_event est = ev(0xe00, 0, SF_TCP_SYN_RECV, SF_TCP_ESTABLISHED, 7000);
+	struct synfin_event released = ev(0xe00, 2, SF_TCP_ESTABLISHED, SF_TCP_ESTABLISHED, 7000);
+	struct synfin_event cw = ev(0xe00, 3, SF_TCP_ESTABLISHED, SF_TCP_CLOSE_WAIT, 7000);
+	struct rescan_ctx r = { .h = &h, .nafter = 1 };
+	struct transition tr;
+
+	tracker_use_holders(t, &h);
+	est.pid = 500;
+	memcpy(est.comm, "parent", 7);
+	cw.pid = 0; /* softirq: the peer's FIN */
+	r.after[0] = held(501, "child", SF_TCP_ESTABLISHED, 7000, 40000);
+	est.dport = released.dport = cw.dport = 40000;
+	tracker_feed(t, &est, &tr);
+	released.type = SF_EV_OWNER;
+	released.newstate = SF_OWNER_RELEASED;
+	released.pid = 777; /* not its holder: nothing to look up */
+	CHECK(!tracker_note_released(t, &released, fake_rescan, &r));
+	CHECK_INT(r.calls, 0);
+	released.pid = 500;
+	CHECK(tracker_note_released(t, &released, fake_rescan, &r));
+	CHECK_INT(r.calls, 1);
+	CHECK_INT(r.exited, 0); /* nobody left out of the scan: the parent holds others */
+	tracker_feed(t, &cw, &tr);
+	CHECK_INT(tr.pid, 501);
+	CHECK_STR(tr.comm, "child");
+	/* A scan that still lists only the releaser (raced its close, or skipped): it stays. */
+	r.after[0] = held(501, "child", SF_TCP_ESTABLISHED, 7000, 40000);
+	released.pid = 501;
+	r.nafter = 0;
+	CHECK(!tracker_note_released(t, &released, fake_rescan, &r));
+	holders_free(&h);
+	tracker_free(t);
+}
+
 int main(void)
 {
 	RUN(client_first_close_yields_full_record);
@@ -592,5 +631,6 @@ int main(void)
 	RUN(a_prefork_servers_sockets_follow_their_holders);
 	RUN(a_socket_nobody_holds_says_why);
 	RUN(a_closer_stays_named_after_it_exits);
+	RUN(a_shared_socket_released_by_its_holder_is_the_keepers);
 	return check_summary("unit/tracker");
 }

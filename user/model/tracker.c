@@ -250,15 +250,22 @@ static void inherit_listener_owner(struct tracker *t, struct conn *c, uint32_t s
 }
 
 /* A socket no event named the holder of: the last scan's holder, if any. */
+/* The scan's holder of c, other than skip_pid; NULL if none. */
+static const struct held_socket *scanned_holder(const struct tracker *t, const struct conn *c,
+						uint32_t skip_pid)
+{
+	if (!t->holders)
+		return NULL;
+	if (c->role == ROLE_LISTENER)
+		return holders_find_listener(t->holders, c->netns, c->sport, skip_pid);
+	return holders_find_conn(t->holders, c->netns, c->family, c->saddr, c->sport, c->daddr,
+				 c->dport, skip_pid);
+}
+
 static void look_up_holder(struct tracker *t, struct conn *c, uint32_t skip_pid, uint8_t why)
 {
-	const struct held_socket *h = NULL;
+	const struct held_socket *h = scanned_holder(t, c, skip_pid);
 
-	if (t->holders && c->role == ROLE_LISTENER)
-		h = holders_find_listener(t->holders, c->netns, c->sport, skip_pid);
-	else if (t->holders)
-		h = holders_find_conn(t->holders, c->netns, c->family, c->saddr, c->sport, c->daddr,
-				      c->dport, skip_pid);
 	if (h)
 		set_holder(t, c, h->pid, h->comm);
 	else
@@ -357,6 +364,24 @@ static void rehold(struct tracker *t, struct conn *c, uint32_t pid)
 static void rehold_child(struct tracker *t, struct conn *c, uint32_t pid)
 {
 	inherit_listener_owner(t, c, pid);
+}
+
+bool tracker_note_released(struct tracker *t, const struct synfin_event *e,
+			   void (*rescan)(void *ctx, uint32_t pid), void *ctx)
+{
+	struct conn *c = find_conn(t, e->skaddr);
+	const struct held_socket *h;
+
+	if (!c || !e->pid || c->pid != e->pid)
+		return false;
+	rescan(ctx, 0); /* after the close: its descriptor is gone from the scan already */
+	h = scanned_holder(t, c, e->pid);
+	if (!h) /* the scan skipped (too many), or raced the close: it stays named */
+		return false;
+	set_holder(t, c, h->pid, h->comm);
+	if (c->role == ROLE_LISTENER) /* its children in the queue take its new holder */
+		each_held(t, e->pid, 1, rehold_child);
+	return true;
 }
 
 uint32_t tracker_holder_exited(struct tracker *t, uint32_t pid,

@@ -152,6 +152,15 @@ const struct conn *tracker_find_listener(const struct tracker *t, uint32_t netns
 bool tracker_note_accept(struct tracker *t, const struct synfin_event *e);
 /* True when pid may hold a tracked socket: worth a fresh scan when it exits. */
 bool tracker_may_hold(const struct tracker *t, uint32_t pid);
+/*
+ * e->pid closed its copy of a tracked socket another process holds too
+ * (SF_OWNER_RELEASED). If it was the socket's holder, rescan(ctx, 0) refreshes
+ * the holders and the socket (a listener: its queued children too) takes the
+ * one found other than e->pid; none found (the scan was skipped): it stays
+ * named. True if the holder changed.
+ */
+bool tracker_note_released(struct tracker *t, const struct synfin_event *e,
+			   void (*rescan)(void *ctx, uint32_t pid), void *ctx);
 /* pid exited. If it held tracked sockets, rescan(ctx, pid) refreshes the holders
  * (tracker_use_holders) and then each goes to its holder there, a child not yet
  * accepted to its listener's, or to nobody (OWNER_HOLDER_EXITED). Returns how

@@ -115,7 +115,8 @@ static bool tracefs_has_event(const char *event)
 void features_probe_tracefs(struct kernel_features *f)
 {
 	f->accept_hook = tracefs_has_event("syscalls/sys_exit_accept4") &&
-			 tracefs_has_event("syscalls/sys_exit_accept");
+			 tracefs_has_event("syscalls/sys_exit_accept") &&
+			 tracefs_has_event("syscalls/sys_enter_close");
 }
 
 static bool tw_timer_hooks_work(const struct btf *vmlinux)
@@ -169,7 +170,8 @@ void features_print(const struct kernel_features *f, FILE *out)
 		f->rst_reason ? "resets carry the kernel's reason; RSTs for no socket are seen" :
 				"reset_reason is null");
 	fprintf(out, "synfin: kernel feature accept_hook: %s (%s)\n", f->accept_hook ? "yes" : "no",
-		f->accept_hook ? "an accepted socket is owned by the process that accepted it" :
+		f->accept_hook ? "an accepted socket is held by the process that accepted it, a "
+				 "shared one by who keeps it when a holder closes its copy" :
 				 "no syscalls:sys_exit_accept4 in tracefs (is it mounted?): an "
 				 "accepted socket is owned by its listener's holder until closed");
 	fprintf(out, "synfin: kernel feature drop_reasons: %s (%s)\n", f->drop_reasons ? "yes" : "no",

@@ -165,6 +165,8 @@ static int choose_owner_hooks(struct tracer *t)
 	err = bpf_program__set_autoload(t->skel->progs.owner_accept4, t->accept);
 	if (!err)
 		err = bpf_program__set_autoload(t->skel->progs.owner_accept, t->accept);
+	if (!err)
+		err = bpf_program__set_autoload(t->skel->progs.owner_close, t->accept);
 	return err ? err : bpf_program__set_autoload(t->skel->progs.owner_exit, t->exits);
 }
 
@@ -446,6 +448,7 @@ int tracer_counters(struct tracer *t, struct tracer_counts *c)
 	c->drop_lost += totals[SF_CNT_DROP_LOST];
 	c->rst_lost = totals[SF_CNT_RST_LOST] + (t->rst ? recursion_misses(t->skel->progs.rst_sent) : 0);
 	c->owner_lost = totals[SF_CNT_OWNER_LOST] +
-			(t->exits ? recursion_misses(t->skel->progs.owner_exit) : 0);
+			(t->exits ? recursion_misses(t->skel->progs.owner_exit) : 0) +
+			(t->accept ? recursion_misses(t->skel->progs.owner_close) : 0);
 	return 0;
 }

@@ -16,7 +16,7 @@ struct tracer {
 	bool tw_timers;   /* the time-wait timer programs are attached (SF_EV_TW records come) */
 	bool tw_fin;      /* and tw_fin_in on skb:kfree_skb (SF_TW_FIN_IN records come) */
 	bool rst;         /* rst_sent on tcp:tcp_send_reset (SF_EV_RST records come) */
-	bool accept;      /* owner_accept4/_accept on the accept syscalls' exits (SF_EV_OWNER) */
+	bool accept;      /* owner_accept4/_accept/_close on the accept and close syscalls (SF_EV_OWNER) */
 	bool exits;       /* owner_exit on sched:sched_process_exit (SF_EV_EXIT) */
 	bool drops;       /* skb_dropped reports drops with their reason (SF_EV_DROP) */
 	bool synacks;     /* synack_retransmitted counts SYN-ACK retransmissions per listener */
