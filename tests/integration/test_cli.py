@@ -106,13 +106,24 @@ def test_with_tracefs_mounted_synfin_stays_in_the_hosts_mount_namespace():
 
 
 def test_duration_exits_on_time():
+    """-d counts from the moment synfin is tracing (its ready line), not from its
+    start: loading and attaching may take seconds in an emulated VM."""
     require_root()
-    start = time.monotonic()
-    done = run_synfin("-d", "1", "--json")
-    elapsed = time.monotonic() - start
-    assert done.returncode == 0, done.stderr
-    assert READY in done.stderr
-    assert 1.0 <= elapsed < 5.0, elapsed
+    proc = subprocess.Popen([SYNFIN, "-d", "1", "--json"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    err = ""
+    for line in proc.stderr:
+        err += line
+        if READY in line:
+            break
+    ready = time.monotonic()
+    err += proc.stderr.read()
+    status = proc.wait(timeout=30)
+    elapsed = time.monotonic() - ready
+    assert status == 0, err
+    assert READY in err, err
+    # the bound past 1 s is the detach and the drain at exit (slow under TCG)
+    assert 0.9 <= elapsed < (6.0 if os.environ.get("VMTEST") else 3.0), elapsed
 
 
 def test_sigterm_ends_cleanly_and_flushes():

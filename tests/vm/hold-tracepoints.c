@@ -10,7 +10,10 @@
  * "66 <90>"). On 6.12, unregistering a tracepoint probe arms an SRCU timer on
  * the same CPU at once, so the detach of synfin's timer:timer_start program
  * patched that site and ran it within microseconds: the guest panicked in
- * enqueue_timer. Real hardware and KVM patch correctly; this is for the emulator.
+ * enqueue_timer. sys_enter (synfin's close hook, syscalls:sys_enter_close) is
+ * patched in the path every system call takes: a 6.12 guest hung there in its
+ * fifth synfin run. Real hardware and KVM patch correctly; this is for the
+ * emulator.
  */
 #include <bpf/bpf.h>
 #include <linux/bpf.h>

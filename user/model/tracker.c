@@ -249,7 +249,6 @@ static void inherit_listener_owner(struct tracker *t, struct conn *c, uint32_t s
 		set_no_holder(c, at >= 0 ? OWNER_HOLDER_EXITED : OWNER_LISTENER_NOT_SEEN);
 }
 
-/* A socket no event named the holder of: the last scan's holder, if any. */
 /* The scan's holder of c, other than skip_pid; NULL if none. */
 static const struct held_socket *scanned_holder(const struct tracker *t, const struct conn *c,
 						uint32_t skip_pid)
@@ -262,6 +261,7 @@ static const struct held_socket *scanned_holder(const struct tracker *t, const s
 				 c->dport, skip_pid);
 }
 
+/* A socket no event named the holder of: the last scan's holder, if any. */
 static void look_up_holder(struct tracker *t, struct conn *c, uint32_t skip_pid, uint8_t why)
 {
 	const struct held_socket *h = scanned_holder(t, c, skip_pid);
