@@ -10,10 +10,13 @@
  * "66 <90>"). On 6.12, unregistering a tracepoint probe arms an SRCU timer on
  * the same CPU at once, so the detach of synfin's timer:timer_start program
  * patched that site and ran it within microseconds: the guest panicked in
- * enqueue_timer. sys_enter (synfin's close hook, syscalls:sys_enter_close) is
- * patched in the path every system call takes: a 6.12 guest hung there in its
- * fifth synfin run. Real hardware and KVM patch correctly; this is for the
- * emulator.
+ * enqueue_timer. The syscall tracepoints (sys_enter: synfin's close hook;
+ * sys_exit: its accept hooks) are patched in the path every system call takes,
+ * and are held together: holding one keeps every task on the slow syscall path
+ * (TIF_SYSCALL_TRACEPOINT), where the other's site then runs all the time (with
+ * only sys_enter held, two 6.12 guests in a row died of "int3" at
+ * syscall_exit_to_user_mode_prepare). Real hardware and KVM patch correctly;
+ * this is for the emulator.
  */
 #include <bpf/bpf.h>
 #include <linux/bpf.h>
