@@ -163,4 +163,6 @@ def test_a_namespace_deleted_with_its_time_wait_table_full_of_sockets_ends_each_
     ends = [r for r in records if r["type"] == "time_wait_end"]
     assert len(ends) == PURGED and {r["end"] for r in ends} == {"netns_gone"}, \
         {r["end"] for r in ends}
-    assert "lost" not in err, err
+    # Primary records only: the storm's accept records are secondary and may yield a ring's
+    # last half to state records when the reader is slow (ASan), counted on a line of their own.
+    assert "events lost" not in err and "TIME_WAIT timer records lost" not in err, err
