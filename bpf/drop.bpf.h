@@ -8,7 +8,8 @@
  *   names no reason), so the FIN that ends a FIN_WAIT2 substate shows here
  *   (SF_TW_FIN_IN; user space keeps those whose tuple it follows).
  * - Any other reason is a real drop: a segment that opens or closes a
- *   connection (SYN, SYN-ACK, FIN, RST), with the kernel's reason (SF_EV_DROP).
+ *   connection (SYN, SYN-ACK, the handshake's ACK, FIN, RST), with the
+ *   kernel's reason (SF_EV_DROP).
  *
  * The reason is compared first, then only TCP segments with one of those
  * flags, read from their own headers, become records. Included by
@@ -55,6 +56,42 @@ static __always_inline bool own_queue_purged(__u32 reason)
 		reason == bpf_core_enum_value(enum skb_drop_reason, SKB_DROP_REASON_SOCKET_CLOSE));
 }
 
+/* A pure ACK: the ACK flag alone (PSH aside) and no payload, wherever skb->data stands. */
+static __always_inline bool pure_ack(const struct sk_buff *skb, __u8 flags, struct tcphdr *tcp)
+{
+	unsigned char *head = BPF_CORE_READ(skb, head);
+	__u16 transport = BPF_CORE_READ(skb, transport_header);
+	long end = BPF_CORE_READ(skb, data) - head + BPF_CORE_READ(skb, len);
+
+	if ((flags & ~TCP_FLAG_PSH) != TCP_FLAG_ACK ||
+	    bpf_probe_read_kernel(tcp, sizeof(*tcp), head + transport))
+		return false;
+	return end == transport + tcp->doff * 4;
+}
+
+/*
+ * The handshake's final ACK has no flag of its own: the socket the kernel put
+ * on the segment tells it. Coming in, early demux (every device but loopback,
+ * whose segments keep their route) put the request socket there; going out,
+ * its sender is a client that has neither sent nor received a byte, and the
+ * ACK is at its next sequence number (a keepalive probe is one below).
+ */
+static __always_inline bool handshake_ack(const struct sk_buff *skb, __u8 flags)
+{
+	struct sock *sk = skb->sk;
+	struct tcp_sock *tp = (struct tcp_sock *)sk;
+	struct tcphdr tcp;
+
+	if (!sk || !pure_ack(skb, flags, &tcp))
+		return false;
+	if (sk->__sk_common.skc_state == SF_TCP_NEW_SYN_RECV)
+		return true;
+	return sk->__sk_common.skc_state == SF_TCP_ESTABLISHED &&
+	       sk->__sk_common.skc_num == bpf_ntohs(tcp.source) &&
+	       BPF_CORE_READ(tp, snd_nxt) == bpf_ntohl(tcp.seq) &&
+	       !BPF_CORE_READ(tp, bytes_received) && !BPF_CORE_READ(tp, bytes_sent);
+}
+
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(skb_dropped, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
@@ -66,7 +103,8 @@ int BPF_PROG(skb_dropped, struct sk_buff *skb, void *location, enum skb_drop_rea
 	if (unnamed ? !want_tw_fin : !want_drops || own_queue_purged(reason))
 		return 0;
 	flags = read_segment_tuple(skb, &rec);
-	if (!(flags & (unnamed ? TCP_FLAG_FIN : TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST)))
+	if (!(flags & (unnamed ? TCP_FLAG_FIN : TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST)) &&
+	    (unnamed || !handshake_ack(skb, flags)))
 		return 0;
 	if (!(filter_family && rec.family != filter_family) &&
 	    (!filter_netns || rec.netns == filter_netns) && (ports_match(rec.sport, rec.dport) ||

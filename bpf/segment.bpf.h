@@ -12,6 +12,8 @@
 #define TCP_FLAG_FIN 0x01
 #define TCP_FLAG_SYN 0x02
 #define TCP_FLAG_RST 0x04
+#define TCP_FLAG_PSH 0x08
+#define TCP_FLAG_ACK 0x10
 
 static __always_inline bool read_ip_tuple(const unsigned char *nh, __u16 proto,
 					  struct synfin_event *rec)

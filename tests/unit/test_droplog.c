@@ -78,9 +78,23 @@ static void the_oldest_tuple_makes_room_counted(void)
 	drop_log_free(&log);
 }
 
+/* The flags name the segment; a bare ACK is the handshake's (the kernel reports no other). */
+static void segments_are_named_by_their_flags(void)
+{
+	CHECK_INT(drop_segment_of(SF_TCPF_SYN), SEG_SYN);
+	CHECK_INT(drop_segment_of(SF_TCPF_SYN | SF_TCPF_ACK), SEG_SYNACK);
+	CHECK_INT(drop_segment_of(SF_TCPF_FIN | SF_TCPF_ACK), SEG_FIN);
+	CHECK_INT(drop_segment_of(SF_TCPF_RST | SF_TCPF_ACK), SEG_RST);
+	CHECK_INT(drop_segment_of(SF_TCPF_ACK), SEG_ACK);
+	CHECK_INT(drop_segment_of(SF_TCPF_ACK | SF_TCPF_PSH), SEG_ACK);
+	CHECK_STR(drop_segment_name(SEG_ACK), "ACK");
+	CHECK_STR(drop_segment_name(SEG_KINDS), "?");
+}
+
 int main(void)
 {
 	RUN(a_lifecycle_takes_its_drops_both_ways_once);
 	RUN(the_oldest_tuple_makes_room_counted);
+	RUN(segments_are_named_by_their_flags);
 	return check_summary("unit/droplog");
 }

@@ -58,12 +58,12 @@ enum drop_segment drop_segment_of(uint8_t tcp_flags)
 		return SEG_RST;
 	if (tcp_flags & SF_TCPF_SYN)
 		return tcp_flags & SF_TCPF_ACK ? SEG_SYNACK : SEG_SYN;
-	return SEG_FIN;
+	return tcp_flags & SF_TCPF_FIN ? SEG_FIN : SEG_ACK;
 }
 
 const char *drop_segment_name(uint8_t segment)
 {
-	static const char *const names[SEG_KINDS] = { "SYN", "SYN-ACK", "FIN", "RST" };
+	static const char *const names[SEG_KINDS] = { "SYN", "SYN-ACK", "FIN", "RST", "ACK" };
 
 	return segment < SEG_KINDS ? names[segment] : "?";
 }

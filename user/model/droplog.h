@@ -18,6 +18,7 @@ enum drop_segment {
 	SEG_SYNACK,
 	SEG_FIN,
 	SEG_RST,
+	SEG_ACK, /* the handshake's final ACK (the kernel reports no other pure ACK) */
 	SEG_KINDS,
 };
 
