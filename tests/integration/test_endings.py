@@ -12,6 +12,12 @@ from test_resets import KernelResetTrace
 
 SIMULTANEOUS = r"""
 import json, socket, subprocess, sys, time
+# The FINs cross only if both retransmission timers fire in one run of the timer softirq.
+# With a minimum RTO of seconds they sit in a timer-wheel level whose buckets are 64 jiffies
+# wide, so two shutdowns a few ms apart (a slow VM) still share one; at the usual 200 ms
+# (1-jiffy buckets) a VM under TCG split them now and then.
+subprocess.run(["ip", "route", "replace", "local", "127.0.0.1", "dev", "lo", "table", "local",
+                "scope", "host", "src", "127.0.0.1", "rto_min", "2100ms"], check=True)
 ls = socket.socket(); ls.bind(("127.0.0.1", 0)); ls.listen(1)
 port = ls.getsockname()[1]
 c = socket.create_connection(("127.0.0.1", port)); s, _ = ls.accept()
