@@ -835,6 +835,10 @@ def main():
     ap.add_argument("--compare", metavar="SYNFIN",
                     help="another synfin build: its --json and --life --json rows in the same "
                          "rounds (an A/B of a change)")
+    ap.add_argument("--tracers", metavar="NAMES",
+                    help="only these rows (comma-separated names: synfin_json, synfin_wire, "
+                         "synfin_life, tcpstates, tcplife, cmp_json, cmp_life); the baseline "
+                         "always runs")
     ap.add_argument("--out", default=os.path.join(BENCH_BIN, "results.json"))
     ap.add_argument("--conditions", default=os.environ.get("BENCH_CONDITIONS",
                                                            ",".join(CONDITIONS)),
@@ -865,10 +869,18 @@ def main():
             print(f"bench: {path} missing: run make bench-build", file=sys.stderr)
             return 1
     args.synfin = os.path.abspath(args.synfin)
-    bcc = {} if args.smoke else ensure_bcc_tools()
+    bcc_rows = {"tcpstates", "tcplife"} & set((args.tracers or "tcpstates").split(","))
+    bcc = {} if args.smoke or not bcc_rows else ensure_bcc_tools()
     specs = tracer_specs(args.synfin, bcc, args.smoke)
     if args.compare:
         specs += compare_specs(os.path.abspath(args.compare))
+    if args.tracers:
+        wanted = set(args.tracers.split(","))
+        unknown = wanted - {s["name"] for s in specs}
+        if unknown:
+            ap.error(f"unknown tracer row {sorted(unknown)[0]}: choose from "
+                     + ", ".join(s["name"] for s in specs if s["argv"]))
+        specs = [s for s in specs if not s["argv"] or s["name"] in wanted]
     started = time.time()
     results = {"config": {"conns": args.conns, "rounds": args.rounds, "clients": args.clients,
                           "servers": args.servers, "close": args.close, "seconds": args.seconds,

@@ -5,6 +5,8 @@
 #                       (BENCH_STORM_SYNS, default 100000); a Markdown table for each on
 #                       stdout, JSON in .output/bench/results.json. BENCH_ROUNDS=N (default 5),
 #                       BENCH_CONNS=N (default 40000), BENCH_CONDITIONS=fresh,full,tw100k change it
+#                       (an A/B of a change: python3 bench/bench.py --compare OTHER/synfin
+#                       --tracers synfin_json,cmp_json, the rows of the two builds only)
 #   make bench-smoke    a few hundred connections, one round, fresh and full-table namespaces,
 #                       baseline + synfin --json and --life --json only (< 30 s)
 BENCH_DIR := $(OUTPUT)/bench
