@@ -220,10 +220,13 @@ def test_syn_cookies_are_counted_as_the_namespace_counts_them():
                 "failed": after[names[2]] - before[names[2]]}
 
         def counted(rs):
-            return any(n["netns"] == ns.inode and n["sent"] >= want["sent"]
+            return any(n["netns"] == ns.inode and all(n[k] >= want[k] for k in want)
                        for r in rs if r["type"] == "summary" for n in r["syncookies"])
         records = tracer.wait_for(counted, timeout=30, what="the cookies counted")
-    assert want == {"sent": clients, "validated": clients, "failed": 0}, (before, after)
+    # A SYN each, a cookie each; a slow guest (TCG) can validate a cookie twice (its ACK and
+    # the data behind it both reach the listener): nstat's count is the witness, not ours.
+    assert (want["sent"], want["failed"]) == (clients, 0) and want["validated"] >= clients, \
+        (before, after)
     last = [n for r in records if r["type"] == "summary" for n in r["syncookies"]
             if n["netns"] == ns.inode][-1]
     assert {k: last[k] for k in want} == want, last
