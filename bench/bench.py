@@ -869,13 +869,13 @@ def main():
             print(f"bench: {path} missing: run make bench-build", file=sys.stderr)
             return 1
     args.synfin = os.path.abspath(args.synfin)
-    bcc_rows = {"tcpstates", "tcplife"} & set((args.tracers or "tcpstates").split(","))
-    bcc = {} if args.smoke or not bcc_rows else ensure_bcc_tools()
+    wanted = set(args.tracers.split(",")) if args.tracers else None
+    bcc_wanted = wanted is None or bool({"tcpstates", "tcplife"} & wanted)
+    bcc = ensure_bcc_tools() if bcc_wanted and not args.smoke else {}
     specs = tracer_specs(args.synfin, bcc, args.smoke)
     if args.compare:
         specs += compare_specs(os.path.abspath(args.compare))
-    if args.tracers:
-        wanted = set(args.tracers.split(","))
+    if wanted is not None:
         unknown = wanted - {s["name"] for s in specs}
         if unknown:
             ap.error(f"unknown tracer row {sorted(unknown)[0]}: choose from "

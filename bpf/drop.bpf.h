@@ -92,6 +92,14 @@ static __always_inline bool handshake_ack(const struct sk_buff *skb, __u8 flags)
 	       !BPF_CORE_READ(tp, bytes_received) && !BPF_CORE_READ(tp, bytes_sent);
 }
 
+/* Unnamed: only a time-wait mini-socket's FIN; named: a segment that opens or closes one. */
+static __always_inline bool reported(const struct sk_buff *skb, __u8 flags, bool unnamed)
+{
+	if (unnamed)
+		return flags & TCP_FLAG_FIN;
+	return (flags & (TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST)) || handshake_ack(skb, flags);
+}
+
 SEC("tp_btf/kfree_skb")
 int BPF_PROG(skb_dropped, struct sk_buff *skb, void *location, enum skb_drop_reason reason)
 {
@@ -103,8 +111,7 @@ int BPF_PROG(skb_dropped, struct sk_buff *skb, void *location, enum skb_drop_rea
 	if (unnamed ? !want_tw_fin : !want_drops || own_queue_purged(reason))
 		return 0;
 	flags = read_segment_tuple(skb, &rec);
-	if (!(flags & (unnamed ? TCP_FLAG_FIN : TCP_FLAG_FIN | TCP_FLAG_SYN | TCP_FLAG_RST)) &&
-	    (unnamed || !handshake_ack(skb, flags)))
+	if (!reported(skb, flags, unnamed))
 		return 0;
 	if (!(filter_family && rec.family != filter_family) &&
 	    (!filter_netns || rec.netns == filter_netns) && (ports_match(rec.sport, rec.dport) ||

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from lib import Netns, Synfin, conn_records, parse_records, require_root
+from lib import Netns, Synfin, conn_records, require_root
 from test_features import witnessed
 from test_wire import VethPair
 

@@ -382,8 +382,8 @@ static void format_listener_health(struct text *t, const struct metrics_snapshot
 static void format_drops(struct text *t, const struct metrics_snapshot *s)
 {
 	header(t, "synfin_drops_total", "counter",
-	       "SYN, SYN-ACK, FIN, RST and handshake ACK segments this host dropped, by segment and the kernel's "
-	       "drop reason (first 16 kinds seen; the rest under segment=\"other\").");
+	       "SYN, SYN-ACK, FIN, RST and handshake ACK segments this host dropped, by segment "
+	       "and the kernel's drop reason (first 16 kinds seen; the rest under segment=\"other\").");
 	for (uint32_t i = 0; i < s->ndrops && i < METRICS_DROP_KINDS; i++) {
 		const char *reason = drop_reason_name(s->drops[i].reason);
 

@@ -175,8 +175,8 @@ void features_print(const struct kernel_features *f, FILE *out)
 				 "no syscalls:sys_exit_accept4 in tracefs (is it mounted?): an "
 				 "accepted socket is owned by its listener's holder until closed");
 	fprintf(out, "synfin: kernel feature drop_reasons: %s (%s)\n", f->drop_reasons ? "yes" : "no",
-		f->drop_reasons ? "dropped SYN, SYN-ACK, FIN, RST and handshake-ACK segments, with the kernel's "
-				  "reason" :
+		f->drop_reasons ? "dropped SYN, SYN-ACK, FIN, RST and handshake-ACK segments, with "
+				  "the kernel's reason" :
 				  "drops are not seen: drops is null");
 	fprintf(out, "synfin: kernel feature synack_hook: %s (%s)\n", f->synack_hook ? "yes" : "no",
 		f->synack_hook ? "SYN-ACK retransmissions counted per listener" :
