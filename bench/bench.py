@@ -255,8 +255,10 @@ class Tracer:
             raise
 
     def stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
+        # pread: the tracer writes through this same open file description, and a seek()
+        # here would move the offset its next line lands at.
+        fd = self.err.fileno()
+        return os.pread(fd, os.fstat(fd).st_size, 0).decode(errors="replace")
 
     def _wait_ready(self, timeout=30):
         deadline = time.monotonic() + timeout

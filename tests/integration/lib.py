@@ -81,6 +81,21 @@ def require_root():
 _running = set()
 
 
+def contents(f):
+    """All that file f holds now, read with pread: synfin's stdout and stderr are the same open
+    file descriptions as ours, so a seek() and read() here would move the offset its next write
+    lands at (it overwrote its own first records, and a read joined two halves of lines)."""
+    fd = f.fileno()
+    size = os.fstat(fd).st_size
+    data = b""
+    while len(data) < size:
+        chunk = os.pread(fd, size - len(data), len(data))
+        if not chunk:
+            break
+        data += chunk
+    return data
+
+
 def kill_leftovers():
     """Called after every test (conftest.py): a failed test must not leave a tracer behind."""
     for tracer in list(_running):
@@ -103,8 +118,7 @@ class Synfin:
         self._wait_ready()
 
     def _stderr(self):
-        self.err.seek(0)
-        return self.err.read().decode(errors="replace")
+        return contents(self.err).decode(errors="replace")
 
     def _wait_ready(self, timeout=60):
         deadline = time.monotonic() + timeout
@@ -132,8 +146,7 @@ class Synfin:
             self.kill()
             raise AssertionError("synfin did not exit within 15 s of the signal")
         _running.discard(self)
-        self.out.seek(0)
-        return status, self.out.read().decode(errors="replace"), self._stderr()
+        return status, contents(self.out).decode(errors="replace"), self._stderr()
 
     def records(self, **stop_args):
         """The NDJSON records, each checked against its schema in docs/schema/."""
@@ -144,10 +157,9 @@ class Synfin:
     def records_so_far(self):
         """The complete NDJSON lines synfin has written to its output file until now, as
         checked records (synfin writes to a file in blocks, flushed at least once a second)."""
-        self.out.seek(0)
-        data = self.out.read()
-        # A read racing synfin's write can see the file already longer than the bytes copied
-        # into it: zeros, never in NDJSON (JSON escapes NUL). What follows them is not yet read.
+        data = contents(self.out)
+        # Only a file system that makes a write's size visible before its bytes would show a
+        # read racing synfin's write zeros: never in NDJSON (JSON escapes NUL), and not yet read.
         hole = data.find(b"\0")
         if hole >= 0:
             data = data[:hole]
