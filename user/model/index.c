@@ -1,6 +1,7 @@
 #include "index.h"
 #include "bigmem.h"
 #include <stdlib.h>
+#include <string.h>
 
 static uint64_t key_at(const struct index *ix, uint32_t slot)
 {
@@ -26,7 +27,18 @@ int index_init(struct index *ix, uint32_t min_slots, const void *pool, size_t st
 	ix->stride = stride;
 	ix->key_of = key_of;
 	ix->slots = big_zalloc((size_t)nslots * sizeof(*ix->slots));
-	return ix->slots ? 0 : -1;
+	if (!ix->slots)
+		return -1;
+	/*
+	 * Keys hash all over the slots, so a storm's first burst touches every
+	 * page of them at once, in the reader's hot path, where a first touch is
+	 * slow if the memory must first be backed (on the test machine's VM: 11 us
+	 * a 4 KiB page, up to 3.5 ms a huge page). Faulted there, ~45 pages
+	 * stalled the reader ~15 ms while its rings filled; written here, at start,
+	 * they cost the slots' size in RSS from the start (~4.6 MB by default).
+	 */
+	memset(ix->slots, 0, (size_t)nslots * sizeof(*ix->slots));
+	return 0;
 }
 
 void index_free(struct index *ix)
