@@ -115,6 +115,13 @@ def proc_cpu_ns(pid):
     return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // CLK_TCK
 
 
+def reader_faults(pid):
+    """Minor page faults of the main thread (synfin's reader) so far (minflt): first touches
+    of memory, each a stall while the rings fill. A helper thread's faults are not in it."""
+    with open(f"/proc/{pid}/task/{pid}/stat") as f:
+        return int(f.read().rsplit(")", 1)[1].split()[7])
+
+
 def proc_runtime_ns(pid):
     """The same CPU time at nanosecond resolution: the scheduler's sum_exec_runtime of
     every thread (/proc/PID/task/*/schedstat, first field); None when not available."""
@@ -399,10 +406,10 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
     try:
         ids = prog_ids(tracer.proc.pid) if bpf_stats else []
         k0 = prog_stats(ids) if bpf_stats else (0, 0)
-        cpu0 = tracer.cpu_ns()
+        cpu0, faults0 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
         load = loadgen(args, count, netns, extra)
         time.sleep(SETTLE_S)
-        cpu1 = tracer.cpu_ns()
+        cpu1, faults1 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
         tw_after = kernel_time_wait(netns)
         tw_skipped = tw_overflows(netns) - overflow0
         hwm = tracer.hwm_kib()
@@ -423,6 +430,7 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
            "cpu_ms_sched_runtime": None if run_ns is None else run_ns / 1e6,
            "cpu_ms_per_1k": cpu_ns / 1e6 / conns * 1000,
            "peak_rss_kib": hwm, "lost": lost_from_stderr(spec, err), "exit": rc,
+           "reader_faults": faults1 - faults0,
            "kernel_tw_after": tw_after, "kernel_tw_skipped": tw_skipped,
            "tw_followed": sum(int(n) for n in re.findall(r"(\d+) connections in TIME_WAIT at exit",
                                                          err)),
@@ -944,7 +952,8 @@ def run_rounds(args, specs, cond, out, calibration, tmpdir):
             this_round[spec["name"]] = res
             log(f"{cond['name']} round {rnd + 1}/{args.rounds} {spec['name']}: "
                 f"{res['conn_per_s']:,.0f} conn/s"
-                + (f", cpu {res['cpu_ms_per_1k']:.1f} ms/1k, lost {res['lost']}"
+                + (f", cpu {res['cpu_ms_per_1k']:.1f} ms/1k, lost {res['lost']}, "
+                   f"{res.get('reader_faults', 0)} reader faults"
                    if spec["argv"] else ""))
         out["rounds"].append(this_round)
         baseline_by_round.append(this_round["baseline"]["conn_per_s"])

@@ -22,6 +22,7 @@
 #include "listeners.h"
 #include "summary.h"
 #include "rstlog.h"
+#include "bigmem.h"
 #include "droplog.h"
 #include "timewait.h"
 #include "tracker.h"
@@ -728,6 +729,9 @@ static int start(struct app *app, const struct options *opts)
 	if (!err) {
 		bool timed = app->tracer.tw_timers;
 
+		if (!big_ahead_start())
+			fprintf(stderr, "synfin: no thread to fault in the TIME_WAIT table ahead of "
+					"use: its pages fault on first touch\n");
 		app->tw = tw_new(timed ? TW_TIMED_TABLE_CAP : TW_TABLE_CAP,
 				 timed ? TW_VIA_TIMERS : TW_VIA_SOCK_DIAG);
 		if (!app->tw) {
@@ -757,6 +761,7 @@ static void stop(struct app *app)
 	free(app->summary);
 	flows_free(app->flows);
 	tw_free(app->tw);
+	big_ahead_stop();
 	tracker_free(app->tracker);
 	holders_free(&app->holders);
 	drop_log_free(&app->drops);

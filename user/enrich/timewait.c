@@ -95,6 +95,8 @@ struct tw_table {
 	struct index by_key;
 	uint32_t *free;
 	struct tw_entry *entries;
+	/* Each used from its start up: faulted in ahead of use, off the reader (bigmem.h). */
+	struct big_ahead entries_ahead, free_ahead, aged_ahead;
 };
 
 static uint64_t entry_key(const void *entry)
@@ -133,6 +135,9 @@ struct tw_table *tw_new(uint32_t cap, enum tw_mode mode)
 		tw_free(t);
 		return NULL;
 	}
+	big_ahead_watch(&t->entries_ahead, t->entries, (size_t)cap * sizeof(*t->entries));
+	big_ahead_watch(&t->free_ahead, t->free, (size_t)cap * sizeof(*t->free));
+	big_ahead_watch(&t->aged_ahead, t->aged, (size_t)t->aged_cap * sizeof(*t->aged));
 	t->self_netns = netns_inode("/proc/self/ns/net");
 	return t;
 }
@@ -156,6 +161,9 @@ void tw_free(struct tw_table *t)
 	if (!t)
 		return;
 	close_netns_socks(t);
+	big_ahead_forget(&t->entries_ahead);
+	big_ahead_forget(&t->free_ahead);
+	big_ahead_forget(&t->aged_ahead);
 	index_free(&t->by_key);
 	free(t->cancels);
 	free(t->held);
@@ -209,6 +217,7 @@ static struct tw_entry *new_entry(struct tw_table *t)
 {
 	struct tw_entry *e = &t->entries[t->nfree ? t->free[--t->nfree] : t->fresh++];
 
+	big_ahead_used(&t->entries_ahead, (size_t)t->fresh * sizeof(*t->entries));
 	memset(e, 0, sizeof(*e));
 	e->in_use = 1;
 	t->used++;
@@ -275,10 +284,13 @@ static enum tw_fate add_diag(struct tw_table *t, const struct conn *c)
 /* Past aged_cap waiting at once (ends came early, in bulk), an entry is not watched for. */
 static void remember_age(struct tw_table *t, const struct tw_entry *e)
 {
+	uint32_t at = (t->aged_first + t->aged_count) % t->aged_cap;
+
 	if (t->aged_count == t->aged_cap)
 		return;
-	t->aged[(t->aged_first + t->aged_count++) % t->aged_cap] =
-		(struct aged){ (uint32_t)(e - t->entries), e->entered_ns };
+	big_ahead_used(&t->aged_ahead, (size_t)(at + 1) * sizeof(*t->aged));
+	t->aged[at] = (struct aged){ (uint32_t)(e - t->entries), e->entered_ns };
+	t->aged_count++;
 }
 
 static void finish(struct tw_table *t, struct tw_entry *e, enum tw_end how, uint64_t now_ns,
@@ -578,6 +590,7 @@ static void finish(struct tw_table *t, struct tw_entry *e, enum tw_end how, uint
 		t->attached--;
 	index_clear(&t->by_key, index_slot_of(&t->by_key, (uint32_t)(e - t->entries)));
 	e->in_use = 0;
+	big_ahead_used(&t->free_ahead, (size_t)(t->nfree + 1) * sizeof(*t->free));
 	t->free[t->nfree++] = (uint32_t)(e - t->entries);
 	t->used--;
 }
