@@ -23,6 +23,7 @@ Markdown on stdout, progress on stderr, everything in --out (JSON).
 Python 3 standard library only; needs root.
 """
 import argparse
+import collections
 import json
 import os
 import re
@@ -602,7 +603,7 @@ def drop_storm_table(storm, tracers):
 def count_synfin(path, port):
     """state and conn records of the load's connections, lost reports, unparseable lines."""
     counts = {"state": 0, "conn": 0, "lost": 0, "bad_lines": 0, "lines": 0,
-              "tw_entered": 0, "tw_skipped": 0, "tw_ended": 0}
+              "tw_entered": 0, "tw_skipped": 0, "tw_ended": 0, "paths": collections.Counter()}
     with open(path, "rb") as f:
         for raw in f:
             counts["lines"] += 1
@@ -624,6 +625,10 @@ def count_synfin(path, port):
                 counts["state"] += 1
             elif t == "conn":
                 counts["conn"] += 1
+                # Which way each connection went: a count short of expected with no loss
+                # reported is either records gone or connections that took another path.
+                counts["paths"][f"{r.get('role')} {'>'.join(r.get('states') or [])} "
+                                f"{r.get('outcome')}"] += 1
                 tw = r.get("time_wait")
                 if tw in ("entered", "fin_wait2"):
                     counts["tw_entered"] += 1
@@ -680,6 +685,7 @@ def counting_pass(spec, args, calib, tmpdir, bpf_stats, cond):
         c = count_synfin(path, port)
         captured, lost_records, bad = c[spec["unit"]], c["lost"], c["bad_lines"]
         res["time_wait"] = {k: c[k] for k in ("tw_entered", "tw_skipped", "tw_ended")}
+        res["paths"] = dict(c["paths"].most_common(8))
     else:
         captured, lost_records, bad = count_text(path, port), 0, 0
     size = os.path.getsize(path)
@@ -980,7 +986,9 @@ def run_counting(args, specs, cond, out, calibration, tmpdir):
             out["counting"][spec["name"]] = res
             log(f"{cond['name']} counting {spec['name']}: expected {res['expected']}, captured "
                 f"{res['captured']}, lost {res['lost_reported']}"
-                + (f", time_wait {res['time_wait']}" if res.get("time_wait") else ""))
+                + (f", time_wait {res['time_wait']}" if res.get("time_wait") else "")
+                + (f", lifecycles by path {res['paths']}"
+                   if res.get("paths") and res["captured"] != res["expected"] else ""))
     finally:
         if stats_before is not None:
             with open(BPF_STATS, "w") as f:
