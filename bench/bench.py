@@ -109,18 +109,23 @@ def ensure_bcc_tools():
 
 # ---------------------------------------------------------------- /proc
 
+def stat_fields(path):
+    """A /proc .../stat line's fields after the command name (which may hold spaces and
+    parentheses): [0] is the state, field 3 of proc(5)."""
+    with open(path) as f:
+        return f.read().rsplit(")", 1)[1].split()
+
+
 def proc_cpu_ns(pid):
     """utime + stime of the whole process, in ns (clock-tick resolution: 10 ms)."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
+    fields = stat_fields(f"/proc/{pid}/stat")
     return (int(fields[11]) + int(fields[12])) * 1_000_000_000 // CLK_TCK
 
 
 def reader_faults(pid):
     """Minor page faults of the main thread (synfin's reader) so far (minflt): first touches
     of memory, each a stall while the rings fill. A helper thread's faults are not in it."""
-    with open(f"/proc/{pid}/task/{pid}/stat") as f:
-        return int(f.read().rsplit(")", 1)[1].split()[7])
+    return int(stat_fields(f"/proc/{pid}/task/{pid}/stat")[7])
 
 
 def proc_runtime_ns(pid):

@@ -237,12 +237,18 @@ def established(held, timeout):
                s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0)
 
 
+def listener_in_ss(port):
+    """ss's line for the socket listening on port, split: state, Recv-Q, Send-Q, local
+    address, peer address ([] if none)."""
+    return subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
+                          text=True).stdout.split()
+
+
 def accept_queue(port):
     """Connections the kernel has completed but the endpoint has not accepted yet: the
-    listener's Recv-Q in ss."""
-    out = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
-                         text=True).stdout.split()
-    return int(out[1]) if len(out) > 1 else None
+    listener's Recv-Q."""
+    fields = listener_in_ss(port)
+    return int(fields[1]) if len(fields) > 1 else None
 
 
 def late_scrape(port):
@@ -379,8 +385,7 @@ def test_port_alone_listens_on_loopback_only():
     port = free_port()
     with Netns() as ns:
         tracer = Synfin("--netns", str(ns.inode), "--metrics", str(port))
-        listening = subprocess.run(["ss", "-Hltn", f"sport = :{port}"], capture_output=True,
-                                   text=True).stdout.split()
+        listening = listener_in_ss(port)
         scrape_ok = "synfin_events_total" in wait_ready(port)
         tracer.stop()
     assert f"127.0.0.1:{port}" in listening, listening

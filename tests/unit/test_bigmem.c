@@ -22,28 +22,27 @@ static long thread_faults(void)
 	return ru.ru_minflt + ru.ru_majflt;
 }
 
-static bool all_resident(char *p, size_t bytes)
+/* Pages of [p, p + bytes) in memory, as the kernel says (mincore); -1 if it cannot say. */
+static long resident_pages(char *p, size_t bytes)
 {
 	static unsigned char vec[64 * MIB / PAGE];
+	long n = 0;
 
 	if (mincore(p, bytes, vec))
-		return false;
+		return -1;
 	for (size_t i = 0; i < bytes / PAGE; i++)
-		if (!(vec[i] & 1))
-			return false;
-	return true;
+		n += vec[i] & 1;
+	return n;
+}
+
+static bool all_resident(char *p, size_t bytes)
+{
+	return resident_pages(p, bytes) == (long)(bytes / PAGE);
 }
 
 static bool none_resident(char *p, size_t bytes)
 {
-	static unsigned char vec[64 * MIB / PAGE];
-
-	if (mincore(p, bytes, vec))
-		return false;
-	for (size_t i = 0; i < bytes / PAGE; i++)
-		if (vec[i] & 1)
-			return false;
-	return true;
+	return resident_pages(p, bytes) == 0;
 }
 
 /* Waits on the helper's work itself (at most 10 s, for a slow VM). */

@@ -127,7 +127,7 @@ void big_ahead_stop(void)
 
 void big_ahead_watch(struct big_ahead *a, void *p, size_t bytes)
 {
-	*a = (struct big_ahead){ .base = p, .bytes = bytes, .slot = -1 };
+	*a = (struct big_ahead){ .bytes = bytes, .slot = -1 };
 	/* Smaller regions are calloc()ed: not page-aligned, and a few pages at most. */
 	if (!p || bytes < HUGE_PAGE || !helper.running)
 		return;

@@ -27,7 +27,6 @@ void big_free(void *p, size_t bytes);
  * advice) pages fault on first touch as before.
  */
 struct big_ahead {
-	char *base;
 	size_t bytes;
 	size_t asked; /* bytes from base asked to be faulted in so far */
 	int slot;     /* the helper's, or -1: not watched */
