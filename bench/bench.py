@@ -3,8 +3,9 @@
 
 In one run, interleaved and repeated (rounds; medians with min-max), the
 storm of .output/bench/loadgen runs without a tracer and under each tracer
-(stdout to /dev/null): synfin --json, synfin --life --json, and libbpf-tools'
-tcpstates and tcplife. For each: connections/s, the ratio to the baseline of
+(stdout to /dev/null): synfin --json, synfin --life --json, libbpf-tools'
+tcpstates and tcplife, and the floor: an empty program on the same tracepoint
+(bench/floor.bpf.c), the hook's own price. For each: connections/s, the ratio to the baseline of
 the same round, the tracer's CPU time (utime+stime from /proc/PID/stat,
 sampled just before it is stopped, less what it had used once ready) per
 1,000 connections, its peak RSS (VmHWM) and the events it says it lost.
@@ -40,6 +41,8 @@ BENCH_BIN = os.path.join(ROOT, ".output", "bench")
 LOADGEN = os.path.join(BENCH_BIN, "loadgen")
 SYNSTORM = os.path.join(BENCH_BIN, "synstorm")
 MICRO = os.path.join(BENCH_BIN, "micro")
+FLOOR = os.path.join(BENCH_BIN, "floor")
+FLOOR_OBJ = os.path.join(BENCH_BIN, "floor.bpf.o")
 READY = "Tracing TCP connections... Hit Ctrl-C to end."
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BPF_STATS = "/proc/sys/kernel/bpf_stats_enabled"
@@ -126,6 +129,44 @@ def reader_faults(pid):
     """Minor page faults of the main thread (synfin's reader) so far (minflt): first touches
     of memory, each a stall while the rings fill. A helper thread's faults are not in it."""
     return int(stat_fields(f"/proc/{pid}/task/{pid}/stat")[7])
+
+
+def thread_times(pid):
+    """Each thread of the tracer by name: its CPU time and its waits on a run queue (ns,
+    /proc/PID/task/TID/schedstat) and its forced context switches (status). Which thread
+    spent what, when a run falls behind: the reader, or a helper beside it."""
+    threads = {}
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return threads
+    for tid in tids:
+        try:
+            with open(f"/proc/{pid}/task/{tid}/comm") as f:
+                name = f.read().strip()
+            with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                run_ns, wait_ns = (int(x) for x in f.read().split()[:2])
+            with open(f"/proc/{pid}/task/{tid}/status") as f:
+                forced = next(int(l.split()[1]) for l in f if l.startswith("nonvoluntary_ctxt"))
+        except (OSError, ValueError, StopIteration):
+            continue
+        threads[f"{name}/{tid}"] = (run_ns, wait_ns, forced)
+    return threads
+
+
+def thread_deltas(before, after):
+    """Per thread over the storm: CPU ms, run-queue wait ms, forced context switches."""
+    out = {}
+    for key, (run1, wait1, forced1) in after.items():
+        run0, wait0, forced0 = before.get(key, (0, 0, 0))
+        out[key] = {"cpu_ms": (run1 - run0) / 1e6, "runq_wait_ms": (wait1 - wait0) / 1e6,
+                    "forced_switches": forced1 - forced0}
+    return out
+
+
+def threads_text(threads):
+    return "; ".join(f"{k} cpu {v['cpu_ms']:.0f} ms, waited {v['runq_wait_ms']:.0f} ms, "
+                     f"{v['forced_switches']} forced switches" for k, v in sorted(threads.items()))
 
 
 def proc_runtime_ns(pid):
@@ -279,7 +320,7 @@ class Tracer:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.spec['name']} exited early ({self.proc.returncode}): "
                                    f"{self.stderr().strip()[-500:]}")
-            if self.spec["kind"] == "synfin":
+            if self.spec["kind"] in ("synfin", "floor"):
                 if READY in self.stderr():
                     return
             else:
@@ -347,6 +388,8 @@ def tracer_specs(synfin, bcc, smoke):
                   "kind": "synfin", "argv": [synfin, "--json", "-i", "lo"], "unit": "state",
                   "in_netns": True})
     specs.append(life)
+    specs.append({"name": "floor", "label": "empty program on sock:inet_sock_set_state (floor)",
+                  "kind": "floor", "argv": [FLOOR, FLOOR_OBJ], "unit": None})
     for name, unit in (("tcpstates", "state"), ("tcplife", "conn")):
         if bcc.get(name):
             specs.append({"name": name, "label": f"libbpf-tools {name}", "kind": "bcc",
@@ -413,9 +456,11 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
         ids = prog_ids(tracer.proc.pid) if bpf_stats else []
         k0 = prog_stats(ids) if bpf_stats else (0, 0)
         cpu0, faults0 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
+        threads0 = thread_times(tracer.proc.pid)
         load = loadgen(args, count, netns, extra)
         time.sleep(SETTLE_S)
         cpu1, faults1 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
+        threads = thread_deltas(threads0, thread_times(tracer.proc.pid))
         tw_after = kernel_time_wait(netns)
         tw_skipped = tw_overflows(netns) - overflow0
         hwm = tracer.hwm_kib()
@@ -436,7 +481,7 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
            "cpu_ms_sched_runtime": None if run_ns is None else run_ns / 1e6,
            "cpu_ms_per_1k": cpu_ns / 1e6 / conns * 1000,
            "peak_rss_kib": hwm, "lost": lost_from_stderr(spec, err), "exit": rc,
-           "reader_faults": faults1 - faults0,
+           "reader_faults": faults1 - faults0, "threads": threads,
            "kernel_tw_after": tw_after, "kernel_tw_skipped": tw_skipped,
            "tw_followed": sum(int(n) for n in re.findall(r"(\d+) connections in TIME_WAIT at exit",
                                                          err)),
@@ -965,7 +1010,8 @@ def run_rounds(args, specs, cond, out, calibration, tmpdir):
                 f"{res['conn_per_s']:,.0f} conn/s"
                 + (f", cpu {res['cpu_ms_per_1k']:.1f} ms/1k, lost {res['lost']}, "
                    f"{res.get('reader_faults', 0)} reader faults"
-                   if spec["argv"] else ""))
+                   if spec["argv"] else "")
+                + (f" ({threads_text(res['threads'])})" if res.get("lost") else ""))
         out["rounds"].append(this_round)
         baseline_by_round.append(this_round["baseline"]["conn_per_s"])
         for name, res in this_round.items():
@@ -984,7 +1030,7 @@ def run_counting(args, specs, cond, out, calibration, tmpdir):
             with open(BPF_STATS, "w") as f:
                 f.write("1")
         for spec in specs:
-            if not spec["argv"]:
+            if not spec["argv"] or not spec["unit"]:  # the floor writes nothing to count
                 continue
             res = counting_pass(spec, args, calibration, tmpdir,
                                 bpf_stats=stats_before is not None, cond=cond)

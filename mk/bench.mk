@@ -9,10 +9,13 @@
 #                       --tracers synfin_json,cmp_json, the rows of the two builds only)
 #   make bench-smoke    a few hundred connections, one round, fresh and full-table namespaces,
 #                       baseline + synfin --json and --life --json only (< 30 s)
+#   The "floor" row is an empty program on sock:inet_sock_set_state: the hook's own price,
+#   under which no tracer of that tracepoint can go.
 BENCH_DIR := $(OUTPUT)/bench
 BENCH_ROUNDS ?= 5
 BENCH_CONNS ?= 40000
-BENCH_BINS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/synstorm $(BENCH_DIR)/micro
+BENCH_BINS := $(BENCH_DIR)/loadgen $(BENCH_DIR)/synstorm $(BENCH_DIR)/micro $(BENCH_DIR)/floor \
+	$(BENCH_DIR)/floor.bpf.o
 
 .PHONY: bench bench-smoke bench-build
 
@@ -30,6 +33,15 @@ $(BENCH_DIR)/synstorm: bench/synstorm.c | $(BENCH_DIR)
 $(BENCH_DIR)/micro: bench/micro.c $(CORE_OBJS) $(HEADERS) | $(BENCH_DIR)
 	$(call msg,CC,$@)
 	$(Q)$(CC) $(USER_CFLAGS) $< $(CORE_OBJS) -o $@
+
+# The "floor" row: an empty program on the state tracepoint (bench/floor.bpf.c).
+$(BENCH_DIR)/floor.bpf.o: bench/floor.bpf.c $(VMLINUX) | $(BENCH_DIR)
+	$(call msg,BPF,$@)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+$(BENCH_DIR)/floor: bench/floor.c | $(BENCH_DIR)
+	$(call msg,CC,$@)
+	$(Q)$(CC) $(USER_CFLAGS) $< $(LIBS) -o $@
 
 bench-build: $(BIN) $(BENCH_BINS)
 
