@@ -131,6 +131,16 @@ def reader_faults(pid):
     return int(stat_fields(f"/proc/{pid}/task/{pid}/stat")[7])
 
 
+def status_field(path, key):
+    """The number on the KEY: line of a /proc status file (a process's or one thread's);
+    0 when it has none."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
 def thread_times(pid):
     """Each thread of the tracer by name: its CPU time and its waits on a run queue (ns,
     /proc/PID/task/TID/schedstat) and its forced context switches (status). Which thread
@@ -146,9 +156,8 @@ def thread_times(pid):
                 name = f.read().strip()
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                 run_ns, wait_ns = (int(x) for x in f.read().split()[:2])
-            with open(f"/proc/{pid}/task/{tid}/status") as f:
-                forced = next(int(l.split()[1]) for l in f if l.startswith("nonvoluntary_ctxt"))
-        except (OSError, ValueError, StopIteration):
+            forced = status_field(f"/proc/{pid}/task/{tid}/status", "nonvoluntary_ctxt_switches")
+        except (OSError, ValueError):
             continue
         threads[f"{name}/{tid}"] = (run_ns, wait_ns, forced)
     return threads
@@ -180,14 +189,6 @@ def proc_runtime_ns(pid):
     except (OSError, ValueError, IndexError):
         return None
     return total
-
-
-def proc_status_kib(pid, key):
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(key + ":"):
-                return int(line.split()[1])
-    return 0
 
 
 def kernel_time_wait(netns):
@@ -338,7 +339,7 @@ class Tracer:
         return proc_cpu_ns(self.proc.pid), proc_runtime_ns(self.proc.pid)
 
     def hwm_kib(self):
-        return proc_status_kib(self.proc.pid, "VmHWM")
+        return status_field(f"/proc/{self.proc.pid}/status", "VmHWM")
 
     def stop(self):
         if self.proc.poll() is None:
