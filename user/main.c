@@ -620,6 +620,7 @@ static void print_secondary_losses(struct app *app, const struct tracer_counts *
 static void print_exit_summary(struct app *app)
 {
 	uint64_t evicted = tracker_evicted(app->tracker);
+	uint64_t ends_unseen = tracker_ends_unseen(app->tracker);
 	uint32_t held = tw_held(app->tw);
 	uint64_t untracked = tw_untracked(app->tw), skipped = tw_skipped(app->tw);
 	struct tracer_counts n;
@@ -636,6 +637,10 @@ static void print_exit_summary(struct app *app)
 	if (evicted)
 		fprintf(stderr, "synfin: %llu connections evicted (more than --max-conns at once)\n",
 			(unsigned long long)evicted);
+	if (ends_unseen)
+		fprintf(stderr, "synfin: %llu connections left out: their socket was reused "
+				"before their CLOSE was traced (the kernel ran no program there)\n",
+			(unsigned long long)ends_unseen);
 	if (held)
 		fprintf(stderr, "synfin: %u connections in TIME_WAIT at exit\n", held);
 	if (counted && n.tw_lost)

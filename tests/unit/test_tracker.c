@@ -269,6 +269,37 @@ static void full_table_evicts_the_oldest(void)
 	tracker_free(t);
 }
 
+/* The kernel ran no program at a client's CLOSE; its memory became a server's child. */
+static void a_socket_reused_before_its_close_was_seen_starts_afresh(void)
+{
+	struct tracker *t = tracker_new(64);
+	const struct synfin_event evs[] = {
+		ev(0x3000, 0, SF_TCP_CLOSE, SF_TCP_SYN_SENT, 0),
+		ev(0x3000, 100, SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, 5000),
+		ev(0x3000, 200, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, 5000),
+		/* FIN_WAIT2 and CLOSE never traced */
+		ev(0x3000, 9000, SF_TCP_LISTEN, SF_TCP_SYN_RECV, 8080),
+		ev(0x3000, 9010, SF_TCP_SYN_RECV, SF_TCP_ESTABLISHED, 8080),
+		ev(0x3000, 9500, SF_TCP_ESTABLISHED, SF_TCP_CLOSE_WAIT, 8080),
+		ev(0x3000, 9600, SF_TCP_CLOSE_WAIT, SF_TCP_LAST_ACK, 8080),
+		ev(0x3000, 9700, SF_TCP_LAST_ACK, SF_TCP_CLOSE, 8080),
+	};
+	const struct conn *c = feed_all(t, evs, 8);
+
+	CHECK(c != NULL);
+	if (!c)
+		return;
+	CHECK_INT(tracker_ends_unseen(t), 1);
+	CHECK_INT(c->role, ROLE_SERVER);
+	CHECK_INT(c->partial, 0);
+	CHECK_INT(c->sport, 8080);
+	CHECK_INT(c->nstates, 4);
+	CHECK_INT(c->states[0], SF_TCP_SYN_RECV);
+	CHECK_INT(conn_duration_us(c), 700);
+	CHECK_INT(tracker_count(t), 0);
+	tracker_free(t);
+}
+
 /*
  * Random opens and closes against a plain reference array: catches any slip
  * in the open-addressing deletion (backward shift), which a few hand-written
@@ -622,6 +653,7 @@ int main(void)
 	RUN(owner_learnt_after_softirq_events);
 	RUN(listener_yields_no_lifecycle_record);
 	RUN(full_table_evicts_the_oldest);
+	RUN(a_socket_reused_before_its_close_was_seen_starts_afresh);
 	RUN(random_churn_matches_reference);
 	RUN(outcomes_and_closers_follow_the_kernel_facts);
 	RUN(stuck_connections_are_reported_once_per_state);

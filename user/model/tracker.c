@@ -20,6 +20,7 @@ struct tracker {
 	uint32_t cap, count;
 	uint32_t oldest, newest, free_head;
 	uint64_t evicted;
+	uint64_t ends_unseen; /* followed sockets reused before their CLOSE was seen */
 	struct index by_sk, by_listener;
 	struct slot *pool;
 	struct conn ended; /* the last finished lifecycle, handed out by tracker_feed */
@@ -82,6 +83,11 @@ uint32_t tracker_count(const struct tracker *t)
 uint64_t tracker_evicted(const struct tracker *t)
 {
 	return t->evicted;
+}
+
+uint64_t tracker_ends_unseen(const struct tracker *t)
+{
+	return t->ends_unseen;
 }
 
 static uint32_t index_of(const struct tracker *t, const struct conn *c)
@@ -459,6 +465,17 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 
 	out->delta_us = -1;
 	out->ended = NULL;
+	if (at >= 0 && is_fresh_start(e->oldstate, e->newstate)) {
+		/*
+		 * A socket born where one we follow still lives: that one's CLOSE was
+		 * never traced (the kernel does not always run a program, and does
+		 * not always count it), and its memory went to this one. Its
+		 * transitions must not become this one's: its end is counted unseen.
+		 */
+		remove_conn(t, (uint32_t)at);
+		t->ends_unseen++;
+		at = -1;
+	}
 	if (at >= 0) {
 		c = &t->pool[at].c;
 		out->delta_us = (int64_t)((e->ts_ns - c->state_ns) / 1000);

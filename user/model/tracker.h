@@ -117,6 +117,8 @@ uint32_t tracker_count(const struct tracker *t);
 /* Tracked sockets per current state (out: SF_TCP_MAX_STATES entries). */
 void tracker_state_counts(const struct tracker *t, uint32_t *out);
 uint64_t tracker_evicted(const struct tracker *t);
+/* Followed sockets whose memory a new socket took before their CLOSE was traced: dropped. */
+uint64_t tracker_ends_unseen(const struct tracker *t);
 
 /* Derived facts of a finished lifecycle; -1 when not measurable. */
 int64_t conn_handshake_us(const struct conn *c);
