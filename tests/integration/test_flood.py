@@ -36,13 +36,15 @@ def test_syn_flood_stays_within_max_conns_and_keeps_tracing():
     # 2,000 SYN_SENT sockets alive at once in a table of 256: the oldest were evicted, and said so.
     evicted = [line for line in err.splitlines() if "connections evicted" in line]
     assert evicted and int(evicted[0].split()[1]) >= 2000 - 256, err
-    # The real connections made during the flood are all there, complete.
-    for port in load["real_ports"]:
+    # The real connections made during the flood are all there, complete. A port may come
+    # twice: loopback connections may reuse a TIME_WAIT tuple after a second
+    # (net.ipv4.tcp_tw_reuse=2), and a slow run (the TCG VMs) spans seconds.
+    for port in set(load["real_ports"]):
         matching = conn_records(records, sport=port, dport=load["listen_port"])
-        assert len(matching) == 1, matching
-        [rec] = matching
-        assert rec["states"][:2] == ["SYN_SENT", "ESTABLISHED"] and not rec["partial"], rec
-        assert rec["pid"] == load["pid"]
+        assert len(matching) == load["real_ports"].count(port), (load["real_ports"], matching)
+        for rec in matching:
+            assert rec["states"][:2] == ["SYN_SENT", "ESTABLISHED"] and not rec["partial"], rec
+            assert rec["pid"] == load["pid"]
     # The 50,000 request sockets never become full sockets: they must not reach the tracker.
     assert len([r for r in records if r["type"] == "conn" and r["dport"] == load["listen_port"]
                 and r["sport"] not in load["real_ports"]]) == 0
