@@ -42,6 +42,7 @@ def test_syn_flood_stays_within_max_conns_and_keeps_tracing():
     for port in set(load["real_ports"]):
         matching = conn_records(records, sport=port, dport=load["listen_port"])
         assert len(matching) == load["real_ports"].count(port), (load["real_ports"], matching)
+        assert len({rec["local_isn"] for rec in matching}) == len(matching), matching  # not one twice
         for rec in matching:
             assert rec["states"][:2] == ["SYN_SENT", "ESTABLISHED"] and not rec["partial"], rec
             assert rec["pid"] == load["pid"]
