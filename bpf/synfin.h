@@ -110,6 +110,22 @@ enum synfin_tw_kind {
 	SF_TW_NETNS_GONE,
 };
 
+/*
+ * The key of the tw_armed map (bpf/timewait.bpf.h): a connection's tuple as
+ * its records give it. Its mini-socket's arm puts it there and the CLOSE that
+ * hands over to that mini-socket takes it out, whether or not the CLOSE's
+ * record found room in the ring. A key still there when user space looks,
+ * long after the arm, is a CLOSE the kernel never ran synfin's program for.
+ */
+struct synfin_tw_key {
+	__u8 saddr[16];
+	__u8 daddr[16];
+	__u32 netns;
+	__u16 sport;
+	__u16 dport;
+	__u32 family;
+};
+
 /* synfin_event.close_flags: what the socket looked like when it reached CLOSE. */
 enum synfin_close_flag {
 	SF_CLOSE_FIN_RCVD = 1 << 0,   /* the peer's FIN arrived (SOCK_DONE) */

@@ -70,25 +70,17 @@ static __always_inline void read_tw_tuple(const struct inet_timewait_sock *tw,
  * replaces to find (SF_CLOSE_TW_MADE): in the kernel, because the two records
  * can reach user space out of order when the task moved to another CPU in
  * between. An entry lives microseconds (the CLOSE deletes it); LRU for any
- * whose CLOSE is filtered out.
+ * whose CLOSE is filtered out. One the CLOSE never deleted tells user space
+ * that the kernel ran no program there (struct synfin_tw_key).
  */
-struct tw_key {
-	__u8 saddr[16];
-	__u8 daddr[16];
-	__u32 netns;
-	__u16 sport;
-	__u16 dport;
-	__u32 family;
-};
-
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 4096);
-	__type(key, struct tw_key);
+	__type(key, struct synfin_tw_key);
 	__type(value, __u8);
 } tw_armed SEC(".maps");
 
-static __always_inline void tw_key_of(const struct synfin_event *e, struct tw_key *k)
+static __always_inline void tw_key_of(const struct synfin_event *e, struct synfin_tw_key *k)
 {
 	__builtin_memcpy(k->saddr, e->saddr, 16);
 	__builtin_memcpy(k->daddr, e->daddr, 16);
@@ -100,7 +92,7 @@ static __always_inline void tw_key_of(const struct synfin_event *e, struct tw_ke
 
 static __always_inline void note_armed(const struct synfin_event *e)
 {
-	struct tw_key k;
+	struct synfin_tw_key k;
 	__u8 one = 1;
 
 	tw_key_of(e, &k);
@@ -110,7 +102,7 @@ static __always_inline void note_armed(const struct synfin_event *e)
 /* At the CLOSE that hands over to a mini-socket (record e filled): was one armed? */
 static __always_inline bool tw_was_armed(const struct synfin_event *e)
 {
-	struct tw_key k;
+	struct synfin_tw_key k;
 
 	tw_key_of(e, &k);
 	return bpf_map_delete_elem(&tw_armed, &k) == 0;

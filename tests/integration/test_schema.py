@@ -26,7 +26,8 @@ def test_a_schema_for_every_record_type_each_versioned():
 
 
 def test_validator_rejects_what_breaks_a_schema():
-    good = {"type": "lost", "v": 1, "ts_ns": 5, "count": 1, "total": 3, "kernel_skipped": 0}
+    good = {"type": "lost", "v": 1, "ts_ns": 5, "count": 1, "total": 3, "kernel_skipped": 0,
+            "kernel_unseen": 0}
     check_record(good)
     assert not record_errors(good)
     assert record_errors({**good, "count": -1})

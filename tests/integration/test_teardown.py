@@ -58,17 +58,16 @@ def wire_fin_wait2_ns(segments, cport, lport):
     return peer_fin["ts_ns"] - acked["ts_ns"]
 
 
-def test_close_before_the_peers_fin_enters_time_wait_at_that_fin():
-    """close() before the peer's FIN (the commonest teardown): the kernel hands the socket
-    to a time-wait mini-socket in FIN_WAIT2, which enters TIME_WAIT when the peer's FIN
-    comes 300 ms later. The lifecycle ends in TIME_WAIT (ss: TIME-WAIT), and its FIN_WAIT2
-    lasted from the ACK of our FIN to the peer's FIN, as the capture saw them."""
+def late_fin_client(wrapper=()):
+    """One close() before the peer's FIN (the peer's comes 300 ms later), traced with
+    --life: (the client's record, the peer's report with its capture, `ss` state
+    time-wait in the namespace, synfin's stdout and stderr)."""
     require_root()
     from test_features import require_feature
     require_feature("tw_timer_hooks")
     require_feature("tw_fin_hook")
     with Netns() as ns:
-        tracer = Synfin("--netns", str(ns.inode), "--life")
+        tracer = Synfin("--netns", str(ns.inode), "--life", wrapper=wrapper)
         peer = run_peer("--scenario", "late-fin", "--hold-seconds", "0.3", "--capture",
                         netns=ns.name)
         time_wait = subprocess.run(["ip", "netns", "exec", ns.name, "ss", "-tanH", "state",
@@ -77,9 +76,25 @@ def test_close_before_the_peers_fin_enters_time_wait_at_that_fin():
         records = tracer.wait_for(lambda rs: conn_records(rs, sport=cport, dport=lport),
                                   what="the client's lifecycle")
         [client] = conn_records(records, sport=cport, dport=lport)
-        status, _, err = tracer.stop()
+        status, out, err = tracer.stop()
     assert status == 0, err
     assert f"127.0.0.1:{cport} " in time_wait, time_wait
+    return client, peer, out, err
+
+
+def test_close_before_the_peers_fin_enters_time_wait_at_that_fin():
+    """close() before the peer's FIN (the commonest teardown): the kernel hands the socket
+    to a time-wait mini-socket in FIN_WAIT2, which enters TIME_WAIT when the peer's FIN
+    comes 300 ms later. The lifecycle ends in TIME_WAIT (ss: TIME-WAIT), and its FIN_WAIT2
+    lasted from the ACK of our FIN to the peer's FIN, as the capture saw them."""
+    for _ in range(2):
+        client, peer, _, _ = late_fin_client()
+        # Now and then the kernel runs no program for FIN_WAIT1 -> FIN_WAIT2 (README): the
+        # record says so (the next test's case) and cannot time FIN_WAIT2. Once more, then.
+        if not client["close_inferred"]:
+            break
+    assert not client["close_inferred"], client
+    lport, cport = peer["listen_port"], peer["conns"][0]["client_port"]
     assert client["states"] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2",
                                 "TIME_WAIT"], client
     assert (client["time_wait"], client["outcome"], client["closer"]) == \
@@ -91,6 +106,35 @@ def test_close_before_the_peers_fin_enters_time_wait_at_that_fin():
     # to milliseconds. 5 ms is more than one jiffy at HZ=250, the coarsest of the kernels.
     assert abs(client["state_us"][FIN_WAIT2_INDEX] - wire_us) < 5_000, (client, wire_us)
     assert client["teardown_us"]["FIN_WAIT2"] == client["state_us"][FIN_WAIT2_INDEX]
+
+
+def test_a_close_the_kernel_never_traced_is_ended_from_its_mini_socket():
+    """The kernel was seen to make FIN_WAIT1 -> FIN_WAIT2 -> CLOSE without running
+    synfin's program and without counting a miss (README). Made to happen here
+    (SYNFIN_TEST_SKIP_HANDOVER=1), the lifecycle still ends, from the mini-socket the
+    kernel armed: in TIME_WAIT from the peer's FIN as the capture saw it, the times it
+    cannot know null, and the two transitions counted as lost."""
+    client, peer, out, err = late_fin_client(wrapper=("env", "SYNFIN_TEST_SKIP_HANDOVER=1"))
+    lport, cport = peer["listen_port"], peer["conns"][0]["client_port"]
+    assert client["close_inferred"] is True, client
+    # A FIN_WAIT2 mini-socket is made only from FIN_WAIT2: that state is known, not its time.
+    assert client["states"] == ["SYN_SENT", "ESTABLISHED", "FIN_WAIT1", "FIN_WAIT2",
+                                "TIME_WAIT"], client
+    assert client["state_us"][2:] == [None, None, None], client
+    assert (client["time_wait"], client["outcome"], client["closer"]) == \
+        ("entered", "closed", "local"), client
+    assert (client["tx_bytes"], client["rx_bytes"]) == (None, None), client
+    segments = peer["segments"]
+    [syn] = [s for s in segments if (s["sport"], s["dport"]) == (cport, lport)
+             and s["flags"] & SYN]
+    [peer_fin] = [s for s in segments if (s["sport"], s["dport"]) == (lport, cport)
+                  and s["flags"] & FIN]
+    wire_us = (peer_fin["ts_ns"] - syn["ts_ns"]) / 1000
+    assert wire_us > 250_000, wire_us
+    assert abs(client["duration_us"] - wire_us) < 5_000, (client, wire_us)
+    lost = [r for r in parse_records(out) if r["type"] == "lost"]
+    assert lost and lost[-1]["kernel_unseen"] == 2 == lost[-1]["total"], lost
+    assert "synfin: 1 connections ended from their TIME_WAIT mini-socket" in err, err
 
 
 def test_time_wait_held_at_exit_is_counted():

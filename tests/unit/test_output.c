@@ -215,7 +215,7 @@ static void conn_record_carries_every_documented_field(void)
 		  "\"reset_by\":null,\"reset_reason\":null,\"reset_at_us\":null,\"accept_wait_us\":null,\"drops\":null,\"full_listener\":null,\"sk_err\":null,"
 		  "\"time_wait\":\"entered\",\"syn_retrans\":1,"
 		  "\"synack_retrans\":null,\"local_isn\":4000000000,\"remote_isn\":7,\"tx_bytes\":4,"
-		  "\"rx_bytes\":4,\"partial\":false}\n");
+		  "\"rx_bytes\":4,\"partial\":false,\"close_inferred\":false}\n");
 }
 
 static void unknown_owner_and_durations_are_null(void)
@@ -233,7 +233,7 @@ static void unknown_owner_and_durations_are_null(void)
 	CHECK(strstr(captured, "\"handshake_us\":null") != NULL);
 	CHECK(strstr(captured, "\"outcome\":null,\"reset_by\":null,") != NULL);
 	CHECK(strstr(captured, "\"local_isn\":null,\"remote_isn\":null,\"tx_bytes\":null") != NULL);
-	CHECK(strstr(captured, "\"partial\":true}") != NULL);
+	CHECK(strstr(captured, "\"partial\":true,\"close_inferred\":false}") != NULL);
 }
 
 static void text_conn_line_is_readable(void)

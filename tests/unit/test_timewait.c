@@ -369,6 +369,38 @@ static void a_purged_namespace_ends_all_its_followed_sockets(void)
 	tw_free(t);
 }
 
+/*
+ * A mini-socket armed with no CLOSE of its connection (the kernel ran no
+ * program for it): claimed, as it was armed, once a CLOSE is long overdue,
+ * by a connection whose last transition came before it; then followed.
+ */
+static void an_arm_whose_close_never_came_is_claimed_as_armed(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct released r = { .ends = &got };
+	struct conn c = fin_wait2_handoff(1200, 5 * MS), later = c;
+	struct mini_socket_arm arm = { 0 };
+
+	feed_fin_wait2_arm(t, &got, 0xa200, 1200, 10 * MS);
+	feed(t, &got, SF_TW_FIN_IN, 0, 1200, 310 * MS);
+	CHECK(tw_unclaimed(t));
+	CHECK(!tw_arm_of(t, &c, 500 * MS, &arm)); /* its CLOSE may still be on its way */
+	later.state_ns = 20 * MS;
+	CHECK(!tw_arm_of(t, &later, 1100 * MS, &arm)); /* armed before that one's last change */
+	CHECK(tw_arm_of(t, &c, 1100 * MS, &arm));
+	CHECK_INT(arm.ts_ns, 10 * MS);
+	CHECK_INT(arm.substate, SF_TCP_FIN_WAIT2); /* as armed, though the FIN has come since */
+	c.state_ns = arm.ts_ns;
+	CHECK_INT(tw_add(t, &c, record_end, &got), TW_FOLLOWED);
+	CHECK(!tw_unclaimed(t));
+	CHECK(tw_hold_conn(t, &c, 2000 * MS, record_release, &r));
+	CHECK_INT(r.n, 1); /* its FIN had come: out at once, in TIME_WAIT from that FIN */
+	CHECK_INT(r.c.states[r.c.nstates - 1], SF_TCP_TIME_WAIT);
+	CHECK_INT(r.c.state_ns, 310 * MS);
+	tw_free(t);
+}
+
 int main(void)
 {
 	RUN(a_purged_namespace_ends_all_its_followed_sockets);
@@ -383,5 +415,6 @@ int main(void)
 	RUN(peer_fin_turns_a_held_fin_wait2_into_time_wait);
 	RUN(held_lifecycle_goes_as_it_is_when_no_fin_comes);
 	RUN(fin_for_no_fin_wait2_changes_nothing);
+	RUN(an_arm_whose_close_never_came_is_claimed_as_armed);
 	return check_summary("unit/timewait");
 }

@@ -641,6 +641,74 @@ static void a_shared_socket_released_by_its_holder_is_the_keepers(void)
 	tracker_free(t);
 }
 
+/* A fake mini-socket per local port: 6001 armed in FIN_WAIT2, 6002 in TIME_WAIT, others at 6003+. */
+static bool fake_arm(void *ctx, const struct conn *c, struct mini_socket_arm *out)
+{
+	(void)ctx;
+	out->ts_ns = 1000000000ull + 2000 * US;
+	out->substate = c->sport == 6002 ? SF_TCP_TIME_WAIT : SF_TCP_FIN_WAIT2;
+	return c->sport >= 6001;
+}
+
+struct inferred { struct conn c[4]; uint32_t unseen[4]; int n; };
+
+static void take_inferred(void *ctx, const struct conn *c, uint32_t unseen)
+{
+	struct inferred *got = ctx;
+
+	if (got->n < 4) {
+		got->c[got->n] = *c;
+		got->unseen[got->n++] = unseen;
+	}
+}
+
+static void a_close_never_traced_is_inferred_from_the_mini_socket(void)
+{
+	struct tracker *t = tracker_new(64);
+	struct inferred got = { .n = 0 };
+	struct transition tr;
+	const struct synfin_event evs[] = {
+		ev(0x1000, 0, SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, 6001), /* FIN_WAIT1 last seen */
+		ev(0x1000, 1000, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, 6001),
+		ev(0x2000, 0, SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, 6002), /* FIN_WAIT2 last seen */
+		ev(0x2000, 1000, SF_TCP_ESTABLISHED, SF_TCP_FIN_WAIT1, 6002),
+		ev(0x2000, 1500, SF_TCP_FIN_WAIT1, SF_TCP_FIN_WAIT2, 6002),
+		ev(0x3000, 0, SF_TCP_SYN_SENT, SF_TCP_ESTABLISHED, 6003), /* open: never handed over */
+		ev(0x4000, 0, SF_TCP_FIN_WAIT1, SF_TCP_CLOSING, 6004), /* CLOSING: not to FIN_WAIT2 */
+	};
+
+	for (int i = 0; i < 7; i++)
+		tracker_feed(t, &evs[i], &tr);
+	CHECK_INT(tracker_infer_closes(t, fake_arm, take_inferred, &got), 2);
+	CHECK_INT(got.n, 2);
+	CHECK_INT(tracker_count(t), 2);
+	if (got.n != 2)
+		goto out;
+	/* From FIN_WAIT1: FIN_WAIT2 is proven (only it becomes a FIN_WAIT2 mini-socket), not its time. */
+	CHECK_INT(got.c[0].sport, 6001);
+	CHECK_INT(got.unseen[0], 2);
+	CHECK_INT(got.c[0].nstates, 4);
+	CHECK_INT(got.c[0].states[3], SF_TCP_FIN_WAIT2);
+	CHECK_INT(got.c[0].state_us[2], TRACKER_UNKNOWN_US);
+	CHECK_INT(got.c[0].state_us[3], TRACKER_UNKNOWN_US);
+	CHECK(got.c[0].flags & CONN_CLOSE_INFERRED);
+	CHECK_INT(got.c[0].close_flags, SF_CLOSE_TW_MADE | SF_CLOSE_TW_FIN_WAIT2);
+	CHECK_INT(conn_duration_us(&got.c[0]), 2000);
+	CHECK_INT(conn_outcome(&got.c[0]), OUTCOME_CLOSED);
+	CHECK_INT(conn_closer(&got.c[0]), CLOSER_LOCAL);
+	CHECK_INT(conn_tx_bytes(&got.c[0]), -1);
+	CHECK_INT(conn_rx_bytes(&got.c[0]), -1);
+	/* From FIN_WAIT2 to TIME_WAIT: the arm is the moment it left, so FIN_WAIT2's time is known. */
+	CHECK_INT(got.c[1].sport, 6002);
+	CHECK_INT(got.unseen[1], 1);
+	CHECK_INT(got.c[1].nstates, 5);
+	CHECK_INT(got.c[1].states[4], SF_TCP_TIME_WAIT);
+	CHECK_INT(got.c[1].state_us[3], 500);
+	CHECK_INT(got.c[1].close_flags, SF_CLOSE_TW_MADE | SF_CLOSE_TIME_WAIT);
+out:
+	tracker_free(t);
+}
+
 int main(void)
 {
 	RUN(client_first_close_yields_full_record);
@@ -663,5 +731,6 @@ int main(void)
 	RUN(a_socket_nobody_holds_says_why);
 	RUN(a_closer_stays_named_after_it_exits);
 	RUN(a_shared_socket_released_by_its_holder_is_the_keepers);
+	RUN(a_close_never_traced_is_inferred_from_the_mini_socket);
 	return check_summary("unit/tracker");
 }

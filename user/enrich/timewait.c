@@ -782,8 +782,8 @@ static void close_unfollowed_socks(struct tw_table *t)
 static void entry_of_event(struct tw_entry *e, const struct synfin_event *ev)
 {
 	e->tw = ev->skaddr;
-	e->substate = ev->newstate;
-	e->entered_ns = ev->ts_ns;
+	e->substate = e->armed_as = ev->newstate;
+	e->entered_ns = e->armed_ns = ev->ts_ns;
 	memcpy(e->saddr, ev->saddr, sizeof(e->saddr));
 	memcpy(e->daddr, ev->daddr, sizeof(e->daddr));
 	e->netns = ev->netns;
@@ -802,6 +802,26 @@ static void on_armed(struct tw_table *t, const struct synfin_event *ev)
 	e = new_entry(t);
 	entry_of_event(e, ev);
 	index_entry(t, e);
+}
+
+bool tw_unclaimed(const struct tw_table *t)
+{
+	/* Timed entries are made either at an arm (unattached) or at a CLOSE, attached at once. */
+	return t->mode == TW_VIA_TIMERS && t->used > t->attached;
+}
+
+bool tw_arm_of(struct tw_table *t, const struct conn *c, uint64_t now_ns,
+	       struct mini_socket_arm *out)
+{
+	const struct tw_entry *e = find_entry(t, c->netns, c->family, c->saddr, c->sport, c->daddr,
+					      c->dport);
+
+	if (t->mode != TW_VIA_TIMERS || !e || e->attached || !e->armed_ns ||
+	    e->armed_ns < c->state_ns || now_ns < e->armed_ns + TW_CLAIM_WAIT_NS)
+		return false;
+	out->ts_ns = e->armed_ns;
+	out->substate = e->armed_as;
+	return true;
 }
 
 static bool remember_cancel(struct tw_table *t, struct tw_entry *e, uint64_t ts_ns)

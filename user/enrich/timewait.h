@@ -48,6 +48,7 @@ struct tw_entry {
 	uint64_t cancel_ns;  /* TW_VIA_TIMERS: its timer was cancelled then (0: not) */
 	uint64_t entered_ns; /* the CLOSE transition, bpf_ktime_get_ns() clock; or the FIN below */
 	uint64_t fin_ns;     /* TW_VIA_TIMERS: the peer's FIN reached its FIN_WAIT2 substate (0: not) */
+	uint64_t armed_ns;   /* TW_VIA_TIMERS: its timer was first armed (0: its close came first) */
 	uint64_t next_check_ns;
 	uint64_t due_ns;     /* when the kernel's timer should fire; 0 until seen */
 	uint8_t saddr[16], daddr[16];
@@ -59,6 +60,7 @@ struct tw_entry {
 	uint8_t lookup_errors;
 	uint8_t attached; /* TW_VIA_TIMERS: its connection's CLOSE came (else only armed) */
 	uint8_t owner_unknown; /* its connection's: why pid is 0 (enum conn_owner_unknown) */
+	uint8_t armed_as; /* TW_VIA_TIMERS: its substate when first armed */
 	uint32_t held;    /* TW_VIA_TIMERS: 1 + its lifecycle's index among those held; 0 none */
 	uint32_t dump_gen; /* the last dump of its namespace that listed it */
 	char comm[SYNFIN_COMM_LEN];
@@ -94,6 +96,17 @@ bool tw_hold_conn(struct tw_table *t, const struct conn *c, uint64_t until_ns, t
 /* An RST the time-wait mini-socket of a followed connection sent (data after our close):
  * a lifecycle still held goes out now as a reset, with the kernel's reason. */
 void tw_note_reset(struct tw_table *t, const struct synfin_event *e);
+/*
+ * TW_VIA_TIMERS: mini-sockets armed whose connection's CLOSE has not come. A
+ * CLOSE comes microseconds after its arm: one missing for longer is one
+ * the kernel did not trace (tracker_infer_closes()).
+ */
+bool tw_unclaimed(const struct tw_table *t);
+/* TW_VIA_TIMERS: c's mini-socket, armed after c's last transition and at least
+ * TW_CLAIM_WAIT_NS before now_ns, with no CLOSE of c: true, and how it was armed. */
+bool tw_arm_of(struct tw_table *t, const struct conn *c, uint64_t now_ns,
+	       struct mini_socket_arm *out);
+#define TW_CLAIM_WAIT_NS 1000000000ull
 /* Every lifecycle still held, to its fn now (at exit). */
 void tw_release_held(struct tw_table *t);
 /* TW_VIA_TIMERS: one SF_EV_TW record; calls fn for a TIME_WAIT that ended. */

@@ -458,6 +458,14 @@ static void take_event_facts(struct conn *c, const struct synfin_event *e)
 		c->hs_retrans = clamp_u8(e->retrans);
 }
 
+/* Microseconds from from_ns to to_ns, capped below TRACKER_UNKNOWN_US. */
+static uint32_t elapsed_us(uint64_t from_ns, uint64_t to_ns)
+{
+	uint64_t us = to_ns > from_ns ? (to_ns - from_ns) / 1000 : 0;
+
+	return us < TRACKER_UNKNOWN_US - 1 ? (uint32_t)us : TRACKER_UNKNOWN_US - 1;
+}
+
 void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transition *out)
 {
 	int64_t at = index_at(&t->by_sk, index_find(&t->by_sk, e->skaddr));
@@ -480,8 +488,7 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 		c = &t->pool[at].c;
 		out->delta_us = (int64_t)((e->ts_ns - c->state_ns) / 1000);
 		if (c->nstates)
-			c->state_us[c->nstates - 1] = (uint32_t)(out->delta_us < UINT32_MAX - 1 ?
-								      out->delta_us : UINT32_MAX - 1);
+			c->state_us[c->nstates - 1] = elapsed_us(c->state_ns, e->ts_ns);
 		complete_tuple(c, e);
 	} else {
 		c = start_conn(t, e);
@@ -509,6 +516,62 @@ void tracker_feed(struct tracker *t, const struct synfin_event *e, struct transi
 	out->comm = t->ended.comm;
 	if (t->ended.role != ROLE_LISTENER)
 		out->ended = &t->ended;
+}
+
+/* States the kernel leaves for a time-wait mini-socket: FIN_WAIT1 only through one of the others. */
+static bool hands_over(uint8_t last, uint8_t substate)
+{
+	return last == SF_TCP_FIN_WAIT1 || last == SF_TCP_FIN_WAIT2 ||
+	       (last == SF_TCP_CLOSING && substate == SF_TCP_TIME_WAIT);
+}
+
+/*
+ * c ends as its CLOSE would have ended it, at the arm of its mini-socket;
+ * returns the transitions not seen. From FIN_WAIT2 (to either substate) or
+ * CLOSING (to TIME_WAIT) the kernel arms the mini-socket at the very moment
+ * it leaves the state; from FIN_WAIT1 it went through FIN_WAIT2 or CLOSING
+ * first, at a time not known.
+ */
+static uint32_t end_at_arm(struct conn *c, const struct mini_socket_arm *arm)
+{
+	bool direct = c->states[c->nstates - 1] != SF_TCP_FIN_WAIT1;
+
+	if (direct)
+		c->state_us[c->nstates - 1] = elapsed_us(c->state_ns, arm->ts_ns);
+	else if (arm->substate == SF_TCP_FIN_WAIT2)
+		push_state(c, SF_TCP_FIN_WAIT2);
+	c->flags |= CONN_CLOSED | CONN_CLOSE_INFERRED;
+	c->sk_err = 0;
+	c->close_flags = SF_CLOSE_TW_MADE;
+	c->close_flags |= arm->substate == SF_TCP_TIME_WAIT ? SF_CLOSE_TIME_WAIT : SF_CLOSE_TW_FIN_WAIT2;
+	if (arm->substate == SF_TCP_TIME_WAIT)
+		push_state(c, SF_TCP_TIME_WAIT);
+	c->state_ns = arm->ts_ns;
+	return direct ? 1 : 2;
+}
+
+uint32_t tracker_infer_closes(struct tracker *t, tracker_armed_fn armed, tracker_inferred_fn ended,
+			      void *ctx)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = t->oldest, next; i != NIL; i = next) {
+		struct conn *c = &t->pool[i].c;
+		struct mini_socket_arm arm;
+		uint32_t unseen;
+
+		next = t->pool[i].newer;
+		if (!c->nstates || c->role == ROLE_LISTENER ||
+		    !hands_over(c->states[c->nstates - 1], SF_TCP_TIME_WAIT) || !armed(ctx, c, &arm) ||
+		    !hands_over(c->states[c->nstates - 1], arm.substate))
+			continue;
+		t->ended = *c;
+		remove_conn(t, i);
+		unseen = end_at_arm(&t->ended, &arm);
+		ended(ctx, &t->ended, unseen);
+		n++;
+	}
+	return n;
 }
 
 /*
@@ -647,7 +710,8 @@ int64_t conn_tx_bytes(const struct conn *c)
 {
 	int64_t control;
 
-	if (!(c->flags & CONN_CLOSED) || (c->partial && c->role == ROLE_UNKNOWN))
+	if (!(c->flags & CONN_CLOSED) || (c->flags & CONN_CLOSE_INFERRED) ||
+	    (c->partial && c->role == ROLE_UNKNOWN))
 		return -1;
 	control = (c->role == ROLE_CLIENT && (c->flags & CONN_HANDSHAKE_SEEN)) + our_fin_acked(c);
 	return (int64_t)c->bytes_acked >= control ? (int64_t)c->bytes_acked - control : 0;
@@ -657,7 +721,7 @@ int64_t conn_rx_bytes(const struct conn *c)
 {
 	int64_t control;
 
-	if (!(c->flags & CONN_CLOSED))
+	if (!(c->flags & CONN_CLOSED) || (c->flags & CONN_CLOSE_INFERRED))
 		return -1;
 	control = (c->close_flags & SF_CLOSE_FIN_RCVD) ? 1 : 0;
 	return (int64_t)c->bytes_received >= control ? (int64_t)c->bytes_received - control : 0;

@@ -34,6 +34,8 @@ enum conn_flag {
 	CONN_TW_SKIPPED = 1 << 4,
 	CONN_RESET_SENT = 1 << 5, /* we sent an RST for it (tcp:tcp_send_reset): rst_ns, rst_reason */
 	CONN_ACCEPTED = 1 << 6,   /* a process accept()ed it (SF_EV_OWNER): its holder is its own */
+	/* its CLOSE never came: ended from its time-wait mini-socket (tracker_infer_closes()) */
+	CONN_CLOSE_INFERRED = 1 << 7,
 };
 
 /* Why a connection names no holder (pid 0); never a guess. */
@@ -119,6 +121,30 @@ void tracker_state_counts(const struct tracker *t, uint32_t *out);
 uint64_t tracker_evicted(const struct tracker *t);
 /* Followed sockets whose memory a new socket took before their CLOSE was traced: dropped. */
 uint64_t tracker_ends_unseen(const struct tracker *t);
+
+/* A connection's time-wait mini-socket, as armed when the kernel handed the connection over. */
+struct mini_socket_arm {
+	uint64_t ts_ns;
+	uint8_t substate; /* SF_TCP_FIN_WAIT2 or SF_TCP_TIME_WAIT */
+};
+
+/* The mini-socket armed for c's tuple after c's last transition, with no CLOSE of c: true. */
+typedef bool (*tracker_armed_fn)(void *ctx, const struct conn *c, struct mini_socket_arm *out);
+/* A lifecycle ended from its mini-socket, and how many of its transitions were not seen. */
+typedef void (*tracker_inferred_fn)(void *ctx, const struct conn *c, uint32_t unseen);
+
+/*
+ * Ends the connections that the kernel handed to a time-wait mini-socket
+ * without synfin seeing their CLOSE (the kernel ran no program there, or the
+ * record was lost): each one in FIN_WAIT1, FIN_WAIT2 or CLOSING for which
+ * armed() finds a mini-socket goes to ended() as if its CLOSE had come at
+ * the arm, flagged CONN_CLOSE_INFERRED, and is no longer tracked. What the
+ * mini-socket proves is filled in (a FIN_WAIT2 mini-socket comes only from
+ * FIN_WAIT2); what it does not (the time of a state entered unseen, the
+ * byte counts) stays unknown. Returns how many ended.
+ */
+uint32_t tracker_infer_closes(struct tracker *t, tracker_armed_fn armed, tracker_inferred_fn ended,
+			      void *ctx);
 
 /* Derived facts of a finished lifecycle; -1 when not measurable. */
 int64_t conn_handshake_us(const struct conn *c);

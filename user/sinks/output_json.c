@@ -268,6 +268,8 @@ static void json_conn_fields(struct output *o, const struct lifecycle *l)
 	json_close_facts(o, l);
 	KEY(o, "\"partial\"");
 	ob_puts(&o->ob, c->partial ? "true" : "false");
+	KEY(o, "\"close_inferred\"");
+	ob_puts(&o->ob, c->flags & CONN_CLOSE_INFERRED ? "true" : "false");
 }
 
 /* The SYN options, present ones only. */
@@ -411,6 +413,8 @@ static void json_lost(struct output *o, uint64_t ts_ns, const struct loss *l)
 	ob_u64(&o->ob, l->total);
 	KEY(o, "\"kernel_skipped\"");
 	ob_u64(&o->ob, l->skipped);
+	KEY(o, "\"kernel_unseen\"");
+	ob_u64(&o->ob, l->unseen);
 	ob_write(&o->ob, "}\n", 2);
 }
 

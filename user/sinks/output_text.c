@@ -123,6 +123,8 @@ static void text_states(struct output *o, const struct conn *c)
 	}
 	if (c->partial)
 		ob_puts(&o->ob, " (partial)");
+	if (c->flags & CONN_CLOSE_INFERRED)
+		ob_puts(&o->ob, " (close inferred)");
 }
 
 /* A kernel reason as words: "tcp_abort_on_close" -> "abort on close". */
@@ -265,10 +267,12 @@ static void text_lost(struct output *o, uint64_t ts_ns, const struct loss *l)
 	ob_puts(&o->ob, " events (");
 	ob_u64(&o->ob, l->total);
 	ob_puts(&o->ob, " so far: ");
-	ob_u64(&o->ob, l->total - l->skipped);
+	ob_u64(&o->ob, l->total - l->skipped - l->unseen);
 	ob_puts(&o->ob, " ring buffer full, try a larger --ringbuf-size; ");
 	ob_u64(&o->ob, l->skipped);
-	ob_puts(&o->ob, " skipped by the kernel, a run nested on one CPU)\n");
+	ob_puts(&o->ob, " skipped by the kernel, a run nested on one CPU; ");
+	ob_u64(&o->ob, l->unseen);
+	ob_puts(&o->ob, " never handed to synfin by the kernel)\n");
 }
 
 static void text_stuck(struct output *o, const struct conn *c, uint64_t now_ns)

@@ -18,8 +18,10 @@
 
 /* Records lost: since the last report, in all, and of all those the runs the
  * kernel skipped (its recursion guard); the rest found a ring full. */
+/* Transitions lost: count since the last report, total; of total, runs the kernel skipped
+ * and counted (skipped), runs it made without calling synfin (unseen); the rest found a ring full. */
 struct loss {
-	uint64_t count, total, skipped;
+	uint64_t count, total, skipped, unseen;
 };
 
 /* The tracer's counters and gauges, for sinks that report them (wants_status). */

@@ -5,6 +5,7 @@
 #include <linux/bpf.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sched.h>
 #include <sys/mman.h>
@@ -200,6 +201,18 @@ static void set_filters(struct state_bpf *skel, const struct options *o)
 	skel->rodata->filter_cgroup = o->cgroup_id;
 }
 
+/* SYNFIN_TEST_SKIP_HANDOVER=1, for tests only: test_skip_handover in bpf/state.bpf.c. */
+static void set_test_faults(struct state_bpf *skel)
+{
+	const char *skip = getenv("SYNFIN_TEST_SKIP_HANDOVER");
+
+	if (!skip || strcmp(skip, "1"))
+		return;
+	skel->rodata->test_skip_handover = true;
+	fprintf(stderr, "synfin: SYNFIN_TEST_SKIP_HANDOVER=1: FIN_WAIT1->FIN_WAIT2 and "
+			"FIN_WAIT2->CLOSE are not traced (a test of inferred closes)\n");
+}
+
 /* One ring per possible CPU (the key is the CPU number), sized from --ringbuf-size. */
 static int size_cpu_rings(struct state_bpf *skel, const struct options *o)
 {
@@ -252,6 +265,7 @@ static int configure(struct tracer *t, const struct options *o)
 	int err;
 
 	set_filters(t->skel, o);
+	set_test_faults(t->skel);
 	err = size_cpu_rings(t->skel, o);
 	if (!err)
 		err = choose_hook(t, o->hook);
@@ -424,6 +438,11 @@ int64_t tracer_synack_retrans(struct tracer *t, uint32_t netns, uint16_t port)
 		return -1;
 	bpf_map_lookup_elem(bpf_map__fd(t->skel->maps.synack_retrans), &key, &count);
 	return (int64_t)count;
+}
+
+bool tracer_take_armed(struct tracer *t, const struct synfin_tw_key *k)
+{
+	return t->tw_timers && !bpf_map_delete_elem(bpf_map__fd(t->skel->maps.tw_armed), k);
 }
 
 int tracer_counters(struct tracer *t, struct tracer_counts *c)

@@ -43,6 +43,13 @@ struct tracer_counts {
 };
 
 int tracer_counters(struct tracer *t, struct tracer_counts *c);
+/*
+ * A connection's mini-socket was armed and no CLOSE of it came: true when the
+ * kernel never ran the program for that CLOSE (its tuple k is still in
+ * tw_armed, and is taken out now); false when the CLOSE's record was lost in
+ * a full ring (counted there) or the time-wait programs are not attached.
+ */
+bool tracer_take_armed(struct tracer *t, const struct synfin_tw_key *k);
 /* SYN-ACK retransmissions of the listener on (netns, port) since synfin started; -1: not known. */
 int64_t tracer_synack_retrans(struct tracer *t, uint32_t netns, uint16_t port);
 
