@@ -144,6 +144,13 @@ static __always_inline void read_addrs(const struct sock *sk, bool btf, __u16 fa
 				       struct synfin_event *e)
 {
 	if (family == AF_INET) {
+		/*
+		 * The slot keeps what an earlier record wrote: an IPv6 address's
+		 * last 12 bytes must not stay behind an IPv4 one's 4, where
+		 * whole-array keys (tw_armed's; user space's) would differ.
+		 */
+		__builtin_memset(e->saddr, 0, 16);
+		__builtin_memset(e->daddr, 0, 16);
 		*(__u32 *)e->saddr = RD(btf, sk, __sk_common.skc_rcv_saddr);
 		*(__u32 *)e->daddr = RD(btf, sk, __sk_common.skc_daddr);
 	} else if (btf) {

@@ -28,7 +28,9 @@ Scenarios (who does what, at the socket API):
 
 --capture records every TCP segment on lo (AF_PACKET) while it works and
 reports them (with the kernel's receive time, ts_ns, CLOCK_REALTIME), so the
-tests can compare synfin with the wire.
+tests can compare synfin with the wire. late-fin and late-data also report
+when the client called connect() and the server close() (connect_ns,
+server_close_ns: CLOCK_MONOTONIC, the clock of synfin's ts_ns).
 """
 import argparse
 import json
@@ -86,6 +88,7 @@ def exchange(client, server):
 
 def one_connection(listener, family, host, port, scenario):
     client = socket.socket(family, socket.SOCK_STREAM)
+    connect_ns = time.monotonic_ns()
     client.connect((host, port))
     server, _ = listener.accept()
     client_port = client.getsockname()[1]
@@ -110,7 +113,10 @@ def one_connection(listener, family, host, port, scenario):
         time.sleep(HOLD_SECONDS)
         if scenario == "late-data":
             send_into_reset(server)
+        server_close_ns = time.monotonic_ns()
         server.close()
+        return {"client_port": client_port, "connect_ns": connect_ns,
+                "server_close_ns": server_close_ns}
     elif scenario == "unread":
         server.sendall(b"unread")
         time.sleep(0.05)  # in the client's receive queue

@@ -124,17 +124,44 @@ def test_a_close_the_kernel_never_traced_is_ended_from_its_mini_socket():
     assert (client["time_wait"], client["outcome"], client["closer"]) == \
         ("entered", "closed", "local"), client
     assert (client["tx_bytes"], client["rx_bytes"]) == (None, None), client
-    segments = peer["segments"]
-    [syn] = [s for s in segments if (s["sport"], s["dport"]) == (cport, lport)
-             and s["flags"] & SYN]
-    [peer_fin] = [s for s in segments if (s["sport"], s["dport"]) == (lport, cport)
-                  and s["flags"] & FIN]
-    wire_us = (peer_fin["ts_ns"] - syn["ts_ns"]) / 1000
-    assert wire_us > 250_000, wire_us
+    # TIME_WAIT began at the peer's FIN, which left the server at its close() (loopback:
+    # microseconds; the TCG VMs: milliseconds). The peer's own clock is the witness: the
+    # capture's wall-clock stamps were seen to step back 0.4 s within one of these runs.
+    [conn] = peer["conns"]
+    assert 0 <= client["ts_ns"] - conn["server_close_ns"] < 5_000_000, (client, conn)
+    wire_us = (conn["server_close_ns"] - conn["connect_ns"]) / 1000
+    assert wire_us > 300_000, wire_us
     assert abs(client["duration_us"] - wire_us) < 5_000, (client, wire_us)
     lost = [r for r in parse_records(out) if r["type"] == "lost"]
     assert lost and lost[-1]["kernel_unseen"] == 2 == lost[-1]["total"], lost
     assert "synfin: 1 connections ended from their TIME_WAIT mini-socket" in err, err
+
+
+def test_ipv4_closes_in_ring_slots_ipv6_used_still_enter_time_wait():
+    """An IPv4 record fills 4 bytes of each address; a ring slot keeps what an IPv6 record
+    left in the other 12. Rings of 256 slots a CPU are cycled with IPv6 connections, then
+    IPv4 ones close into TIME_WAIT (ss agrees): the kernel's check that a mini-socket was
+    made for each must not see those bytes, and none is called "skipped"."""
+    require_root()
+    from test_features import require_feature
+    require_feature("tw_timer_hooks")
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode), "--life", "--ringbuf-size", "64")
+        run_peer("--family", "6", "--scenario", "shutdown", "--count", "100", netns=ns.name)
+        peer = run_peer("--scenario", "shutdown", "--count", "20", netns=ns.name)
+        lport = peer["listen_port"]
+        ports = {c["client_port"] for c in peer["conns"]}
+        records = tracer.wait_for(
+            lambda rs: len([r for r in conn_records(rs, dport=lport) if r["sport"] in ports])
+            == 20, what="the 20 IPv4 clients' lifecycles")
+        time_wait = subprocess.run(["ip", "netns", "exec", ns.name, "ss", "-4tanH", "state",
+                                    "time-wait"], capture_output=True, text=True).stdout
+        status, out, err = tracer.stop()
+    assert status == 0, err
+    assert not [r for r in parse_records(out) if r["type"] == "lost"], err
+    clients = [r for r in conn_records(records, dport=lport) if r["sport"] in ports]
+    assert all(f"127.0.0.1:{port} " in time_wait for port in ports), time_wait
+    assert [c["time_wait"] for c in clients] == ["entered"] * 20, clients
 
 
 def test_time_wait_held_at_exit_is_counted():
