@@ -408,7 +408,9 @@ size_t metrics_format(const struct metrics_snapshot *snap, char *buf, size_t len
 	counter(&t, "synfin_events_total", "State transitions received from the kernel.",
 		snap->events);
 	counter(&t, "synfin_lost_events_total",
-		"Records dropped because the ring buffer was full.", snap->lost);
+		"Records dropped because a ring buffer was full, and transitions the kernel never "
+		"ran synfin's program for (seen when a lifecycle is ended from its mini-socket).",
+		snap->lost);
 	counter(&t, "synfin_evicted_connections_total",
 		"Tracked connections dropped to stay within --max-conns.", snap->evicted);
 	format_listeners(&t, snap);
