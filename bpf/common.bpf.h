@@ -15,12 +15,17 @@
 #define ETH_P_IPV6 0x86DD
 
 /* Adds one to entry idx of a per-CPU array of __u64 counters. */
-static __always_inline void counter_inc(void *counters, __u32 idx)
+static __always_inline void counter_add(void *counters, __u32 idx, __u64 n)
 {
 	__u64 *val = bpf_map_lookup_elem(counters, &idx);
 
 	if (val)
-		*val += 1;
+		*val += n;
+}
+
+static __always_inline void counter_inc(void *counters, __u32 idx)
+{
+	counter_add(counters, idx, 1);
 }
 
 /*

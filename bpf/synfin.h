@@ -90,6 +90,12 @@ enum synfin_owner_kind {
  */
 enum synfin_tw_kind {
 	SF_TW_ARMED = 1,
+	/*
+	 * Timers that expired: a struct synfin_tw_expiries, not a synfin_event.
+	 * A storm's mini-sockets share one timer-wheel bucket (seconds wide) and
+	 * expire together, tens of thousands in one softirq run: one slot per
+	 * mini-socket would overrun the ring, so their addresses go in batches.
+	 */
 	SF_TW_EXPIRED,
 	SF_TW_CANCELED,
 	/*
@@ -203,6 +209,25 @@ struct synfin_event {
 	__u8 retrans;     /* at ESTABLISHED and CLOSE: retransmissions so far (SYNs/SYN-ACKs in a handshake) */
 	__u8 tw_kind;     /* SF_EV_TW only: enum synfin_tw_kind; 0 otherwise */
 	char comm[SYNFIN_COMM_LEN];
+};
+
+/*
+ * An SF_TW_EXPIRED record: the mini-sockets (their addresses, as the
+ * SF_TW_ARMED records' skaddr) whose timers expired on one CPU in one
+ * softirq run, from first_ns on, SF_TW_EXPIRY_BATCH at most. It fills a ring
+ * slot as a synfin_event does, its type and tw_kind at the same offsets
+ * (checked in user space).
+ */
+#define SF_TW_EXPIRY_BATCH 11
+struct synfin_tw_expiries {
+	__u64 ts_ns; /* the slot's stamp (synfin_event.ts_ns) */
+	__u64 tw[SF_TW_EXPIRY_BATCH];
+	__u8 type;   /* SF_EV_TW */
+	__u8 count;  /* tw[0..count) */
+	__u8 pad[5];
+	__u8 tw_kind; /* SF_TW_EXPIRED */
+	__u64 first_ns; /* bpf_ktime_get_ns() at the first of these expiries */
+	__u64 pad2;
 };
 
 /*

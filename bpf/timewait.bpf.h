@@ -108,17 +108,28 @@ static __always_inline bool tw_was_armed(const struct synfin_event *e)
 	return bpf_map_delete_elem(&tw_armed, &k) == 0;
 }
 
+static __always_inline const struct inet_timewait_sock *tw_of(const struct timer_list *timer)
+{
+	return (const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+}
+
+/* What the filters need of a mini-socket: false when they leave it out. */
+static __always_inline bool read_tw_filtered(const struct inet_timewait_sock *tw,
+					     struct synfin_event *rec)
+{
+	rec->family = BPF_CORE_READ(tw, __tw_common.skc_family);
+	rec->sport = BPF_CORE_READ(tw, __tw_common.skc_num);
+	rec->dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
+	rec->netns = BPF_CORE_READ(tw, __tw_common.skc_net.net, ns.inum);
+	return !tuple_filtered_out(rec);
+}
+
 static __always_inline int emit_tw(const struct timer_list *timer, __u8 kind)
 {
-	const struct inet_timewait_sock *tw =
-		(const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+	const struct inet_timewait_sock *tw = tw_of(timer);
 	struct synfin_event rec = {};
 
-	rec.family = BPF_CORE_READ(tw, __tw_common.skc_family);
-	rec.sport = BPF_CORE_READ(tw, __tw_common.skc_num);
-	rec.dport = bpf_ntohs(BPF_CORE_READ(tw, __tw_common.skc_dport));
-	rec.netns = BPF_CORE_READ(tw, __tw_common.skc_net.net, ns.inum);
-	if (tuple_filtered_out(&rec))
+	if (!read_tw_filtered(tw, &rec))
 		return 0;
 	read_tw_tuple(tw, &rec);
 	rec.skaddr = (__u64)tw;
@@ -143,10 +154,104 @@ int BPF_PROG(tw_timer_start, struct timer_list *timer)
 	return emit_tw(timer, SF_TW_ARMED);
 }
 
+/*
+ * Expiries come in bursts: a storm's mini-sockets were armed within seconds,
+ * the timer wheel files a 60 s timer in a bucket seconds wide, and the whole
+ * bucket expires in one softirq run (measured: 40,000 in one or two runs, and
+ * one record each overran the rings). So this CPU's expiries are gathered
+ * here and published SF_TW_EXPIRY_BATCH to a slot: when the batch is full,
+ * and when the timer softirq that expired them ends. Only the timer softirq
+ * on this CPU writes it: timers expire in no other context.
+ */
+struct tw_timer_softirq {
+	struct synfin_tw_expiries batch;
+	__u32 running; /* this CPU is in its timer softirq (between entry and exit) */
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct tw_timer_softirq);
+} tw_softirq SEC(".maps");
+
+static __always_inline struct tw_timer_softirq *this_cpu_softirq(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_lookup_elem(&tw_softirq, &zero);
+}
+
+static __always_inline void publish_expiries(struct synfin_tw_expiries *batch)
+{
+	struct synfin_event *slot = cpu_ring_reserve(SF_CNT_TW_LOST, cpu_ring_mask);
+	__u8 n = batch->count;
+
+	batch->count = 0;
+	if (!slot) { /* the reservation counted one lost record: these are n */
+		counter_add(&counters, SF_CNT_TW_LOST, n - 1);
+		return;
+	}
+	batch->type = SF_EV_TW;
+	batch->tw_kind = SF_TW_EXPIRED;
+	batch->count = n;
+	__builtin_memcpy(slot, batch, sizeof(*batch)); /* ts_ns 0: unpublished until stamped */
+	batch->count = 0;
+	cpu_ring_submit(slot, bpf_ktime_get_ns());
+}
+
+static __always_inline void stage_expiry(const struct inet_timewait_sock *tw)
+{
+	struct tw_timer_softirq *sirq = this_cpu_softirq();
+	struct synfin_tw_expiries *batch;
+	__u8 n;
+
+	if (!sirq)
+		return;
+	batch = &sirq->batch;
+	n = batch->count;
+	if (n >= SF_TW_EXPIRY_BATCH) /* cannot be: published when full (for the verifier) */
+		return;
+	if (!n)
+		batch->first_ns = bpf_ktime_get_ns();
+	batch->tw[n] = (__u64)tw;
+	batch->count = n + 1;
+	if (n + 1 == SF_TW_EXPIRY_BATCH)
+		publish_expiries(batch);
+}
+
 SEC("tp_btf/timer_expire_entry")
 int BPF_PROG(tw_timer_expire, struct timer_list *timer)
 {
-	return is_tw_timer(timer) && !armed_before_start(timer) ? emit_tw(timer, SF_TW_EXPIRED) : 0;
+	struct synfin_event rec = {};
+
+	if (is_tw_timer(timer) && !armed_before_start(timer) && read_tw_filtered(tw_of(timer), &rec))
+		stage_expiry(tw_of(timer));
+	return 0;
+}
+
+SEC("tp_btf/softirq_entry")
+int BPF_PROG(tw_softirq_entry, unsigned int vec_nr)
+{
+	struct tw_timer_softirq *sirq;
+
+	if (vec_nr == TIMER_SOFTIRQ && (sirq = this_cpu_softirq()))
+		sirq->running = 1;
+	return 0;
+}
+
+/* The end of a timer softirq run: this CPU's expiries go out, however few. */
+SEC("tp_btf/softirq_exit")
+int BPF_PROG(tw_softirq_exit, unsigned int vec_nr)
+{
+	struct tw_timer_softirq *sirq;
+
+	if (vec_nr != TIMER_SOFTIRQ || !(sirq = this_cpu_softirq()))
+		return 0;
+	sirq->running = 0;
+	if (sirq->batch.count)
+		publish_expiries(&sirq->batch);
+	return 0;
 }
 
 /* The last namespace found going away, per CPU: its purge runs on one CPU, in one loop. */
@@ -181,6 +286,21 @@ static __always_inline int note_netns_gone(__u32 netns)
 	return 0;
 }
 
+/*
+ * The timer wheel traces the expiry of a timer as a cancel too: expire_timers()
+ * detaches it just before it runs it, in the timer softirq. A mini-socket's
+ * timer due and cancelled there is being expired; due is not enough alone,
+ * as the wheel runs a bucket up to an eighth of its timeout late, and a
+ * cancel in that time (a RST, the tuple reused) is a real early end. Nothing
+ * else cancels a mini-socket's timer from a timer's callback.
+ */
+static __always_inline bool being_expired(const struct timer_list *timer)
+{
+	struct tw_timer_softirq *sirq = this_cpu_softirq();
+
+	return sirq && sirq->running && (__s64)(bpf_jiffies64() - timer->expires) >= 0;
+}
+
 SEC("tp_btf/timer_cancel")
 int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 {
@@ -189,10 +309,12 @@ int BPF_PROG(tw_timer_cancel, struct timer_list *timer)
 
 	if (!is_tw_timer(timer) || armed_before_start(timer))
 		return 0;
-	tw = (const void *)timer - bpf_core_field_offset(struct inet_timewait_sock, tw_timer);
+	tw = tw_of(timer);
 	net = BPF_CORE_READ(tw, __tw_common.skc_net.net);
 	if (netns_dying(net))
 		return note_netns_gone(BPF_CORE_READ(net, ns.inum));
+	if (being_expired(timer))
+		return 0; /* its expiry follows */
 	return emit_tw(timer, SF_TW_CANCELED);
 }
 

@@ -35,6 +35,18 @@ def kallsyms_has(name):
                    for p in (line.split() for line in f))
 
 
+def tracefs_has(*events):
+    """Whether tracefs lists these events. Where it is not mounted, synfin mounts one for
+    itself in a mount namespace of its own: so does this look, with unshare(1)."""
+    paths = [f"/sys/kernel/tracing/events/{e}/id" for e in events]
+    if os.path.isdir("/sys/kernel/tracing/events"):
+        return all(os.path.exists(p) for p in paths)
+    look = ("mount -t tracefs tracefs /sys/kernel/tracing && "
+            + " && ".join(f"test -e {p}" for p in paths))
+    return subprocess.run(["unshare", "--mount", "--propagation", "private", "sh", "-c", look],
+                          capture_output=True).returncode == 0
+
+
 def witnessed():
     """The same facts read from the kernel's BTF with bpftool (and kallsyms)."""
     raw, c = btf_dump("raw"), btf_dump("c")
@@ -45,14 +57,15 @@ def witnessed():
         "cgroup_ancestors": re.search(r"\*ancestors\[", cgroup) is not None,
         "tw_timer_hooks": all(f"TYPEDEF 'btf_trace_timer_{tp}'" in raw
                               for tp in ("start", "expire_entry", "cancel"))
+        and all(f"TYPEDEF 'btf_trace_softirq_{tp}'" in raw for tp in ("entry", "exit"))
         and kallsyms_has("tw_timer_handler"),
         "tw_fin_hook": "TYPEDEF 'btf_trace_kfree_skb'" in raw
         and "'SKB_DROP_REASON_NOT_SPECIFIED'" in raw,
         "rst_reason": re.search(r"^typedef void \(\*btf_trace_tcp_send_reset\)\(void \*, "
                                 r"[^;]*enum sk_rst_reason\);", c, re.M) is not None,
         # tracefs lists the accept syscalls' exits and close's entry (as libbpf attaches them)
-        "accept_hook": all(os.path.exists(f"/sys/kernel/tracing/events/syscalls/{e}/id")
-                           for e in ("sys_exit_accept4", "sys_exit_accept", "sys_enter_close")),
+        "accept_hook": tracefs_has("syscalls/sys_exit_accept4", "syscalls/sys_exit_accept",
+                                   "syscalls/sys_enter_close"),
         "exit_hook": "TYPEDEF 'btf_trace_sched_process_exit'" in raw,
         "synack_hook": "TYPEDEF 'btf_trace_tcp_retransmit_synack'" in raw,
         "drop_reasons": re.search(r"^typedef void \(\*btf_trace_kfree_skb\)\(void \*, "

@@ -88,12 +88,29 @@ static struct conn closed_conn(uint16_t port, uint64_t ts_ns)
 	return c;
 }
 
+/* Expiries come in batches (struct synfin_tw_expiries), stamped when the batch went out. */
+static void feed_expiries(struct tw_table *t, struct ends *got, const uint64_t *tw, uint8_t n,
+			  uint64_t first_ns)
+{
+	struct synfin_tw_expiries batch = { .ts_ns = first_ns + 5000, .type = SF_EV_TW,
+					    .count = n, .tw_kind = SF_TW_EXPIRED,
+					    .first_ns = first_ns };
+	struct synfin_event ev;
+
+	memcpy(batch.tw, tw, n * sizeof(*tw));
+	memcpy(&ev, &batch, sizeof(ev));
+	tw_timer_event(t, &ev, record_end, got);
+}
+
 static void feed(struct tw_table *t, struct ends *got, uint8_t kind, uint64_t tw, uint16_t port,
 		 uint64_t ts_ns)
 {
 	struct synfin_event ev = tw_event(kind, tw, port, ts_ns);
 
-	tw_timer_event(t, &ev, record_end, got);
+	if (kind == SF_TW_EXPIRED)
+		feed_expiries(t, got, &tw, 1, ts_ns);
+	else
+		tw_timer_event(t, &ev, record_end, got);
 }
 
 /* Armed, then the close: followed; expiry ends it then, not when it was read. */
@@ -111,6 +128,74 @@ static void timer_expiry_is_the_natural_end_at_its_moment(void)
 	CHECK_INT(got.how, TW_END_EXPIRED);
 	CHECK_INT(got.at_ns - got.entered_ns, 60000 * MS);
 	CHECK_INT(tw_held(t), 0);
+	tw_free(t);
+}
+
+/* One batch of expiries ends each followed mini-socket it names, at the first expiry's moment. */
+static void a_batch_of_expiries_ends_each_it_names(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	const uint64_t expired[] = { 0xa00b, 0xdead, 0xa00a }; /* 0xdead: not followed */
+
+	for (uint16_t p = 1010; p < 1013; p++) {
+		struct conn c = closed_conn(p, 10 * MS);
+
+		feed(t, &got, SF_TW_ARMED, 0xa000u + p - 1000u, p, 10 * MS - 1000);
+		CHECK_INT(tw_add(t, &c, record_end, &got), TW_FOLLOWED);
+	}
+	feed_expiries(t, &got, expired, 3, 62000 * MS);
+	CHECK_INT(got.n, 2);
+	CHECK_INT(got.how, TW_END_EXPIRED);
+	CHECK_INT(got.at_ns, 62000 * MS);
+	CHECK_INT(tw_held(t), 1); /* 0xa00c: its timer has not expired */
+	feed_expiries(t, &got, expired, 3, 62100 * MS); /* the same again: nothing left to end */
+	CHECK_INT(got.n, 2);
+	tw_free(t);
+}
+
+/*
+ * A mini-socket's address taken by a new one while the old one's end was
+ * lost: the old one is called unseen, and the next expiry is the new one's.
+ */
+static void an_address_reused_ends_the_stale_entry_unseen(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct conn old = closed_conn(1020, 10 * MS), fresh = closed_conn(1021, 70000 * MS);
+	const uint64_t addr = 0xa020;
+
+	feed(t, &got, SF_TW_ARMED, addr, 1020, 10 * MS - 1000);
+	tw_add(t, &old, record_end, &got);
+	feed(t, &got, SF_TW_ARMED, addr, 1021, 70000 * MS - 1000);
+	CHECK_INT(got.n, 1);
+	CHECK_INT(got.how, TW_END_UNSEEN);
+	CHECK_INT(tw_add(t, &fresh, record_end, &got), TW_FOLLOWED);
+	feed_expiries(t, &got, &addr, 1, 130000 * MS);
+	CHECK_INT(got.n, 2);
+	CHECK_INT(got.how, TW_END_EXPIRED);
+	CHECK_INT(got.entered_ns, 70000 * MS);
+	CHECK_INT(tw_held(t), 0);
+	tw_free(t);
+}
+
+/* Freed at a cancel (tcp_tw_reuse) and its address taken before the cancel settled: early. */
+static void an_address_reused_after_a_cancel_ends_it_early(void)
+{
+	struct tw_table *t = tw_new(64, TW_VIA_TIMERS);
+	struct ends got = { 0 };
+	struct conn old = closed_conn(1030, 10 * MS);
+	const uint64_t addr = 0xa030;
+
+	feed(t, &got, SF_TW_ARMED, addr, 1030, 10 * MS - 1000);
+	tw_add(t, &old, record_end, &got);
+	feed(t, &got, SF_TW_CANCELED, addr, 1030, 1010 * MS);
+	feed(t, &got, SF_TW_ARMED, addr, 1031, 1012 * MS);
+	CHECK_INT(got.n, 1);
+	CHECK_INT(got.how, TW_END_EARLY);
+	CHECK_INT(got.at_ns, 1010 * MS);
+	tw_poll(t, 1100 * MS, record_end, &got);
+	CHECK_INT(got.n, 1); /* ended once */
 	tw_free(t);
 }
 
@@ -406,6 +491,9 @@ int main(void)
 	RUN(a_purged_namespace_ends_all_its_followed_sockets);
 	RUN(stale_replies_are_skipped_by_sequence_number);
 	RUN(timer_expiry_is_the_natural_end_at_its_moment);
+	RUN(a_batch_of_expiries_ends_each_it_names);
+	RUN(an_address_reused_ends_the_stale_entry_unseen);
+	RUN(an_address_reused_after_a_cancel_ends_it_early);
 	RUN(close_without_arm_is_skipped_by_the_kernel);
 	RUN(cancel_ends_early_unless_rearmed);
 	RUN(new_mini_socket_on_the_tuple_ends_the_old);

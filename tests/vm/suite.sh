@@ -5,10 +5,10 @@ set -o pipefail # a failing parser test must not hide behind sed's exit status
 kernel=$(uname -r)
 status=0
 
-# Two no-op probes held on each timer tracepoint and on both syscall tracepoints
+# Two no-op probes held on each timer and softirq tracepoint synfin uses and both syscall tracepoints
 # (synfin's accept and close hooks) for the whole run: under QEMU's TCG, synfin's
 # attach and detach there could otherwise panic or hang the guest (see the helper).
-.output/bpftests/hold-tracepoints timer_start timer_expire_entry timer_cancel sys_enter sys_exit ||
+.output/bpftests/hold-tracepoints timer_start timer_expire_entry timer_cancel softirq_entry softirq_exit sys_enter sys_exit ||
 	echo "vm: could not hold the timer and syscall tracepoints (QEMU TCG int3 workaround)" >&2
 
 # The parser's lines are printed last: a guest that stops midway (run-vm.sh then

@@ -93,6 +93,7 @@ struct tw_table {
 	uint64_t reach_check_ns; /* the last look for namespaces gone */
 	int fatal; /* errno of a failure that must end tracing (stuck in another namespace) */
 	struct index by_key;
+	struct index by_tw; /* TW_VIA_TIMERS: entries whose mini-socket's address is known */
 	uint32_t *free;
 	struct tw_entry *entries;
 	/* Each used from its start up: faulted in ahead of use, off the reader (bigmem.h). */
@@ -103,6 +104,19 @@ static uint64_t entry_key(const void *entry)
 {
 	return ((const struct tw_entry *)entry)->key;
 }
+
+static uint64_t entry_tw(const void *entry)
+{
+	return ((const struct tw_entry *)entry)->tw;
+}
+
+/* An SF_TW_EXPIRED record fills a ring slot as a synfin_event does, and is told by the same bytes. */
+_Static_assert(sizeof(struct synfin_tw_expiries) == sizeof(struct synfin_event) &&
+		       offsetof(struct synfin_tw_expiries, type) ==
+			       offsetof(struct synfin_event, type) &&
+		       offsetof(struct synfin_tw_expiries, tw_kind) ==
+			       offsetof(struct synfin_event, tw_kind),
+	       "struct synfin_tw_expiries must overlay struct synfin_event");
 
 /* FNV-1a of the namespace and the tuple as sock_diag reports it (local side first). */
 static uint64_t tuple_hash(uint32_t netns, uint8_t family, const uint8_t *saddr, uint16_t sport,
@@ -131,7 +145,9 @@ struct tw_table *tw_new(uint32_t cap, enum tw_mode mode)
 	t->entries = big_zalloc((size_t)cap * sizeof(*t->entries));
 	t->free = big_zalloc((size_t)cap * sizeof(*t->free));
 	if (!t->entries || !t->free || (t->aged_cap && !t->aged) ||
-	    index_init(&t->by_key, 2 * cap, t->entries, sizeof(*t->entries), entry_key)) {
+	    index_init(&t->by_key, 2 * cap, t->entries, sizeof(*t->entries), entry_key) ||
+	    (mode == TW_VIA_TIMERS &&
+	     index_init(&t->by_tw, 2 * cap, t->entries, sizeof(*t->entries), entry_tw))) {
 		tw_free(t);
 		return NULL;
 	}
@@ -165,6 +181,7 @@ void tw_free(struct tw_table *t)
 	big_ahead_forget(&t->free_ahead);
 	big_ahead_forget(&t->aged_ahead);
 	index_free(&t->by_key);
+	index_free(&t->by_tw);
 	free(t->cancels);
 	free(t->held);
 	big_free(t->aged, (size_t)t->aged_cap * sizeof(*t->aged));
@@ -588,6 +605,8 @@ static void finish(struct tw_table *t, struct tw_entry *e, enum tw_end how, uint
 		fn(ctx, e, how, now_ns);
 	if (e->attached)
 		t->attached--;
+	if (e->tw)
+		index_clear(&t->by_tw, index_slot_of(&t->by_tw, (uint32_t)(e - t->entries)));
 	index_clear(&t->by_key, index_slot_of(&t->by_key, (uint32_t)(e - t->entries)));
 	e->in_use = 0;
 	big_ahead_used(&t->free_ahead, (size_t)(t->nfree + 1) * sizeof(*t->free));
@@ -781,7 +800,6 @@ static void close_unfollowed_socks(struct tw_table *t)
 
 static void entry_of_event(struct tw_entry *e, const struct synfin_event *ev)
 {
-	e->tw = ev->skaddr;
 	e->substate = e->armed_as = ev->newstate;
 	e->entered_ns = e->armed_ns = ev->ts_ns;
 	memcpy(e->saddr, ev->saddr, sizeof(e->saddr));
@@ -792,8 +810,35 @@ static void entry_of_event(struct tw_entry *e, const struct synfin_event *ev)
 	e->family = ev->family;
 }
 
+static struct tw_entry *find_by_tw(struct tw_table *t, uint64_t tw)
+{
+	int64_t at = index_at(&t->by_tw, index_find(&t->by_tw, tw));
+
+	return at < 0 ? NULL : &t->entries[at];
+}
+
+/*
+ * e's mini-socket is at address tw. An entry still there with the same
+ * address is of a mini-socket freed since (the memory was reused): cancelled
+ * (a cancel waiting for REARM_WAIT_NS to settle), or its end's record lost.
+ */
+static void set_tw(struct tw_table *t, struct tw_entry *e, uint64_t tw, tw_end_fn fn, void *ctx)
+{
+	struct tw_entry *stale;
+
+	if (!tw) /* no address (malformed record): found by its tuple only */
+		return;
+	stale = find_by_tw(t, tw);
+	if (stale && stale->cancel_ns)
+		finish(t, stale, TW_END_EARLY, stale->cancel_ns, fn, ctx);
+	else if (stale)
+		finish(t, stale, TW_END_UNSEEN, e->armed_ns ? e->armed_ns : e->entered_ns, fn, ctx);
+	e->tw = tw;
+	index_add(&t->by_tw, index_find(&t->by_tw, tw), (uint32_t)(e - t->entries));
+}
+
 /* A mini-socket armed for the first time: waits for its connection's CLOSE (add_timed()). */
-static void on_armed(struct tw_table *t, const struct synfin_event *ev)
+static void on_armed(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn, void *ctx)
 {
 	struct tw_entry *e;
 
@@ -802,6 +847,7 @@ static void on_armed(struct tw_table *t, const struct synfin_event *ev)
 	e = new_entry(t);
 	entry_of_event(e, ev);
 	index_entry(t, e);
+	set_tw(t, e, ev->skaddr, fn, ctx);
 }
 
 bool tw_unclaimed(const struct tw_table *t)
@@ -927,6 +973,21 @@ static void on_fin_in(struct tw_table *t, const struct synfin_event *ev)
 	}
 }
 
+/* A batch of expiries (struct synfin_tw_expiries): each followed one's natural end. */
+static void on_expiries(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn,
+			void *ctx)
+{
+	struct synfin_tw_expiries batch;
+
+	memcpy(&batch, ev, sizeof(batch));
+	for (uint32_t i = 0; i < batch.count && i < SF_TW_EXPIRY_BATCH; i++) {
+		struct tw_entry *e = find_by_tw(t, batch.tw[i]);
+
+		if (e)
+			finish(t, e, TW_END_EXPIRED, batch.first_ns, fn, ctx);
+	}
+}
+
 void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn fn, void *ctx)
 {
 	struct tw_entry *e;
@@ -939,27 +1000,27 @@ void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn
 		end_purged_namespace(t, ev->netns, ev->ts_ns, fn, ctx);
 		return;
 	}
+	if (ev->tw_kind == SF_TW_EXPIRED) {
+		on_expiries(t, ev, fn, ctx);
+		return;
+	}
 	e = find_entry(t, ev->netns, ev->family, ev->saddr, ev->sport, ev->daddr, ev->dport);
 	if (e && e->tw && e->tw != ev->skaddr) { /* the tuple's previous mini-socket is gone */
 		finish(t, e, TW_END_EARLY, e->cancel_ns ? e->cancel_ns : ev->ts_ns, fn, ctx);
 		e = NULL;
 	}
 	if (e && !e->tw) /* its close came first */
-		e->tw = ev->skaddr;
+		set_tw(t, e, ev->skaddr, fn, ctx);
 	switch (ev->tw_kind) {
 	case SF_TW_ARMED:
 		if (!e)
-			on_armed(t, ev);
+			on_armed(t, ev, fn, ctx);
 		else { /* re-armed: a FIN (the FIN_WAIT2 substate's end) or a retransmitted one */
 			e->cancel_ns = 0;
 			if (e->substate == SF_TCP_FIN_WAIT2 && ev->newstate == SF_TCP_TIME_WAIT)
 				on_fin_in(t, ev);
 			e->substate = ev->newstate;
 		}
-		break;
-	case SF_TW_EXPIRED:
-		if (e)
-			finish(t, e, TW_END_EXPIRED, ev->ts_ns, fn, ctx);
 		break;
 	case SF_TW_CANCELED:
 		if (e && !remember_cancel(t, e, ev->ts_ns))

@@ -124,6 +124,8 @@ static bool tw_timer_hooks_work(const struct btf *vmlinux)
 	return tp_btf_loads(vmlinux, "btf_trace_timer_start") &&
 	       tp_btf_loads(vmlinux, "btf_trace_timer_expire_entry") &&
 	       tp_btf_loads(vmlinux, "btf_trace_timer_cancel") &&
+	       tp_btf_loads(vmlinux, "btf_trace_softirq_entry") &&
+	       tp_btf_loads(vmlinux, "btf_trace_softirq_exit") &&
 	       kallsyms_address("tw_timer_handler") != 0;
 }
 

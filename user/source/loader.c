@@ -132,7 +132,9 @@ static int check_machine(struct tracer *t, const struct options *o)
 static int choose_tw_timers(struct tracer *t, bool on)
 {
 	struct bpf_program *progs[] = { t->skel->progs.tw_timer_start, t->skel->progs.tw_timer_expire,
-					t->skel->progs.tw_timer_cancel };
+					t->skel->progs.tw_timer_cancel,
+					t->skel->progs.tw_softirq_entry,
+					t->skel->progs.tw_softirq_exit };
 	int err = 0;
 
 	t->tw_timers = on;
@@ -305,7 +307,8 @@ static void ensure_tracefs(void)
 {
 	if (tracefs_mounted())
 		return;
-	if (unshare(CLONE_NEWNS) || mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+	/* A change of propagation ignores source and type: "none", not NULL, for checkers. */
+	if (unshare(CLONE_NEWNS) || mount("none", "/", "none", MS_REC | MS_PRIVATE, NULL) ||
 	    mount("tracefs", "/sys/kernel/tracing", "tracefs", 0, NULL)) {
 		if (verbose)
 			fprintf(stderr, "synfin: no tracefs, and none could be mounted for synfin "
@@ -364,7 +367,7 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 	}
 	if (o->verbose)
 		fprintf(stderr, "synfin: attached to sock:inet_sock_set_state via %s%s%s%s%s%s%s\n",
-			t->hook, t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel" : "",
+			t->hook, t->tw_timers ? ", and to timer:timer_start/_expire_entry/_cancel and irq:softirq_entry/_exit" : "",
 			t->tw_fin || t->drops ? ", and to skb:kfree_skb" : "",
 			t->rst ? ", and to tcp:tcp_send_reset" : "",
 			t->accept ? ", and to syscalls:sys_exit_accept4/_accept" : "",
