@@ -103,8 +103,10 @@ def test_close_before_the_peers_fin_enters_time_wait_at_that_fin():
     assert wire_us > 250_000, wire_us  # the server's 300 ms, less our FIN's delayed ACK
     # The kernel's timestamps and the capture's are taken microseconds apart on real
     # hardware; under an emulator (the suite's TCG VMs) processing one segment takes up
-    # to milliseconds. 5 ms is more than one jiffy at HZ=250, the coarsest of the kernels.
-    assert abs(client["state_us"][FIN_WAIT2_INDEX] - wire_us) < 5_000, (client, wire_us)
+    # to milliseconds (6.0 ms seen once on 6.12). 5 ms is more than one jiffy at HZ=250,
+    # the coarsest of the kernels.
+    bound_us = 10_000 if os.environ.get("VMTEST") else 5_000
+    assert abs(client["state_us"][FIN_WAIT2_INDEX] - wire_us) < bound_us, (client, wire_us)
     assert client["teardown_us"]["FIN_WAIT2"] == client["state_us"][FIN_WAIT2_INDEX]
 
 
