@@ -185,16 +185,14 @@ static __always_inline struct tw_timer_softirq *this_cpu_softirq(void)
 static __always_inline void publish_expiries(struct synfin_tw_expiries *batch)
 {
 	struct synfin_event *slot = cpu_ring_reserve(SF_CNT_TW_LOST, cpu_ring_mask);
-	__u8 n = batch->count;
 
-	batch->count = 0;
-	if (!slot) { /* the reservation counted one lost record: these are n */
-		counter_add(&counters, SF_CNT_TW_LOST, n - 1);
+	if (!slot) { /* the reservation counted one lost record: these are count */
+		counter_add(&counters, SF_CNT_TW_LOST, batch->count - 1);
+		batch->count = 0;
 		return;
 	}
 	batch->type = SF_EV_TW;
 	batch->tw_kind = SF_TW_EXPIRED;
-	batch->count = n;
 	__builtin_memcpy(slot, batch, sizeof(*batch)); /* ts_ns 0: unpublished until stamped */
 	batch->count = 0;
 	cpu_ring_submit(slot, bpf_ktime_get_ns());

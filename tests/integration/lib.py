@@ -295,3 +295,12 @@ def finish_waiting_peer(proc):
     out, _ = proc.communicate("go\n", timeout=60)
     assert proc.returncode == 0, "peer failed"
     return json.loads(out.strip().splitlines()[-1])
+
+
+def time_wait_tuples(netns, port):
+    """(local address, local port) of the namespace's TIME-WAIT sockets to port, per ss."""
+    out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Htan", "state", "time-wait",
+                          "dport", f"= :{port}"], capture_output=True, text=True,
+                         check=True).stdout
+    local = (line.split()[-2].rsplit(":", 1) for line in out.splitlines() if line.strip())
+    return {(addr, int(lport)) for addr, lport in local}

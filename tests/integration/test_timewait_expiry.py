@@ -3,11 +3,13 @@ within a second or two, the timer wheel files their 60 s timers in buckets secon
 the kernel expires a whole bucket in one softirq run: tens of thousands of ends at once.
 Every TIME_WAIT socket `ss` lists after the storm must get its time_wait_end, "expired",
 about TCP_TIMEWAIT_LEN after it entered, and nothing may be lost. About 75 s."""
+import json
 import os
 import subprocess
 import time
 
-from lib import ROOT, Netns, Skip, Synfin, conn_records, parse_records, require_root
+from lib import (ROOT, Netns, Skip, Synfin, conn_records, parse_records, require_root,
+                 time_wait_tuples)
 from test_bench_smoke import build_bench_tools
 from test_features import require_feature
 
@@ -21,25 +23,12 @@ RINGS = ["--ringbuf-size", "65536"] if VM else []
 LOADGEN = os.path.join(ROOT, ".output", "bench", "loadgen")
 
 
-def time_wait_tuples(netns, port):
-    """(local address, local port) of the namespace's TIME-WAIT sockets to port, per ss."""
-    out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Htan", "state", "time-wait",
-                          "dport", f"= :{port}"], capture_output=True, text=True,
-                         check=True).stdout
-    tuples = set()
-    for line in out.splitlines():
-        if line.strip():
-            addr, port_ = line.split()[-2].rsplit(":", 1)
-            tuples.add((addr, int(port_)))
-    return tuples
-
-
 def storm(netns):
     done = subprocess.run(["ip", "netns", "exec", netns, LOADGEN, "--clients", THREADS, "--servers",
                            THREADS, "--count", str(CONNECTIONS), "--seconds", "60", "--close",
                            "client"], capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
-    return int(done.stdout.split('"port":')[1].split("}")[0])
+    return json.loads(done.stdout.strip().splitlines()[-1])["port"]
 
 
 def wait_until_no_time_wait(netns, port, timeout=75):

@@ -7,7 +7,7 @@ deleting the namespace purges them, each with its time_wait_end."""
 import re
 import subprocess
 
-from lib import Netns, Synfin, conn_records, require_root, run_peer
+from lib import Netns, Synfin, conn_records, require_root, run_peer, time_wait_tuples
 from test_features import require_feature
 
 BUCKETS = 5
@@ -19,13 +19,6 @@ def overflows(netns):
                           "TcpExtTCPTimeWaitOverflow"], capture_output=True, text=True).stdout
     m = re.search(r"TcpExtTCPTimeWaitOverflow\s+(\d+)", out)
     return int(m.group(1)) if m else 0
-
-
-def time_wait_ports(netns, port):
-    """Local ports of the namespace's TIME-WAIT sockets to port, as ss lists them."""
-    out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Htan", "state", "time-wait",
-                          "dport", f"= :{port}"], capture_output=True, text=True).stdout
-    return {int(line.split()[-2].rsplit(":", 1)[1]) for line in out.splitlines() if line.strip()}
 
 
 def test_full_time_wait_table_is_reported_as_the_kernel_counts_it():
@@ -44,7 +37,7 @@ def test_full_time_wait_table_is_reported_as_the_kernel_counts_it():
             lambda rs: len([r for r in conn_records(rs) if r["dport"] == port]) >= CONNECTIONS,
             what=f"{CONNECTIONS} client lifecycle records")
         skipped_by_kernel = overflows(ns.name) - before
-        listed = time_wait_ports(ns.name, port)
+        listed = {lport for _, lport in time_wait_tuples(ns.name, port)}
     # The namespace is gone: every TIME_WAIT synfin followed ends, early.
     records = tracer.wait_for(
         lambda rs: len([r for r in rs if r["type"] == "time_wait_end"]) >= len(listed),

@@ -992,6 +992,8 @@ void tw_timer_event(struct tw_table *t, const struct synfin_event *ev, tw_end_fn
 {
 	struct tw_entry *e;
 
+	if (t->mode != TW_VIA_TIMERS) /* only the timer programs make these; by_tw is theirs */
+		return;
 	if (ev->tw_kind == SF_TW_FIN_IN) { /* no mini-socket address: its tuple only */
 		on_fin_in(t, ev);
 		return;
