@@ -262,8 +262,8 @@ def prog_ids(pid):
 
 
 def prog_stats(ids):
-    """(run_time_ns, run_cnt) summed over the programs; zeros when stats are off."""
-    total_ns = total_cnt = 0
+    """{program name: (run_time_ns, run_cnt)} (zeros when stats are off)."""
+    stats = {}
     for pid_ in ids:
         out = subprocess.run(["bpftool", "-j", "prog", "show", "id", str(pid_)],
                              capture_output=True, text=True)
@@ -271,9 +271,22 @@ def prog_stats(ids):
             info = json.loads(out.stdout)
         except ValueError:
             continue
-        total_ns += info.get("run_time_ns", 0)
-        total_cnt += info.get("run_cnt", 0)
-    return total_ns, total_cnt
+        name = info.get("name", str(pid_))
+        ns, cnt = stats.get(name, (0, 0))
+        stats[name] = (ns + info.get("run_time_ns", 0), cnt + info.get("run_cnt", 0))
+    return stats
+
+
+def prog_deltas(before, after, conns):
+    """Per program that ran: runs and ns per connection, ns per run."""
+    progs = {}
+    for name, (ns1, cnt1) in after.items():
+        ns0, cnt0 = before.get(name, (0, 0))
+        if cnt1 > cnt0:
+            progs[name] = {"runs_per_conn": (cnt1 - cnt0) / conns,
+                           "ns_per_run": (ns1 - ns0) / (cnt1 - cnt0),
+                           "ns_per_conn": (ns1 - ns0) / conns}
+    return progs
 
 
 def fd_kinds(pid):
@@ -308,6 +321,8 @@ class Tracer:
         except Exception:
             self.kill()
             raise
+        if spec.get("stop_reader"):
+            self.proc.send_signal(signal.SIGSTOP)
 
     def stderr(self):
         # pread: the tracer writes through this same open file description, and a seek()
@@ -343,6 +358,8 @@ class Tracer:
 
     def stop(self):
         if self.proc.poll() is None:
+            if self.spec.get("stop_reader"):
+                self.proc.send_signal(signal.SIGCONT)
             self.proc.send_signal(signal.SIGINT)
         try:
             rc = self.proc.wait(timeout=30)
@@ -389,6 +406,12 @@ def tracer_specs(synfin, bcc, smoke):
                   "kind": "synfin", "argv": [synfin, "--json", "-i", "lo"], "unit": "state",
                   "in_netns": True})
     specs.append(life)
+    # The overhead split in two: with the reader stopped (SIGSTOP once ready), its rings fill
+    # at once and every record after is lost (counted), so this row is the BPF side's price
+    # without the reader, and without the copies into the rings (no counting pass).
+    specs.append({"name": "synfin_bpf_only", "label": "synfin --json, reader stopped (the BPF "
+                  "side alone, less the ring copies: its records are lost)", "kind": "synfin",
+                  "argv": [synfin, "--json"], "unit": None, "stop_reader": True})
     specs.append({"name": "floor", "label": "empty program on sock:inet_sock_set_state (floor)",
                   "kind": "floor", "argv": [FLOOR, FLOOR_OBJ], "unit": None})
     for name, unit in (("tcpstates", "state"), ("tcplife", "conn")):
@@ -455,7 +478,7 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
     tracer = Tracer(spec, out_path, netns)
     try:
         ids = prog_ids(tracer.proc.pid) if bpf_stats else []
-        k0 = prog_stats(ids) if bpf_stats else (0, 0)
+        k0 = prog_stats(ids) if bpf_stats else {}
         cpu0, faults0 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
         threads0 = thread_times(tracer.proc.pid)
         load = loadgen(args, count, netns, extra)
@@ -465,7 +488,7 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
         tw_after = kernel_time_wait(netns)
         tw_skipped = tw_overflows(netns) - overflow0
         hwm = tracer.hwm_kib()
-        k1 = prog_stats(ids) if bpf_stats else (0, 0)
+        k1 = prog_stats(ids) if bpf_stats else {}
         if end_tw and out_path:
             end_time_wait(ns, out_path)
     except Exception:
@@ -490,10 +513,12 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
                r"(\d+) TIME_WAIT connections not followed", err)),
            "stderr_summary": [l for l in err.splitlines() if l.strip() and READY not in l][:10]}
     if bpf_stats:
-        runs, ns = k1[1] - k0[1], k1[0] - k0[0]
+        progs = prog_deltas(k0, k1, conns)
+        runs = sum(p["runs_per_conn"] for p in progs.values()) * conns
+        ns = sum(p["ns_per_conn"] for p in progs.values()) * conns
         res["bpf"] = {"prog_ids": ids, "runs": runs, "run_time_ns": ns,
                       "ns_per_run": ns / runs if runs else None,
-                      "ms_per_1k_conns": ns / 1e6 / conns * 1000}
+                      "ms_per_1k_conns": ns / 1e6 / conns * 1000, "programs": progs}
     if rc != 0:
         log(f"{spec['name']} exited {rc}: {err.strip()[-300:]}")
     return res
@@ -825,6 +850,35 @@ def condition_table(results, cond):
     return lines
 
 
+def programs_table(results, cond):
+    """Where the BPF side's time goes, per program, in the counting pass (run-time statistics
+    on: each run also pays for its own timing, a few tens of ns)."""
+    counted = [(spec, cond["counting"][spec["name"]]["bpf"]["programs"])
+               for spec in results["tracers"]
+               if cond["counting"].get(spec["name"], {}).get("bpf", {}).get("programs")]
+    if not counted:
+        return []
+    lines = ["", "BPF programs per connection (counting pass, kernel.bpf_stats_enabled): "
+             "runs × ns per run = ns", "",
+             "| program | " + " | ".join(spec["label"] for spec, _ in counted) + " |",
+             "|---|" + "---|" * len(counted)]
+    names = sorted({n for _, progs in counted for n in progs},
+                   key=lambda n: -max(progs.get(n, {}).get("ns_per_conn", 0) for _, progs in counted))
+    for name in names + ["total"]:
+        cells = []
+        for _, progs in counted:
+            if name == "total":
+                cells.append(f"{sum(p['ns_per_conn'] for p in progs.values()):,.0f}")
+            elif name in progs:
+                p = progs[name]
+                cells.append(f"{p['runs_per_conn']:.2f} × {p['ns_per_run']:,.0f} = "
+                             f"{p['ns_per_conn']:,.0f}")
+            else:
+                cells.append("–")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def markdown(results):
     lines = []
     cfg = results["config"]
@@ -835,6 +889,7 @@ def markdown(results):
     for cond in results["conditions"]:
         lines.append("")
         lines += condition_table(results, cond)
+        lines += programs_table(results, cond)
     if results.get("drop_storm"):
         lines.append("")
         lines += drop_storm_table(results["drop_storm"], results["tracers"])
@@ -904,8 +959,8 @@ def main():
                          "rounds (an A/B of a change)")
     ap.add_argument("--tracers", metavar="NAMES",
                     help="only these rows (comma-separated names: synfin_json, synfin_wire, "
-                         "synfin_life, tcpstates, tcplife, cmp_json, cmp_life); the baseline "
-                         "always runs")
+                         "synfin_life, synfin_bpf_only, floor, tcpstates, tcplife, cmp_json, "
+                         "cmp_life); the baseline always runs")
     ap.add_argument("--out", default=os.path.join(BENCH_BIN, "results.json"))
     ap.add_argument("--conditions", default=os.environ.get("BENCH_CONDITIONS",
                                                            ",".join(CONDITIONS)),
