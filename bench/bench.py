@@ -514,8 +514,8 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
            "stderr_summary": [l for l in err.splitlines() if l.strip() and READY not in l][:10]}
     if bpf_stats:
         progs = prog_deltas(k0, k1, conns)
-        runs = sum(p["runs_per_conn"] for p in progs.values()) * conns
-        ns = sum(p["ns_per_conn"] for p in progs.values()) * conns
+        runs = sum(cnt - k0.get(name, (0, 0))[1] for name, (_, cnt) in k1.items())
+        ns = sum(ns1 - k0.get(name, (0, 0))[0] for name, (ns1, _) in k1.items())
         res["bpf"] = {"prog_ids": ids, "runs": runs, "run_time_ns": ns,
                       "ns_per_run": ns / runs if runs else None,
                       "ms_per_1k_conns": ns / 1e6 / conns * 1000, "programs": progs}

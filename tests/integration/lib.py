@@ -297,10 +297,14 @@ def finish_waiting_peer(proc):
     return json.loads(out.strip().splitlines()[-1])
 
 
-def time_wait_tuples(netns, port):
-    """(local address, local port) of the namespace's TIME-WAIT sockets to port, per ss."""
-    out = subprocess.run(["ip", "netns", "exec", netns, "ss", "-Htan", "state", "time-wait",
-                          "dport", f"= :{port}"], capture_output=True, text=True,
-                         check=True).stdout
+def time_wait_tuples(netns, port=None, family=None):
+    """(local address, local port) of the namespace's TIME-WAIT sockets, per ss: those to
+    port if given, of one family (4 or 6) if given."""
+    cmd = ["ip", "netns", "exec", netns, "ss", "-Htan", "state", "time-wait"]
+    if family:
+        cmd.insert(5, f"-{family}")
+    if port:
+        cmd += ["dport", f"= :{port}"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     local = (line.split()[-2].rsplit(":", 1) for line in out.splitlines() if line.strip())
     return {(addr, int(lport)) for addr, lport in local}

@@ -5,7 +5,7 @@ import shutil
 import subprocess
 
 from lib import (Netns, Skip, Synfin, conn_records, find_socket, parse_records, require_root,
-                 run_peer)
+                 run_peer, time_wait_tuples)
 from test_features import witnessed
 
 SYN, ACK, FIN, RST = 0x02, 0x10, 0x01, 0x04
@@ -70,15 +70,14 @@ def late_fin_client(wrapper=()):
         tracer = Synfin("--netns", str(ns.inode), "--life", wrapper=wrapper)
         peer = run_peer("--scenario", "late-fin", "--hold-seconds", "0.3", "--capture",
                         netns=ns.name)
-        time_wait = subprocess.run(["ip", "netns", "exec", ns.name, "ss", "-tanH", "state",
-                                    "time-wait"], capture_output=True, text=True).stdout
+        time_wait = time_wait_tuples(ns.name)
         lport, cport = peer["listen_port"], peer["conns"][0]["client_port"]
         records = tracer.wait_for(lambda rs: conn_records(rs, sport=cport, dport=lport),
                                   what="the client's lifecycle")
         [client] = conn_records(records, sport=cport, dport=lport)
         status, out, err = tracer.stop()
     assert status == 0, err
-    assert f"127.0.0.1:{cport} " in time_wait, time_wait
+    assert ("127.0.0.1", cport) in time_wait, time_wait
     return client, peer, out, err
 
 
@@ -167,14 +166,13 @@ def test_ipv4_closes_in_ring_slots_ipv6_used_still_enter_time_wait():
         tracer = Synfin("--netns", str(ns.inode), "--life", "--ringbuf-size", "64")
         in_tens("6", 100)
         records, keys = in_tens("4", 20)
-        time_wait = subprocess.run(["ip", "netns", "exec", ns.name, "ss", "-4tanH", "state",
-                                    "time-wait"], capture_output=True, text=True).stdout
+        time_wait = time_wait_tuples(ns.name, family=4)
         status, out, err = tracer.stop()
     assert status == 0, err
     assert not [r for r in parse_records(out) if r["type"] == "lost"], err
     clients = clients_of(records, keys)
     ports = {sport for _, sport in keys}
-    assert all(f"127.0.0.1:{port} " in time_wait for port in ports), time_wait
+    assert all(("127.0.0.1", port) in time_wait for port in ports), time_wait
     assert [c["time_wait"] for c in clients] == ["entered"] * 20, clients
 
 
