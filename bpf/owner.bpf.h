@@ -21,8 +21,8 @@ struct file___f_count {
 	atomic_long_t f_count;
 } __attribute__((preserve_access_index));
 
-/* The socket file behind descriptor fd of the current task, or NULL. */
-static __always_inline struct file *current_fd_socket_file(long fd)
+/* The file behind descriptor fd of the current task, or NULL. */
+static __always_inline struct file *current_fd_file(long fd)
 {
 	struct task_struct *task = (struct task_struct *)bpf_get_current_task();
 	struct fdtable *fdt = BPF_CORE_READ(task, files, fdt);
@@ -32,9 +32,20 @@ static __always_inline struct file *current_fd_socket_file(long fd)
 	if (fd < 0 || fd >= BPF_CORE_READ(fdt, max_fds))
 		return NULL;
 	bpf_core_read(&file, sizeof(file), &fds[fd]);
-	if (!file || (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT_BITS) != S_IFSOCK_BITS)
-		return NULL;
 	return file;
+}
+
+static __always_inline bool is_socket_file(const struct file *file)
+{
+	return file && (BPF_CORE_READ(file, f_inode, i_mode) & S_IFMT_BITS) == S_IFSOCK_BITS;
+}
+
+/* The socket file behind descriptor fd of the current task, or NULL. */
+static __always_inline struct file *current_fd_socket_file(long fd)
+{
+	struct file *file = current_fd_file(fd);
+
+	return is_socket_file(file) ? file : NULL;
 }
 
 static __always_inline const struct sock *file_sock(const struct file *file)
@@ -97,9 +108,10 @@ static __always_inline int note_accept(long fd)
 SEC("tracepoint/syscalls/sys_enter_close")
 int owner_close(struct trace_event_raw_sys_enter *ctx)
 {
-	struct file *file = current_fd_socket_file((long)ctx->args[0]);
+	struct file *file = current_fd_file((long)ctx->args[0]);
 
-	if (!file || !file_shared(file))
+	/* Shared first: most closes are a file's last, and then its inode is never read. */
+	if (!file || !file_shared(file) || !is_socket_file(file))
 		return 0;
 	return note_holder(file_sock(file), SF_OWNER_RELEASED);
 }

@@ -259,11 +259,11 @@ static __always_inline struct synfin_event *cpu_ring_reserve(__u32 lost_counter,
 /*
  * Publishes the slot by storing its stamp (never 0) last. The exchange is a
  * full barrier on every JIT, so the record's other stores are visible first.
+ * Nothing counts what is published: the ring's head does.
  */
 static __always_inline void cpu_ring_submit(struct synfin_event *e, __u64 ts_ns)
 {
 	__sync_lock_test_and_set(&e->ts_ns, ts_ns);
-	count(SF_CNT_EMITTED);
 }
 
 /* The time-wait mini-socket's programs and map: they use the rings and filters above. */

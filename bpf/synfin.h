@@ -163,8 +163,7 @@ struct sf_listener_port {
 
 /* Indexes of the per-CPU counter array. */
 enum synfin_counter {
-	SF_CNT_EMITTED = 0, /* records committed to the ring buffer */
-	SF_CNT_LOST,        /* ring buffer full: state record dropped */
+	SF_CNT_LOST = 0,    /* ring buffer full: state record dropped */
 	SF_CNT_TW_LOST,     /* ring buffer full: SF_EV_TW record dropped */
 	SF_CNT_RST_LOST,    /* ring buffer full: SF_EV_RST record dropped */
 	SF_CNT_OWNER_LOST,  /* ring buffer full: SF_EV_OWNER or SF_EV_EXIT record dropped */

@@ -455,7 +455,6 @@ int tracer_counters(struct tracer *t, struct tracer_counts *c)
 
 	if (err)
 		return err;
-	c->emitted = totals[SF_CNT_EMITTED];
 	c->skipped = recursion_misses(t->skel->progs.set_state_btf) +
 		     recursion_misses(t->skel->progs.set_state_tp);
 	c->lost = totals[SF_CNT_LOST] + c->skipped;

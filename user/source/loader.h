@@ -30,10 +30,10 @@ int tracer_start(struct tracer *t, const struct options *o, ring_buffer_sample_f
 void tracer_stop(struct tracer *t);
 /* Sums each key of a per-CPU array map over the CPUs into sums[0..nkeys). */
 int percpu_array_sum(int map_fd, uint32_t nkeys, uint64_t *sums);
-/* Records sent, and lost: ring full, or a run the kernel skipped (`skipped`,
+/* Records lost: ring full, or a run the kernel skipped (`skipped`,
  * its recursion guard: counted in bpf_prog_info, not by the program). */
 struct tracer_counts {
-	uint64_t emitted, lost, skipped;
+	uint64_t lost, skipped;
 	/* SF_EV_TW records lost (ring full, or runs the kernel skipped): apart from the
 	 * state records', which are the primary data the others are counted against */
 	uint64_t tw_lost;
