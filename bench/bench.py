@@ -143,8 +143,9 @@ def status_field(path, key):
 
 def thread_times(pid):
     """Each thread of the tracer by name: its CPU time and its waits on a run queue (ns,
-    /proc/PID/task/TID/schedstat) and its forced context switches (status). Which thread
-    spent what, when a run falls behind: the reader, or a helper beside it."""
+    /proc/PID/task/TID/schedstat), its forced context switches (status) and its system
+    time (ticks, stat). Which thread spent what, and in which mode, when a run falls
+    behind: the reader, or a helper beside it; its own code, or the kernel for it."""
     threads = {}
     try:
         tids = os.listdir(f"/proc/{pid}/task")
@@ -157,25 +158,53 @@ def thread_times(pid):
             with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
                 run_ns, wait_ns = (int(x) for x in f.read().split()[:2])
             forced = status_field(f"/proc/{pid}/task/{tid}/status", "nonvoluntary_ctxt_switches")
+            sys_ticks = int(stat_fields(f"/proc/{pid}/task/{tid}/stat")[12])
         except (OSError, ValueError):
             continue
-        threads[f"{name}/{tid}"] = (run_ns, wait_ns, forced)
+        threads[f"{name}/{tid}"] = (run_ns, wait_ns, forced, sys_ticks)
     return threads
 
 
 def thread_deltas(before, after):
     """Per thread over the storm: CPU ms, run-queue wait ms, forced context switches."""
     out = {}
-    for key, (run1, wait1, forced1) in after.items():
-        run0, wait0, forced0 = before.get(key, (0, 0, 0))
+    for key, (run1, wait1, forced1, sys1) in after.items():
+        run0, wait0, forced0, sys0 = before.get(key, (0, 0, 0, 0))
         out[key] = {"cpu_ms": (run1 - run0) / 1e6, "runq_wait_ms": (wait1 - wait0) / 1e6,
-                    "forced_switches": forced1 - forced0}
+                    "forced_switches": forced1 - forced0,
+                    "system_ms": (sys1 - sys0) * 1000 / os.sysconf("SC_CLK_TCK")}
     return out
 
 
-def threads_text(threads):
-    return "; ".join(f"{k} cpu {v['cpu_ms']:.0f} ms, waited {v['runq_wait_ms']:.0f} ms, "
-                     f"{v['forced_switches']} forced switches" for k, v in sorted(threads.items()))
+# The host's side of a run that fell behind: stolen time (/proc/stat), page-fault
+# compaction and huge pages (/proc/vmstat), over the storm.
+HOST_VMSTAT = ("compact_stall", "thp_fault_alloc", "thp_fault_fallback", "pgmajfault",
+               "allocstall_normal", "allocstall_movable")
+
+
+def host_counters():
+    with open("/proc/stat") as f:
+        cpu = f.readline().split()
+    counters = {"steal_ticks": int(cpu[8]) if len(cpu) > 8 else 0}
+    with open("/proc/vmstat") as f:
+        for line in f:
+            key, _, value = line.partition(" ")
+            if key in HOST_VMSTAT:
+                counters[key] = int(value)
+    return counters
+
+
+def host_deltas(before, after):
+    return {k: v - before.get(k, 0) for k, v in after.items()}
+
+
+def threads_text(threads, host=None):
+    text = "; ".join(f"{k} cpu {v['cpu_ms']:.0f} ms ({v.get('system_ms', 0):.0f} in the kernel), "
+                     f"waited {v['runq_wait_ms']:.0f} ms, {v['forced_switches']} forced switches"
+                     for k, v in sorted(threads.items()))
+    if host:
+        text += "; host: " + ", ".join(f"{k} {v}" for k, v in host.items())
+    return text
 
 
 def proc_runtime_ns(pid):
@@ -480,11 +509,12 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
         ids = prog_ids(tracer.proc.pid) if bpf_stats else []
         k0 = prog_stats(ids) if bpf_stats else {}
         cpu0, faults0 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
-        threads0 = thread_times(tracer.proc.pid)
+        threads0, host0 = thread_times(tracer.proc.pid), host_counters()
         load = loadgen(args, count, netns, extra)
         time.sleep(SETTLE_S)
         cpu1, faults1 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
         threads = thread_deltas(threads0, thread_times(tracer.proc.pid))
+        host = host_deltas(host0, host_counters())
         tw_after = kernel_time_wait(netns)
         tw_skipped = tw_overflows(netns) - overflow0
         hwm = tracer.hwm_kib()
@@ -505,7 +535,7 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
            "cpu_ms_sched_runtime": None if run_ns is None else run_ns / 1e6,
            "cpu_ms_per_1k": cpu_ns / 1e6 / conns * 1000,
            "peak_rss_kib": hwm, "lost": lost_from_stderr(spec, err), "exit": rc,
-           "reader_faults": faults1 - faults0, "threads": threads,
+           "reader_faults": faults1 - faults0, "threads": threads, "host": host,
            "kernel_tw_after": tw_after, "kernel_tw_skipped": tw_skipped,
            "tw_followed": sum(int(n) for n in re.findall(r"(\d+) connections in TIME_WAIT at exit",
                                                          err)),
@@ -1067,7 +1097,8 @@ def run_rounds(args, specs, cond, out, calibration, tmpdir):
                 + (f", cpu {res['cpu_ms_per_1k']:.1f} ms/1k, lost {res['lost']}, "
                    f"{res.get('reader_faults', 0)} reader faults"
                    if spec["argv"] else "")
-                + (f" ({threads_text(res['threads'])})" if res.get("lost") else ""))
+                + (f" ({threads_text(res['threads'], res.get('host'))})"
+                   if res.get("lost") else ""))
         out["rounds"].append(this_round)
         baseline_by_round.append(this_round["baseline"]["conn_per_s"])
         for name, res in this_round.items():
