@@ -104,6 +104,7 @@ struct app {
 	 * transitions of them the kernel never ran synfin's program for. */
 	uint64_t closes_inferred, transitions_unseen;
 	uint64_t next_infer_ns, infer_now_ns;
+	struct rusage reader_start; /* the reader thread's, when tracing began */
 	int poll_ms;
 	bool tty;
 };
@@ -680,6 +681,31 @@ static void print_secondary_losses(struct app *app, const struct tracer_counts *
 			(unsigned long long)app->listeners.untracked, LISTENERS_MAX);
 }
 
+static double ms_of(struct timeval tv)
+{
+	return tv.tv_sec * 1000.0 + tv.tv_usec / 1000.0;
+}
+
+/*
+ * Why the reader fell behind, from its own accounts since tracing began. On a
+ * kernel without IRQ_TIME_ACCOUNTING, softirq work that interrupts the reader
+ * is charged to it as kernel time: kernel time far above user time means its
+ * CPU went to the kernel's work, not to reading; little CPU and many
+ * preemptions, that it was not given the CPU.
+ */
+static void print_reader_accounts(const struct app *app)
+{
+	struct rusage now;
+
+	if (getrusage(RUSAGE_THREAD, &now))
+		return;
+	fprintf(stderr, "synfin: while tracing, the reader ran %.0f ms in user space and %.0f ms "
+			"in the kernel, and was preempted %ld times\n",
+		ms_of(now.ru_utime) - ms_of(app->reader_start.ru_utime),
+		ms_of(now.ru_stime) - ms_of(app->reader_start.ru_stime),
+		now.ru_nivcsw - app->reader_start.ru_nivcsw);
+}
+
 static void print_exit_summary(struct app *app)
 {
 	uint64_t evicted = tracker_evicted(app->tracker);
@@ -689,10 +715,12 @@ static void print_exit_summary(struct app *app)
 	struct tracer_counts n;
 	bool counted = !tracer_counters(&app->tracer, &n);
 
-	if (app->lost_seen > app->skipped_seen + app->unseen_seen)
+	if (app->lost_seen > app->skipped_seen + app->unseen_seen) {
 		fprintf(stderr, "synfin: %llu events lost (ring buffer full): try a larger "
 				"--ringbuf-size\n",
 			(unsigned long long)(app->lost_seen - app->skipped_seen - app->unseen_seen));
+		print_reader_accounts(app);
+	}
 	if (app->skipped_seen)
 		fprintf(stderr, "synfin: %llu events lost (the kernel skipped synfin's program "
 				"where it would have run nested on one CPU)\n",
@@ -872,6 +900,7 @@ int main(int argc, char **argv)
 	if (!err) {
 		sinks_start(&app.sinks);
 		fprintf(stderr, "Tracing TCP connections... Hit Ctrl-C to end.\n");
+		getrusage(RUSAGE_THREAD, &app.reader_start);
 		err = trace_loop(&app, opts.duration_s ? now_ns() + opts.duration_s * 1000000000ull : 0);
 		drain_at_exit(&app);
 		print_exit_summary(&app);
