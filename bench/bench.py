@@ -496,6 +496,47 @@ def end_time_wait(ns, out_path, timeout=20):
         time.sleep(0.2)
 
 
+class ReaderProfile:
+    """perf sampling synfin over the storm (499 Hz, call graphs), kept only when the run lost
+    records: the rare run whose reader falls behind has spent its time in the kernel (issue
+    13: 790 of 819 ms once), and its profile names what the kernel did. Without perf, or
+    with --no-profile, nothing."""
+
+    def __init__(self, spec, pid, enabled):
+        self.proc = self.path = None
+        if not (enabled and spec["kind"] == "synfin" and shutil.which("perf")):
+            return
+        fd, self.path = tempfile.mkstemp(prefix="synfin-bench-", suffix=".perf")
+        os.close(fd)
+        self.proc = subprocess.Popen(["perf", "record", "-q", "-F", "499", "-g", "-p", str(pid),
+                                      "-o", self.path], stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+
+    def stop(self):
+        if self.proc:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def top(self, keep, lines=15):
+        """The busiest symbols (self time) when keep, else None; the samples are removed."""
+        if not self.path:
+            return None
+        try:
+            if not keep:
+                return None
+            done = subprocess.run(["perf", "report", "-i", self.path, "--stdio", "--no-children",
+                                   "--sort", "sym", "-g", "none", "--percent-limit", "1"],
+                                  capture_output=True, text=True, timeout=120)
+            return [l.strip() for l in done.stdout.splitlines()
+                    if l.strip() and not l.startswith("#")][:lines]
+        finally:
+            os.unlink(self.path)
+
+
 def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
     netns = ns.name
     overflow0 = tw_overflows(netns)
@@ -505,13 +546,16 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
                 "kernel_tw_after": kernel_time_wait(netns),
                 "kernel_tw_skipped": tw_overflows(netns) - overflow0}
     tracer = Tracer(spec, out_path, netns)
+    profile = None
     try:
         ids = prog_ids(tracer.proc.pid) if bpf_stats else []
         k0 = prog_stats(ids) if bpf_stats else {}
         cpu0, faults0 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
         threads0, host0 = thread_times(tracer.proc.pid), host_counters()
+        profile = ReaderProfile(spec, tracer.proc.pid, args.profile)
         load = loadgen(args, count, netns, extra)
         time.sleep(SETTLE_S)
+        profile.stop()
         cpu1, faults1 = tracer.cpu_ns(), reader_faults(tracer.proc.pid)
         threads = thread_deltas(threads0, thread_times(tracer.proc.pid))
         host = host_deltas(host0, host_counters())
@@ -523,6 +567,9 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
             end_time_wait(ns, out_path)
     except Exception:
         tracer.kill()
+        if profile:
+            profile.stop()
+            profile.top(False)
         raise
     rc, err = tracer.stop()
     conns = load["connections"]
@@ -542,6 +589,11 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
            "tw_not_followed": sum(int(n) for n in re.findall(
                r"(\d+) TIME_WAIT connections not followed", err)),
            "stderr_summary": [l for l in err.splitlines() if l.strip() and READY not in l][:10]}
+    # The stopped-reader row loses by design: its profile would say nothing.
+    res["profile"] = profile.top(bool(res["lost"]) and not spec.get("stop_reader"))
+    if res["profile"]:
+        log(f"{spec['name']} lost {res['lost']}: where synfin's time went "
+            f"(perf, self): " + " | ".join(res["profile"]))
     if bpf_stats:
         progs = prog_deltas(k0, k1, conns)
         runs = sum(cnt - k0.get(name, (0, 0))[1] for name, (_, cnt) in k1.items())
@@ -978,6 +1030,9 @@ def main():
                          "baseline + synfin --json and --life --json only (with --storm-syns N "
                          "a drop storm too, beside 300 connections)")
     ap.add_argument("--no-micro", action="store_true")
+    ap.add_argument("--no-profile", dest="profile", action="store_false",
+                    help="no perf sampling of synfin during the storms (kept only for runs "
+                         "that lost records)")
     ap.add_argument("--storm-syns", type=int, default=None,
                     help="SYNs of the drop storm (0: none; default 100000, --smoke none)")
     ap.add_argument("--storm-conns", type=int, default=20000,
