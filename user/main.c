@@ -588,13 +588,42 @@ static void report_now(struct app *app, uint64_t now)
 }
 
 /* Until a signal, the deadline or a broken output; 0, or 1 when the ring could not be read. */
+/*
+ * To a terminal, every pass writes. To a pipe, output goes in blocks but is
+ * never held more than a second: the first record buffered since the last
+ * write sets when it must go (*due), whatever the passes in between did.
+ */
+static void flush_when_due(struct app *app, uint64_t now, uint64_t *due)
+{
+	if (!app->out.ob.len) {
+		*due = 0;
+	} else if (app->tty || (*due && now >= *due)) {
+		ob_flush(&app->out.ob);
+		*due = 0;
+	} else if (!*due) {
+		*due = now + PIPE_FLUSH_NS;
+	}
+}
+
+/* The poll interval, cut short when buffered output falls due first. */
+static int poll_timeout_ms(const struct app *app, uint64_t now, uint64_t due)
+{
+	uint64_t left_ms;
+
+	if (!due)
+		return app->poll_ms;
+	left_ms = due > now ? (due - now + 999999) / 1000000 : 0;
+	return left_ms < (uint64_t)app->poll_ms ? (int)left_ms : app->poll_ms;
+}
+
 static int trace_loop(struct app *app, uint64_t deadline_ns)
 {
-	uint64_t next_check = now_ns() + COUNTER_CHECK_NS, last_flush = now_ns();
+	uint64_t next_check = now_ns() + COUNTER_CHECK_NS, flush_due = 0;
 	uint64_t next_housekeeping = 0;
+	int timeout_ms = app->poll_ms;
 
 	while (!exiting && !output_broken(app)) {
-		int err = ring_buffer__poll(app->tracer.rb, app->poll_ms);
+		int err = ring_buffer__poll(app->tracer.rb, timeout_ms);
 		uint64_t now;
 
 		if (err < 0 && err != -EINTR) {
@@ -618,11 +647,8 @@ static int trace_loop(struct app *app, uint64_t deadline_ns)
 		}
 		if (report_requested)
 			report_now(app, now);
-		/* Line-ish to a terminal; to a pipe in blocks, but never older than a second. */
-		if (app->tty || now - last_flush >= PIPE_FLUSH_NS) {
-			ob_flush(&app->out.ob);
-			last_flush = now;
-		}
+		flush_when_due(app, now, &flush_due);
+		timeout_ms = poll_timeout_ms(app, now, flush_due);
 		if (deadline_ns && now >= deadline_ns)
 			break;
 	}
