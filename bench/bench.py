@@ -166,7 +166,8 @@ def thread_times(pid):
 
 
 def thread_deltas(before, after):
-    """Per thread over the storm: CPU ms, run-queue wait ms, forced context switches."""
+    """Per thread over the storm: CPU ms, run-queue wait ms, forced context switches, and
+    the kernel's share of the CPU (system_ms, from stat's ticks)."""
     out = {}
     for key, (run1, wait1, forced1, sys1) in after.items():
         run0, wait0, forced0, sys0 = before.get(key, (0, 0, 0, 0))
@@ -199,7 +200,7 @@ def host_deltas(before, after):
 
 
 def threads_text(threads, host=None):
-    text = "; ".join(f"{k} cpu {v['cpu_ms']:.0f} ms ({v.get('system_ms', 0):.0f} in the kernel), "
+    text = "; ".join(f"{k} cpu {v['cpu_ms']:.0f} ms ({v['system_ms']:.0f} in the kernel), "
                      f"waited {v['runq_wait_ms']:.0f} ms, {v['forced_switches']} forced switches"
                      for k, v in sorted(threads.items()))
     if host:

@@ -86,10 +86,10 @@ def test_time_wait_in_many_namespaces_followed_and_ended_when_they_go():
     require_root()
     nsids = make_namespaces(NAMESPACES)
     names = list(nsids)
-    inodes = {inode_of(n): n for n in names}
-    port = free_port()
-    tracer = Synfin("--metrics", f"127.0.0.1:{port}")
-    try:
+    try:  # the namespaces go however this ends (a synfin that fails to start included)
+        inodes = {inode_of(n): n for n in names}
+        port = free_port()
+        tracer = Synfin("--metrics", f"127.0.0.1:{port}")
         for name in names:
             run_peer("--scenario", "shutdown", netns=name)  # the client ends in TIME_WAIT
         # Every namespace's TIME_WAIT socket confirmed by sock_diag from inside it (no
