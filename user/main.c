@@ -587,7 +587,6 @@ static void report_now(struct app *app, uint64_t now)
 	ob_flush(&app->out.ob);
 }
 
-/* Until a signal, the deadline or a broken output; 0, or 1 when the ring could not be read. */
 /*
  * To a terminal, every pass writes. To a pipe, output goes in blocks but is
  * never held more than a second: the first record buffered since the last
@@ -616,6 +615,7 @@ static int poll_timeout_ms(const struct app *app, uint64_t now, uint64_t due)
 	return left_ms < (uint64_t)app->poll_ms ? (int)left_ms : app->poll_ms;
 }
 
+/* Until a signal, the deadline or a broken output; 0, or 1 when the ring could not be read. */
 static int trace_loop(struct app *app, uint64_t deadline_ns)
 {
 	uint64_t next_check = now_ns() + COUNTER_CHECK_NS, flush_due = 0;
