@@ -4,7 +4,6 @@ whose transitions do not chain, or as partial lifecycles."""
 import os
 import select
 import subprocess
-import sys
 import time
 
 from lib import ROOT, Netns, Synfin, by_socket, parse_records, require_root, run_peer
