@@ -2,6 +2,7 @@
 real kernel, make real connections (peer.py), and read what synfin printed."""
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -308,3 +309,11 @@ def time_wait_tuples(netns, port=None, family=None):
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     local = (line.split()[-2].rsplit(":", 1) for line in out.splitlines() if line.strip())
     return {(addr, int(lport)) for addr, lport in local}
+
+
+def nstat(netns, *names):
+    """The namespace's MIB counters by nstat name (absolute, zeros included, its history
+    file left alone)."""
+    out = subprocess.run(["ip", "netns", "exec", netns, "nstat", "-asz", *names],
+                         capture_output=True, text=True, check=True).stdout
+    return {n: int(re.search(rf"^{n}\s+(\d+)", out, re.M).group(1)) for n in names}

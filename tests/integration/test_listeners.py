@@ -1,12 +1,11 @@
 """Listener health: a listen(1) server that never accepts, and clients that keep knocking.
 The witness is the namespace's own MIB counters (nstat: ListenOverflows, ListenDrops) and
 the server's own backlog; synfin's listener table and its --stuck alarm must say the same."""
-import re
 import subprocess
 import sys
 import time
 
-from lib import Netns, Synfin, require_root
+from lib import Netns, Synfin, nstat, require_root
 
 CLIENTS = 6
 SERVER = r"""
@@ -32,12 +31,6 @@ for _ in range(n):
 print("connecting", flush=True)
 sys.stdin.readline()  # then every socket closes: no SYN is retransmitted after that
 """
-
-
-def nstat(ns, *names):
-    out = subprocess.run(["ip", "netns", "exec", ns, "nstat", "-asz", *names],
-                         capture_output=True, text=True, check=True).stdout
-    return {n: int(re.search(rf"{n}\s+(\d+)", out).group(1)) for n in names}
 
 
 def steady_nstat(ns, *names):

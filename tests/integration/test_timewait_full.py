@@ -4,10 +4,10 @@ lifecycle record must say so ("time_wait":"skipped", no TIME_WAIT among its stat
 as often as the kernel's own TcpExtTCPTimeWaitOverflow counter grew, and say "entered" for
 exactly the sockets `ss state time-wait` lists. Every one entered is followed to its end:
 deleting the namespace purges them, each with its time_wait_end."""
-import re
 import subprocess
 
-from lib import Netns, Synfin, conn_records, require_root, run_peer, time_wait_tuples
+from lib import (Netns, Synfin, conn_records, nstat, require_root, run_peer,
+                 time_wait_tuples)
 from test_features import require_feature
 
 BUCKETS = 5
@@ -15,10 +15,7 @@ CONNECTIONS = 12
 
 
 def overflows(netns):
-    out = subprocess.run(["ip", "netns", "exec", netns, "nstat", "-asz",
-                          "TcpExtTCPTimeWaitOverflow"], capture_output=True, text=True).stdout
-    m = re.search(r"TcpExtTCPTimeWaitOverflow\s+(\d+)", out)
-    return int(m.group(1)) if m else 0
+    return nstat(netns, "TcpExtTCPTimeWaitOverflow")["TcpExtTCPTimeWaitOverflow"]
 
 
 def test_full_time_wait_table_is_reported_as_the_kernel_counts_it():
