@@ -1,4 +1,5 @@
 """--summary: histograms and counts that add up to the connections really made."""
+import time
 
 from lib import Netns, Synfin, require_root, run_peer
 
@@ -55,6 +56,28 @@ def test_interval_prints_periodic_summaries():
     assert len(summ) >= 3, summ  # one a second, and one at exit
     assert sum(r["connections"] for r in summ) == 4
     assert all(900_000_000 <= r["interval_ns"] <= 1_500_000_000 for r in summ[:-1]), summ
+
+
+def test_each_periodic_summary_goes_out_when_its_interval_ends():
+    """To a file or pipe synfin writes in blocks, at most a second apart; a summary goes out
+    at once: its reader is waiting for it at the interval's end, not a second later."""
+    require_root()
+    seen = {}  # ts_ns of each summary -> when it was first in the file (CLOCK_MONOTONIC, as ts_ns)
+
+    def three_summaries(records):
+        now = time.monotonic_ns()
+        for r in records:
+            if r["type"] == "summary":
+                seen.setdefault(r["ts_ns"], now)
+        return len(seen) >= 3
+
+    with Netns() as ns:
+        tracer = Synfin("--netns", str(ns.inode), "--summary", "--interval", "1")
+        tracer.wait_for(three_summaries, what="three periodic summaries")
+        status, _, err = tracer.stop()
+    assert status == 0, err
+    late_ms = [(seen[ts] - ts) // 1_000_000 for ts in sorted(seen)]
+    assert all(0 <= ms < 500 for ms in late_ms), late_ms
 
 
 def test_text_summary_looks_like_bcc_histograms():

@@ -677,11 +677,15 @@ static void ss_tw_end(struct sink *s, const struct tw_entry *e, enum tw_end how,
 		summary_add_time_wait(&ss_of(s)->sum, (now_ns - e->entered_ns) / 1000);
 }
 
-/* Writes the interval that ends now and starts the next. */
+/*
+ * Writes the interval that ends now and starts the next. Out at once, not
+ * with the next block a pipe gets: its reader is waiting for it now.
+ */
 static void ss_write(struct summary_sink *ss, uint64_t now_ns)
 {
 	summary_write(&ss->sum, ss->listeners, ss->ob, ss->json, now_ns, now_ns - ss->last_ns);
 	ob_record_done(ss->ob);
+	ob_flush(ss->ob);
 	summary_reset(&ss->sum);
 	ss->last_ns = now_ns;
 	ss->next_ns = now_ns + ss->interval_ns;
