@@ -522,20 +522,24 @@ class ReaderProfile:
                 self.proc.kill()
                 self.proc.wait()
 
-    def top(self, keep, lines=15):
-        """The busiest symbols (self time) when keep, else None; the samples are removed."""
+    def discard(self):
+        """Removes the samples, unread."""
+        if self.path:
+            os.unlink(self.path)
+            self.path = None
+
+    def top(self, lines=15):
+        """The busiest symbols (self time), or None without samples; then removes them."""
         if not self.path:
             return None
         try:
-            if not keep:
-                return None
             done = subprocess.run(["perf", "report", "-i", self.path, "--stdio", "--no-children",
                                    "--sort", "sym", "-g", "none", "--percent-limit", "1"],
                                   capture_output=True, text=True, timeout=120)
             return [l.strip() for l in done.stdout.splitlines()
                     if l.strip() and not l.startswith("#")][:lines]
         finally:
-            os.unlink(self.path)
+            self.discard()
 
 
 def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
@@ -570,7 +574,7 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
         tracer.kill()
         if profile:
             profile.stop()
-            profile.top(False)
+            profile.discard()
         raise
     rc, err = tracer.stop()
     conns = load["connections"]
@@ -591,7 +595,11 @@ def run_in(spec, args, count, ns, out_path, bpf_stats, extra, end_tw):
                r"(\d+) TIME_WAIT connections not followed", err)),
            "stderr_summary": [l for l in err.splitlines() if l.strip() and READY not in l][:10]}
     # The stopped-reader row loses by design: its profile would say nothing.
-    res["profile"] = profile.top(bool(res["lost"]) and not spec.get("stop_reader"))
+    res["profile"] = None
+    if res["lost"] and not spec.get("stop_reader"):
+        res["profile"] = profile.top()
+    else:
+        profile.discard()
     if res["profile"]:
         log(f"{spec['name']} lost {res['lost']}: where synfin's time went "
             f"(perf, self): " + " | ".join(res["profile"]))
