@@ -1,14 +1,11 @@
 """The two twins of the state program, tp_btf and the classic tracepoint (which a kernel
 without tp_btf on this tracepoint gets), must give the same records, filters included."""
-import os
+from lib import (TWO_TRACERS_US, finish_waiting_peer, require_root, start_waiting_peer,
+                 synfin_programs_loaded)
 
-from lib import finish_waiting_peer, require_root, start_waiting_peer, synfin_programs_loaded
-
-# Each program stamps its own time, so durations may differ by the few microseconds
-# between the two programs' runs; in the TCG VM an interrupt between them has taken 9 ms.
+# Each program stamps its own time, so durations may differ by up to TWO_TRACERS_US.
 TIME_FIELDS = {"ts_ns", "duration_us", "handshake_us", "state_us", "teardown_us", "reset_at_us",
                "accept_wait_us"}
-TOLERANCE_US = 20000 if os.environ.get("VMTEST") else 2000
 
 SCENARIOS = [
     ("--scenario", "client-first", "--count", "3"),
@@ -36,7 +33,7 @@ def assert_close_in_time(key, field, a, b):
     elif a is None or b is None:
         assert a == b, (key, field, a, b)
     elif field != "ts_ns":
-        assert abs(a - b) <= TOLERANCE_US, (key, field, a, b)
+        assert abs(a - b) <= TWO_TRACERS_US, (key, field, a, b)
 
 
 def twins(tracer, *args):

@@ -13,7 +13,8 @@ import time
 
 import pytest
 
-from lib import Netns, Synfin, finish_waiting_peer, require_root, start_waiting_peer
+from lib import (TWO_TRACERS_US, Netns, Synfin, finish_waiting_peer, require_root,
+                 start_waiting_peer)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HOLDER_PEER = os.path.join(HERE, "holder_peer.py")
@@ -140,7 +141,7 @@ def assert_life_and_json_agree(json_records, life_records, port):
                      if k not in TIME_FIELDS and b[peer].get(k) != v} for peer in a}
     assert not any(differ.values()), differ
     for peer in a:
-        assert abs(a[peer]["ts_ns"] - b[peer]["ts_ns"]) < 1_000_000, (a[peer], b[peer])
+        assert abs(a[peer]["ts_ns"] - b[peer]["ts_ns"]) < TWO_TRACERS_US * 1000, (a[peer], b[peer])
 
 
 # --- nginx ---------------------------------------------------------------------------
