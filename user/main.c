@@ -60,12 +60,16 @@
 #define FLOW_IDLE_NS 10000000000ull
 /*
  * When a process that held tracked sockets exits, /proc is scanned for who
- * holds them now (a few ms). Bounded, so that a storm of exits cannot starve
- * the rings: past this many scans a second, the exit's sockets are named
- * from the last scan, the exited process excluded (counted, said at exit).
+ * holds them now (a few ms; more where a namespace holds many TIME_WAIT
+ * sockets, which its sock_diag dump walks past). Bounded, so that a storm of
+ * exits cannot starve the rings: past this many scans a second, or sooner
+ * after a scan than SCAN_SPACING times its duration (scans get a tenth of the
+ * reader's time at most), the exit's sockets are named from the last scan,
+ * the exited process excluded (counted, said at exit).
  */
 #define SCAN_WINDOW_NS 1000000000ull
 #define SCANS_PER_WINDOW 20
+#define SCAN_SPACING 9
 #define FLOW_TABLE_CAP 4096
 /* --stuck watches the states an application or a peer can leave a connection in. */
 #define STUCK_STATES ((1u << SF_TCP_CLOSE_WAIT) | (1u << SF_TCP_FIN_WAIT2) | (1u << SF_TCP_SYN_SENT))
@@ -88,7 +92,9 @@ struct app {
 	struct listener_table listeners; /* listening sockets' queues and drops (sock_diag) */
 	uint64_t scan_window_ns;  /* scans since then: at most SCANS_PER_WINDOW a window */
 	uint32_t scans_in_window;
+	uint64_t next_scan_ns;    /* none sooner: SCAN_SPACING times the last scan's duration */
 	uint64_t scans_skipped;   /* exits whose rescan the bound skipped */
+	int scan_fatal;           /* errno: a scan could not step back into our namespace */
 	uint16_t only_port;       /* -P or --sport: the listeners looked at */
 	uint32_t only_netns;      /* --netns: the namespace looked in */
 	uint64_t stuck_ns;        /* 0 = --stuck off */
@@ -320,7 +326,7 @@ static bool scan_allowed(struct app *app)
 		app->scan_window_ns = now;
 		app->scans_in_window = 0;
 	}
-	if (app->scans_in_window >= SCANS_PER_WINDOW)
+	if (app->scans_in_window >= SCANS_PER_WINDOW || now < app->next_scan_ns)
 		return false;
 	app->scans_in_window++;
 	return true;
@@ -329,12 +335,16 @@ static bool scan_allowed(struct app *app)
 static void rescan_holders(void *ctx, uint32_t exited_pid)
 {
 	struct app *app = ctx;
+	uint64_t start, end;
 
 	if (!scan_allowed(app)) {
 		app->scans_skipped++;
 		return;
 	}
-	procscan(&app->holders, "/proc", exited_pid);
+	start = now_ns();
+	procscan(&app->holders, "/proc", exited_pid, &app->scan_fatal);
+	end = now_ns();
+	app->next_scan_ns = end + SCAN_SPACING * (end - start);
 }
 
 static int on_event(void *ctx, void *data, size_t size)
@@ -615,6 +625,14 @@ static int poll_timeout_ms(const struct app *app, uint64_t now, uint64_t due)
 	return left_ms < (uint64_t)app->poll_ms ? (int)left_ms : app->poll_ms;
 }
 
+/* errno when a look into another namespace (TIME_WAIT, listeners, holders) left us stuck there. */
+static int netns_fatal(const struct app *app)
+{
+	if (tw_fatal(app->tw))
+		return tw_fatal(app->tw);
+	return app->listeners.fatal ? app->listeners.fatal : app->scan_fatal;
+}
+
 /* Until a signal, the deadline or a broken output; 0, or 1 when the ring could not be read. */
 static int trace_loop(struct app *app, uint64_t deadline_ns)
 {
@@ -640,9 +658,9 @@ static int trace_loop(struct app *app, uint64_t deadline_ns)
 			housekeeping(app, now);
 			next_housekeeping = now + HOUSEKEEPING_NS;
 		}
-		if (tw_fatal(app->tw)) {
+		if (netns_fatal(app)) {
 			fprintf(stderr, "synfin: cannot return to our own network namespace after "
-					"following TIME_WAIT in another: %s\n", strerror(tw_fatal(app->tw)));
+					"looking into another: %s\n", strerror(netns_fatal(app)));
 			return 1;
 		}
 		if (report_requested)
@@ -691,9 +709,10 @@ static void print_secondary_losses(struct app *app, const struct tracer_counts *
 				"those sockets may name their previous holder\n",
 			(unsigned long long)n->owner_lost);
 	if (app->scans_skipped)
-		fprintf(stderr, "synfin: %llu holder rescans skipped (over %d a second): those "
-				"sockets were named from the scan before\n",
-			(unsigned long long)app->scans_skipped, SCANS_PER_WINDOW);
+		fprintf(stderr, "synfin: %llu holder rescans skipped (over %d a second, or over "
+				"a tenth of the reader's time): those sockets were named from the "
+				"scan before\n", (unsigned long long)app->scans_skipped,
+			SCANS_PER_WINDOW);
 	if (n && n->drop_lost)
 		fprintf(stderr, "synfin: %llu drop records lost (ring buffer full)\n",
 			(unsigned long long)n->drop_lost);
@@ -842,7 +861,7 @@ static int start(struct app *app, const struct options *opts)
 	app->only_netns = opts->netns;
 
 	/* After attaching: a socket from before then is named by who holds it now. */
-	if (!err && procscan(&app->holders, "/proc", 0))
+	if (!err && procscan(&app->holders, "/proc", 0, &app->scan_fatal))
 		fprintf(stderr, "synfin: cannot read /proc (%s): sockets from before the start "
 				"name no holder\n", strerror(errno));
 	tracker_use_holders(app->tracker, &app->holders);

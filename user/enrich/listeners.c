@@ -211,41 +211,27 @@ void listeners_take_dump(struct listener_table *t, uint32_t netns, const void *b
 	}
 }
 
-static int request_listeners(int fd, uint8_t family)
-{
-	struct {
-		struct nlmsghdr nh;
-		struct inet_diag_req_v2 req;
-	} msg = { .nh = { .nlmsg_len = sizeof(msg), .nlmsg_type = SOCK_DIAG_BY_FAMILY,
-			  .nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP, .nlmsg_seq = 1 },
-		  .req = { .sdiag_family = family, .sdiag_protocol = IPPROTO_TCP,
-			   .idiag_ext = 1 << (INET_DIAG_SKMEMINFO - 1),
-			   .idiag_states = 1 << TCP_LISTEN_STATE } };
-	struct sockaddr_nl kernel = { .nl_family = AF_NETLINK };
+struct dump_args {
+	struct listener_table *t;
+	uint32_t netns;
+	uint64_t now_ns;
+};
 
-	return sendto(fd, &msg, sizeof(msg), 0, (struct sockaddr *)&kernel, sizeof(kernel)) < 0 ? -1 : 0;
+static void take_dump(void *ctx, const void *buf, size_t len)
+{
+	const struct dump_args *a = ctx;
+
+	listeners_take_dump(a->t, a->netns, buf, len, a->now_ns);
 }
 
 /* One family's listeners in the namespace fd belongs to; false if the dump failed. */
 static bool dump_family(struct listener_table *t, int fd, uint32_t netns, uint8_t family,
 			uint64_t now_ns)
 {
-	static char buf[32768];
+	struct dump_args a = { t, netns, now_ns };
 
-	if (request_listeners(fd, family))
-		return false;
-	for (;;) {
-		ssize_t n = recv(fd, buf, sizeof(buf), 0);
-
-		if (n <= 0)
-			return false;
-		size_t left = (size_t)n;
-
-		listeners_take_dump(t, netns, buf, (size_t)n, now_ns);
-		for (const struct nlmsghdr *h = (void *)buf; NLMSG_OK(h, left); h = NLMSG_NEXT(h, left))
-			if (h->nlmsg_type == NLMSG_DONE || h->nlmsg_type == NLMSG_ERROR)
-				return h->nlmsg_type == NLMSG_DONE;
-	}
+	return diag_dump(fd, family, 1 << TCP_LISTEN_STATE, 1 << (INET_DIAG_SKMEMINFO - 1),
+			 take_dump, &a);
 }
 
 static void mark_gone(struct listener_table *t, uint32_t netns)

@@ -7,6 +7,11 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include "netnsdiag.h"
 
 /* One socket descriptor one process holds. */
 struct fd_sock {
@@ -170,67 +175,68 @@ static const struct fd_sock *find_inode(const struct fd_socks *s, uint64_t ino)
 	return lo < s->n && s->v[lo].ino == ino ? &s->v[lo] : NULL;
 }
 
-/* "0100007F:1F90" (IPv4) or 32 hex digits (IPv6): each 32-bit word as the kernel stores it. */
-static int parse_endpoint(const char *text, uint8_t family, uint8_t *addr, uint16_t *port)
+/*
+ * The states a socket some process holds can be in: not TIME_WAIT or
+ * NEW_SYN_RECV, the kernel's mini-sockets, which no descriptor holds. A
+ * namespace's table can hold hundreds of thousands of those (a busy host's
+ * TIME_WAIT table full); its /proc/PID/net/tcp, formatted line by line and
+ * parsed back, cost the reader ~135 ms of kernel time per 100,000 and once,
+ * rescans following one another, most of a storm's records.
+ */
+#define HELD_STATES (0xfffu & ~(1u << 6 | 1u << 12))
+
+struct dump_ctx {
+	const struct fd_socks *socks;
+	struct holders *out;
+	uint32_t netns;
+};
+
+static void take_socket(const struct dump_ctx *d, const struct inet_diag_msg *m)
 {
-	int words = family == AF_INET6 ? 4 : 1;
+	const struct fd_sock *holder = m->idiag_inode ? find_inode(d->socks, m->idiag_inode) : NULL;
+	size_t addr_len = m->idiag_family == AF_INET ? 4 : 16;
+	struct held_socket h = { .netns = d->netns, .family = m->idiag_family,
+				 .state = m->idiag_state };
 
-	for (int i = 0; i < words; i++) {
-		char hex[9];
-		uint32_t w;
-
-		memcpy(hex, text + i * 8, 8);
-		hex[8] = 0;
-		w = (uint32_t)strtoul(hex, NULL, 16);
-		memcpy(addr + i * 4, &w, 4);
-	}
-	if (text[words * 8] != ':')
-		return -1;
-	*port = (uint16_t)strtoul(text + words * 8 + 1, NULL, 16);
-	return 0;
-}
-
-/* One line of /proc/net/tcp{,6}: "sl local rem st queues timer retr uid timeout inode ...". */
-static void take_line(const char *line, uint8_t family, uint32_t netns, const struct fd_socks *s,
-		      struct holders *out)
-{
-	char local[64], remote[64];
-	unsigned int state;
-	unsigned long long ino;
-	struct held_socket h = { .netns = netns, .family = family };
-	const struct fd_sock *holder;
-
-	if (sscanf(line, " %*s %63s %63s %x %*s %*s %*s %*s %*s %llu", local, remote, &state, &ino) != 4 ||
-	    !ino || !(holder = find_inode(s, ino)))
+	if (!holder)
 		return;
-	if (parse_endpoint(local, family, h.saddr, &h.sport) ||
-	    parse_endpoint(remote, family, h.daddr, &h.dport))
-		return;
-	h.state = (uint8_t)state;
+	memcpy(h.saddr, m->id.idiag_src, addr_len);
+	memcpy(h.daddr, m->id.idiag_dst, addr_len);
+	h.sport = ntohs(m->id.idiag_sport);
+	h.dport = ntohs(m->id.idiag_dport);
 	h.pid = holder->pid;
 	h.start_ticks = holder->start_ticks;
 	memcpy(h.comm, holder->comm, sizeof(h.comm));
-	holders_add(out, &h);
+	holders_add(d->out, &h);
 }
 
-static void read_tcp_table(const char *proc_root, uint32_t pid, const char *name, uint8_t family,
-			   uint32_t netns, const struct fd_socks *s, struct holders *out)
+static void take_sockets(void *ctx, const void *buf, size_t len)
 {
-	char path[PATH_MAX], line[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%u/net/%s", proc_root, pid, name);
-	f = fopen(path, "re");
-	if (!f)
-		return;
-	if (fgets(line, sizeof(line), f)) /* the header */
-		while (fgets(line, sizeof(line), f))
-			take_line(line, family, netns, s, out);
-	fclose(f);
+	for (const struct nlmsghdr *h = buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len))
+		if (diag_is_socket(h))
+			take_socket(ctx, NLMSG_DATA(h));
 }
 
-/* Each namespace's tables once, through the first process found in it. */
-static void read_tcp_tables(const char *proc_root, const struct fd_socks *s, struct holders *out)
+/* The namespace's TCP sockets through sock_diag, as `ss -p` lists them, via holder's namespace file. */
+static void read_tcp_table(const char *proc_root, const struct fd_sock *holder,
+			   const struct fd_socks *s, struct holders *out, int *fatal)
+{
+	struct dump_ctx d = { s, out, holder->netns };
+	char path[PATH_MAX];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%u/ns/net", proc_root, holder->pid);
+	fd = holder->netns == netns_inode("/proc/self/ns/net") ? diag_socket() :
+								   diag_socket_at(path, fatal);
+	if (fd < 0)
+		return;
+	diag_dump(fd, AF_UNSPEC, HELD_STATES, 0, take_sockets, &d);
+	close(fd);
+}
+
+/* Each namespace's table once, through the first process found in it. */
+static void read_tcp_tables(const char *proc_root, const struct fd_socks *s, struct holders *out,
+			    int *fatal)
 {
 	uint32_t done[256];
 	size_t ndone = 0;
@@ -244,12 +250,11 @@ static void read_tcp_tables(const char *proc_root, const struct fd_socks *s, str
 			continue;
 		if (ndone < sizeof(done) / sizeof(done[0]))
 			done[ndone++] = s->v[i].netns;
-		read_tcp_table(proc_root, s->v[i].pid, "tcp", AF_INET, s->v[i].netns, s, out);
-		read_tcp_table(proc_root, s->v[i].pid, "tcp6", AF_INET6, s->v[i].netns, s, out);
+		read_tcp_table(proc_root, &s->v[i], s, out, fatal);
 	}
 }
 
-int procscan(struct holders *out, const char *proc_root, uint32_t skip_pid)
+int procscan(struct holders *out, const char *proc_root, uint32_t skip_pid, int *fatal)
 {
 	struct fd_socks socks = { 0 };
 	int err = scan_processes(proc_root, skip_pid, &socks);
@@ -258,7 +263,7 @@ int procscan(struct holders *out, const char *proc_root, uint32_t skip_pid)
 	if (!err) {
 		if (socks.n) /* qsort() takes no NULL array, even empty */
 			qsort(socks.v, socks.n, sizeof(*socks.v), by_inode_then_age);
-		read_tcp_tables(proc_root, &socks, out);
+		read_tcp_tables(proc_root, &socks, out, fatal);
 		holders_sort(out);
 	}
 	free(socks.v);
