@@ -217,7 +217,7 @@ static void take_sockets(void *ctx, const void *buf, size_t len)
 			take_socket(ctx, NLMSG_DATA(h));
 }
 
-/* The namespace's TCP sockets through sock_diag, as `ss -p` lists them, via holder's namespace file. */
+/* holder's namespace's TCP sockets, through sock_diag as `ss -p` lists them. */
 static void read_tcp_table(const char *proc_root, const struct fd_sock *holder,
 			   const struct fd_socks *s, struct holders *out, int *fatal)
 {
