@@ -1,5 +1,4 @@
 #include "listeners.h"
-#include <errno.h>
 #include <fcntl.h>
 #include <stdlib.h>
 #include <linux/inet_diag.h>
@@ -204,8 +203,7 @@ void listeners_take_dump(struct listener_table *t, uint32_t netns, const void *b
 			 uint64_t now_ns)
 {
 	for (const struct nlmsghdr *h = buf; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-		if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-		    h->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+		if (!diag_is_socket(h))
 			continue;
 		take_listener(t, netns, NLMSG_DATA(h), h->nlmsg_len - NLMSG_HDRLEN, now_ns);
 	}

@@ -217,8 +217,9 @@ static void take_sockets(void *ctx, const void *buf, size_t len)
 			take_socket(ctx, NLMSG_DATA(h));
 }
 
-/* holder's namespace's TCP sockets, through sock_diag as `ss -p` lists them. */
-static void read_tcp_table(const char *proc_root, const struct fd_sock *holder,
+/* holder's namespace's TCP sockets, through sock_diag as `ss -p` lists them; false when the
+ * namespace could not be entered through holder (gone since its descriptors were read). */
+static bool read_tcp_table(const char *proc_root, const struct fd_sock *holder, uint32_t self_netns,
 			   const struct fd_socks *s, struct holders *out, int *fatal)
 {
 	struct dump_ctx d = { s, out, holder->netns };
@@ -226,32 +227,46 @@ static void read_tcp_table(const char *proc_root, const struct fd_sock *holder,
 	int fd;
 
 	snprintf(path, sizeof(path), "%s/%u/ns/net", proc_root, holder->pid);
-	fd = holder->netns == netns_inode("/proc/self/ns/net") ? diag_socket() :
-								   diag_socket_at(path, fatal);
+	fd = holder->netns == self_netns ? diag_socket() : diag_socket_at(path, fatal);
 	if (fd < 0)
-		return;
+		return false;
 	diag_dump(fd, AF_UNSPEC, HELD_STATES, 0, take_sockets, &d);
 	close(fd);
+	return true;
 }
 
-/* Each namespace's table once, through the first process found in it. */
-static void read_tcp_tables(const char *proc_root, const struct fd_socks *s, struct holders *out,
-			    int *fatal)
+static int by_netns(const void *a, const void *b)
 {
-	uint32_t done[256];
-	size_t ndone = 0;
+	const struct fd_sock *x = *(const struct fd_sock *const *)a;
+	const struct fd_sock *y = *(const struct fd_sock *const *)b;
 
-	for (size_t i = 0; i < s->n; i++) {
-		size_t j = 0;
+	return x->netns < y->netns ? -1 : x->netns > y->netns;
+}
 
-		while (j < ndone && done[j] != s->v[i].netns)
-			j++;
-		if (j < ndone)
-			continue;
-		if (ndone < sizeof(done) / sizeof(done[0]))
-			done[ndone++] = s->v[i].netns;
-		read_tcp_table(proc_root, &s->v[i], s, out, fatal);
+/* Each namespace's table once, through the first of its processes still there: however many
+ * namespaces (a container host has hundreds), no table is dumped twice. */
+static int read_tcp_tables(const char *proc_root, const struct fd_socks *s, struct holders *out,
+			   int *fatal)
+{
+	const struct fd_sock **by_ns = malloc((s->n ? s->n : 1) * sizeof(*by_ns));
+	uint32_t self_netns = netns_inode("/proc/self/ns/net");
+
+	if (!by_ns)
+		return -1;
+	for (size_t i = 0; i < s->n; i++)
+		by_ns[i] = &s->v[i];
+	if (s->n)
+		qsort(by_ns, s->n, sizeof(*by_ns), by_netns);
+	for (size_t i = 0, next; i < s->n; i = next) {
+		bool dumped = false;
+
+		for (next = i; next < s->n && by_ns[next]->netns == by_ns[i]->netns; next++)
+			if (!dumped && !*fatal)
+				dumped = read_tcp_table(proc_root, by_ns[next], self_netns, s, out,
+							fatal);
 	}
+	free(by_ns);
+	return 0;
 }
 
 int procscan(struct holders *out, const char *proc_root, uint32_t skip_pid, int *fatal)
@@ -263,7 +278,7 @@ int procscan(struct holders *out, const char *proc_root, uint32_t skip_pid, int 
 	if (!err) {
 		if (socks.n) /* qsort() takes no NULL array, even empty */
 			qsort(socks.v, socks.n, sizeof(*socks.v), by_inode_then_age);
-		read_tcp_tables(proc_root, &socks, out, fatal);
+		err = read_tcp_tables(proc_root, &socks, out, fatal);
 		holders_sort(out);
 	}
 	free(socks.v);

@@ -399,8 +399,7 @@ int tw_parse_reply(const void *buf, size_t len, struct tw_lookup *out)
 		out->found = err->error == -ENOENT ? 0 : -1;
 		return 0;
 	}
-	if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-	    nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+	if (!diag_is_socket(nh))
 		return -1;
 	const struct inet_diag_msg *msg = NLMSG_DATA(nh);
 
@@ -436,8 +435,7 @@ int tw_parse_dump(const void *buf, size_t len, void (*fn)(void *ctx, const struc
 			return -1;
 		if (nh->nlmsg_type == NLMSG_DONE)
 			return 1;
-		if (nh->nlmsg_type != SOCK_DIAG_BY_FAMILY ||
-		    nh->nlmsg_len < NLMSG_LENGTH(sizeof(struct inet_diag_msg)))
+		if (!diag_is_socket(nh))
 			return -1;
 		to_tw_socket(NLMSG_DATA(nh), &s);
 		fn(ctx, &s);
