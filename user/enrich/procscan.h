@@ -1,10 +1,11 @@
 /*
  * Every process's TCP sockets, found as `ss -p` finds them: /proc/PID/fd for
  * the socket inodes each process holds, a sock_diag dump of each network
- * namespace (through a process in it) for their tuples. Run at start and when
- * a process that held tracked sockets exits. The dump leaves TIME_WAIT out but
- * the kernel still walks past it: a scan costs milliseconds, about 12 more per
- * 60,000 TIME_WAIT sockets in the namespace (README: owners).
+ * namespace (through a process in it) for their tuples. Run at start, when a
+ * process that held tracked sockets exits and when a holder closes its copy of
+ * a shared one. The dump leaves TIME_WAIT out but the kernel still walks past
+ * it: a scan costs milliseconds, about 12 more per 60,000 TIME_WAIT sockets in
+ * the namespace (README: owners).
  */
 #ifndef SYNFIN_PROCSCAN_H
 #define SYNFIN_PROCSCAN_H
